@@ -1,0 +1,198 @@
+// msgpack encoding of frame 0 (and of plain sub-frames), built on @msgpack/msgpack.
+//
+// The hot path of dd is encoding small plain messages ({op, key, nbytes, ...}). To take
+// non-plain values out of band without a separate tree walk, the encoder below replaces the
+// library's value dispatch (`doEncode`) with one that writes plain values exactly as the library
+// would and hands every other value to an OutOfBandSink, writing the placeholder
+// {"__Serialized__": index} in its place. The encoding therefore stays a single pass.
+//
+// @msgpack/msgpack declares its encoder internals `private`, so the override is installed on
+// the prototype through the narrow `EncoderInternals` view below. The package version is
+// pinned by package.json (^3) and every behaviour relied on here is covered by tests.
+
+import { DecodeError, Decoder, Encoder } from '@msgpack/msgpack';
+import { DeserializationError, SerializationError } from './errors';
+
+/** Key of the single-entry map that stands in frame 0 for a value taken out of band. */
+export const PLACEHOLDER_KEY = '__Serialized__';
+
+/** Receives a value frame 0 cannot hold; returns the frame index of its sub-header. */
+export interface OutOfBandSink {
+  takeOutOfBand(value: unknown): number;
+}
+
+/** Deepest nesting of arrays and objects accepted when encoding (guards against cycles). */
+export const MAX_ENCODE_DEPTH = 512;
+
+// The members of @msgpack/msgpack's Encoder this module calls or replaces.
+interface EncoderInternals {
+  sink: OutOfBandSink | null;
+  doEncode(value: unknown, depth: number): void;
+  encodeNil(): void;
+  encodeBoolean(value: boolean): void;
+  encodeNumber(value: number): void;
+  encodeString(value: string): void;
+  encodeArray(value: readonly unknown[], depth: number): void;
+  encodeMap(value: Record<string, unknown>, depth: number): void;
+  writeU8(value: number): void;
+  writeF64(value: number): void;
+  ensureBufferSizeToWrite(size: number): void;
+}
+
+const objectPrototype = Object.prototype;
+const hasOwn = Object.hasOwn;
+
+/** True for objects that msgpack maps carry as they are: `{...}` literals and null-prototype objects. */
+export function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === objectPrototype || proto === null;
+}
+
+/**
+ * A msgpack encoder for dd messages. With a sink it takes non-plain values out of band; without
+ * one (`sink === null`) it accepts plain values only and throws NotPlainError otherwise.
+ */
+export class MessageEncoder extends Encoder {
+  sink: OutOfBandSink | null = null;
+
+  constructor() {
+    // No extension codec: non-plain values never reach the library's own dispatch.
+    super({ maxDepth: MAX_ENCODE_DEPTH, initialBufferSize: 1024 });
+  }
+
+  /** Encodes `value` into a fresh Uint8Array that the caller owns. */
+  encodeValue(value: unknown, sink: OutOfBandSink | null): Uint8Array {
+    this.sink = sink;
+    try {
+      return this.encode(value);
+    } finally {
+      this.sink = null;
+    }
+  }
+}
+
+/** Thrown by a MessageEncoder without sink when it meets a value that is not plain msgpack. */
+export class NotPlainError extends SerializationError {
+  override readonly code: string = 'DD_ERR_NOT_PLAIN';
+}
+
+function writePlaceholder(encoder: EncoderInternals, index: number): void {
+  encoder.writeU8(0x81); // fixmap with one entry
+  encoder.encodeString(PLACEHOLDER_KEY);
+  encoder.encodeNumber(index);
+}
+
+function takeOutOfBand(encoder: EncoderInternals, value: unknown): void {
+  const sink = encoder.sink;
+  if (sink === null) {
+    throw new NotPlainError(`not plain msgpack data: ${describeValue(value)}`);
+  }
+  writePlaceholder(encoder, sink.takeOutOfBand(value));
+}
+
+// Replaces Encoder#doEncode. Order of checks follows the frequency of types in dd messages.
+(MessageEncoder.prototype as unknown as EncoderInternals).doEncode = function doEncode(
+  this: EncoderInternals,
+  value: unknown,
+  depth: number,
+): void {
+  if (depth > MAX_ENCODE_DEPTH) {
+    throw new SerializationError(`message nested deeper than ${MAX_ENCODE_DEPTH} levels (a cycle?)`);
+  }
+  switch (typeof value) {
+    case 'string':
+      this.encodeString(value);
+      return;
+    case 'number':
+      // msgpack integers have no negative zero; -0 travels as float64 so it comes back as -0.
+      if (value === 0 && 1 / value < 0) {
+        this.ensureBufferSizeToWrite(9);
+        this.writeU8(0xcb);
+        this.writeF64(value);
+      } else {
+        this.encodeNumber(value);
+      }
+      return;
+    case 'boolean':
+      this.encodeBoolean(value);
+      return;
+    case 'object':
+      if (value === null) {
+        this.encodeNil();
+      } else if (Array.isArray(value)) {
+        this.encodeArray(value, depth);
+      } else if (isPlainObject(value)) {
+        if (hasOwn(value, PLACEHOLDER_KEY)) {
+          throw new SerializationError(`the key ${JSON.stringify(PLACEHOLDER_KEY)} is reserved by the dd protocol`);
+        }
+        this.encodeMap(value as Record<string, unknown>, depth);
+      } else {
+        takeOutOfBand(this, value);
+      }
+      return;
+    default:
+      // undefined, bigint, function, symbol
+      takeOutOfBand(this, value);
+  }
+};
+
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') {
+    const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object without constructor';
+  }
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  return typeof value;
+}
+
+// Encoders are stateful, and serializers encode nested messages while an outer encoding is in
+// progress, so encoders come from a small free list: one per nesting level in practice.
+const freeEncoders: MessageEncoder[] = [];
+
+export function acquireEncoder(): MessageEncoder {
+  return freeEncoders.pop() ?? new MessageEncoder();
+}
+
+export function releaseEncoder(encoder: MessageEncoder): void {
+  if (freeEncoders.length < 8) freeEncoders.push(encoder);
+}
+
+/** msgpack of plain data (no out-of-band values); throws NotPlainError otherwise. */
+export function encodePlain(value: unknown): Uint8Array {
+  const encoder = acquireEncoder();
+  try {
+    return encoder.encodeValue(value, null);
+  } finally {
+    releaseEncoder(encoder);
+  }
+}
+
+interface DecoderLimits {
+  maxArrayLength: number;
+  maxMapLength: number;
+}
+
+const freeDecoders: Decoder[] = [];
+
+/**
+ * Decodes one msgpack value that must fill `bytes` exactly. Any failure (truncation, bad type
+ * byte, trailing bytes, bad map key) becomes a DeserializationError naming `what`.
+ */
+export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
+  const decoder = freeDecoders.pop() ?? new Decoder();
+  // Every array element and map entry takes at least one byte, so no honest length exceeds the
+  // frame size; capping here stops a peer from making the decoder pre-size a huge array.
+  const limits = decoder as unknown as DecoderLimits;
+  limits.maxArrayLength = bytes.byteLength;
+  limits.maxMapLength = bytes.byteLength;
+  try {
+    return decoder.decode(bytes);
+  } catch (error) {
+    // DecodeError for bad type bytes, RangeError for truncation or trailing bytes.
+    const reason = error instanceof DecodeError || error instanceof Error ? error.message : String(error);
+    throw new DeserializationError(`${what} is not valid msgpack: ${reason}`, { cause: error });
+  } finally {
+    if (freeDecoders.length < 8) freeDecoders.push(decoder);
+  }
+}
