@@ -36,3 +36,5 @@ export {
   MAX_COMPRESSED_RATIO,
   type CompressionCodec,
 } from './compression';
+export * from './messages';
+export * from './task-spec';
