@@ -38,3 +38,4 @@ export {
 } from './compression';
 export * from './messages';
 export * from './task-spec';
+export * from './units';
