@@ -39,3 +39,5 @@ export {
 export * from './messages';
 export * from './task-spec';
 export * from './units';
+
+export { tokenize, keyFor, canonicalText } from './tokenize';
