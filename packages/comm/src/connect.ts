@@ -1,0 +1,111 @@
+// connect(): open a comm to an address, retrying transient failures with exponential backoff
+// and jitter until the deadline, then run the handshake. listen(): a listener whose accepted
+// comms are handshaken (and admission-checked) before they reach the handler.
+
+import { ProtocolError } from '@dd/protocol';
+import { parseAddress } from './addressing';
+import type { Comm, CommHandler, ConfigurableComm, ConnectOptions, ListenOptions, Listener } from './comm';
+import { CommClosedError, ConnectionLimitError, TimeoutError, TlsError, isRetryableNetworkError, isTlsFailure } from './errors';
+import { makeHandshake, performHandshake } from './handshake';
+import { getBackend } from './registry';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const FIRST_BACKOFF_MS = 5;
+const MAX_BACKOFF_MS = 1000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Failures worth another attempt: the peer is not (yet) there, or is momentarily full. */
+function isRetryable(err: unknown): boolean {
+  if (isTlsFailure(err)) return false;
+  return isRetryableNetworkError(err) || err instanceof ConnectionLimitError || err instanceof CommClosedError;
+}
+
+export async function connect(address: string, options: ConnectOptions = {}): Promise<Comm> {
+  const [scheme, location] = parseAddress(address);
+  const backend = getBackend(scheme);
+  const timeout = options.timeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const deadline = Date.now() + timeout;
+  let backoff = FIRST_BACKOFF_MS;
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    const remaining = Math.max(1, deadline - Date.now());
+    let comm: ConfigurableComm | undefined;
+    try {
+      comm = await backend.connect(location, { ...options, attemptTimeout: remaining });
+      await performHandshake(comm, { compression: options.compression, timeoutMs: Math.max(1, deadline - Date.now()) });
+      return comm;
+    } catch (err) {
+      comm?.abort();
+      if (isTlsFailure(err)) {
+        throw err instanceof TlsError ? err : new TlsError(`TLS connection to ${address} failed: ${(err as Error).message}`, { cause: err });
+      }
+      if (err instanceof ProtocolError || !isRetryable(err)) throw err;
+      // Full jitter on an exponential backoff: concurrent clients of a restarting server do not retry in lockstep.
+      const wait = Math.random() * backoff;
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      if (err instanceof TimeoutError || Date.now() + wait >= deadline) {
+        throw new TimeoutError(
+          `timed out after ${timeout} ms trying to connect to ${address} (${attempts} attempts; last error: ${(err as Error).message})`,
+          { cause: err },
+        );
+      }
+      await sleep(wait);
+    }
+  }
+}
+
+/**
+ * A listener on `address` (port 0 picks a free port). Each accepted connection is admitted (or
+ * refused in its handshake) and handshaken before `handler` gets it; connections that fail the
+ * handshake are closed and reported through `onHandshakeError`, never thrown.
+ */
+export function listen(address: string, handler: CommHandler, options: ListenOptions = {}): Listener {
+  const [scheme, location] = parseAddress(address);
+  const backend = getBackend(scheme);
+  const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const report = (err: Error, peer: string): void => {
+    try {
+      options.onHandshakeError?.(err, peer);
+    } catch {
+      // Reporting must not break accepting.
+    }
+  };
+  const onRawComm = (comm: ConfigurableComm): void => {
+    let refusal = comm.refusal;
+    if (refusal === undefined) {
+      const reason = options.admit?.(comm);
+      if (reason !== undefined) refusal = { code: 'DD_ERR_CONNECTION_LIMIT', reason };
+    }
+    if (refusal !== undefined) {
+      // Say why, then hang up: the client's connect() fails with a clear error (and backs off
+      // and retries if the refusal is a transient one like the connection limit).
+      comm.write(makeHandshake(options.compression, refusal)).then(
+        () => comm.close(),
+        () => comm.abort(),
+      );
+      const message = `refused ${comm.peerAddress}: ${refusal.reason}`;
+      report(refusal.code === 'DD_ERR_TLS' ? new TlsError(message) : new ConnectionLimitError(message), comm.peerAddress);
+      return;
+    }
+    performHandshake(comm, { compression: options.compression, timeoutMs: handshakeTimeout }).then(
+      () => {
+        try {
+          handler(comm);
+        } catch (err) {
+          report(err as Error, comm.peerAddress);
+          comm.abort();
+        }
+      },
+      (err: Error) => {
+        comm.abort();
+        report(err, comm.peerAddress);
+      },
+    );
+  };
+  return backend.createListener(location, onRawComm, options);
+}

@@ -1,0 +1,101 @@
+// The first message each way on every connection. Both sides write theirs and then read the
+// peer's (so neither waits on the other), check the protocol version, and agree compression:
+// lz4 when both offer it. A listener that refuses a connection (connection limit) says so in
+// its handshake and closes.
+
+import { ProtocolError } from '@dd/protocol';
+import type { Compression, ConfigurableComm, PeerInfo, Refusal } from './comm';
+import { ConnectionLimitError, TimeoutError, TlsError } from './errors';
+
+export const PROTOCOL_VERSION = 1;
+export const DD_VERSION = '0.1.0';
+export const DEFAULT_COMPRESSION_OFFER: readonly string[] = ['lz4'];
+
+export interface HandshakeMessage {
+  op: 'handshake';
+  versions: { protocol: number; dd: string };
+  compression: string[];
+  /** Set by a listener that will not serve this connection; the reason for the refusal. */
+  refused?: string;
+  /** Error code of the refusal (DD_ERR_CONNECTION_LIMIT when absent). */
+  refusedCode?: string;
+}
+
+export function makeHandshake(compression: readonly string[] | undefined, refused?: Refusal): HandshakeMessage {
+  const msg: HandshakeMessage = {
+    op: 'handshake',
+    versions: { protocol: PROTOCOL_VERSION, dd: DD_VERSION },
+    compression: [...(compression ?? DEFAULT_COMPRESSION_OFFER)],
+  };
+  if (refused !== undefined) {
+    msg.refused = refused.reason;
+    msg.refusedCode = refused.code;
+  }
+  return msg;
+}
+
+/** Validates the peer's handshake; throws ProtocolError (or ConnectionLimitError for a refusal). */
+export function checkPeerHandshake(msg: unknown, peerAddress: string): PeerInfo & { refused?: string } {
+  const m = msg as Partial<HandshakeMessage> | null;
+  if (typeof m !== 'object' || m === null || m.op !== 'handshake' || typeof m.versions !== 'object' || m.versions === null) {
+    throw new ProtocolError(`peer ${peerAddress} did not start with a dd handshake (is it a dd endpoint?)`);
+  }
+  const protocol = m.versions.protocol;
+  if (protocol !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `peer ${peerAddress} speaks dd protocol version ${String(protocol)} (dd ${String(m.versions.dd)}), ` +
+        `this process speaks version ${PROTOCOL_VERSION} (dd ${DD_VERSION}); upgrade one side`,
+    );
+  }
+  if (typeof m.refused === 'string') {
+    const message = `${peerAddress} refused the connection: ${m.refused}`;
+    throw m.refusedCode === 'DD_ERR_TLS' ? new TlsError(message) : new ConnectionLimitError(message);
+  }
+  return {
+    protocol,
+    dd: typeof m.versions.dd === 'string' ? m.versions.dd : '?',
+    compression: Array.isArray(m.compression) ? m.compression.filter((c): c is string => typeof c === 'string') : [],
+  };
+}
+
+export function agreeCompression(ours: readonly string[] | undefined, theirs: readonly string[]): Compression {
+  const offered = ours ?? DEFAULT_COMPRESSION_OFFER;
+  return offered.includes('lz4') && theirs.includes('lz4') ? 'lz4' : null;
+}
+
+/** Reads with a time bound; on timeout the comm is aborted (so the read settles too). */
+export function readWithTimeout(comm: ConfigurableComm, timeoutMs: number, what: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new TimeoutError(`${what}: no reply from ${comm.peerAddress} within ${timeoutMs} ms`));
+      comm.abort();
+    }, timeoutMs);
+    comm.read().then(
+      (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * Runs the handshake on a fresh comm and configures it. Inproc comms (no serialization) still
+ * exchange handshakes, so version checks and refusals work the same everywhere.
+ */
+export async function performHandshake(
+  comm: ConfigurableComm,
+  options: { compression?: readonly string[] | undefined; timeoutMs: number },
+): Promise<PeerInfo> {
+  await comm.write(makeHandshake(options.compression));
+  const reply = await readWithTimeout(comm, options.timeoutMs, 'handshake');
+  const info = checkPeerHandshake(reply, comm.peerAddress);
+  comm.setPeerInfo(info);
+  comm.setCompression(agreeCompression(options.compression, info.compression));
+  return info;
+}
+

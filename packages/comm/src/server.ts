@@ -1,0 +1,312 @@
+// Server: the request/response loop of the reference's handle_comm. A connection carries a
+// sequence of requests {op, ...args}; each is dispatched to handlers[op] and answered with
+// {status: 'OK', result} or {status: 'error', error} unless the handler returns NO_REPLY (or
+// the request says reply: false). One request is handled at a time per connection; clients get
+// concurrency by opening more connections (see pool.ts). A handler may take the connection over
+// for a long-lived stream with server.handleStream(ctx.comm).
+
+import type { Comm, CommOptions, Listener } from './comm';
+import { listen } from './connect';
+import { BadRequestError, CommClosedError, UnknownOpError, errorToWire, type WireError } from './errors';
+import { consoleLogger, type Logger } from './logger';
+import { unparseHostPort } from './addressing';
+
+/** Return this from a handler to send no reply (the handler wrote on ctx.comm itself, or took it over). */
+export const NO_REPLY: unique symbol = Symbol.for('dd.comm.no-reply') as never;
+
+export interface HandlerContext {
+  comm: Comm;
+  server: Server;
+  peerAddress: string;
+}
+
+// Handlers receive the whole request (op included); typing its fields is the handler's business.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Handler = (msg: any, ctx: HandlerContext) => unknown;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type StreamHandler = (msg: any, ctx: HandlerContext) => void | Promise<void>;
+
+export type Reply = { status: 'OK'; result: unknown } | { status: 'error'; error: WireError };
+
+export interface ServerOptions extends CommOptions {
+  handlers?: Record<string, Handler>;
+  streamHandlers?: Record<string, StreamHandler>;
+  /** Most connections served at once; more are refused in their handshake (default 512). */
+  connectionLimit?: number;
+  name?: string;
+  logger?: Logger;
+  handshakeTimeout?: number;
+  /** How long close() waits for in-flight handlers before aborting their comms (default 5000 ms). */
+  closeTimeout?: number;
+}
+
+export type ListenTarget = string | number | { port?: number; host?: string; scheme?: string };
+
+export interface HandleStreamOptions {
+  onClose?: () => void;
+}
+
+const DEFAULT_CONNECTION_LIMIT = 512;
+const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+
+interface Connection {
+  comm: Comm;
+  ctx: HandlerContext;
+  /** True while a request handler runs (close() lets it finish and reply). */
+  busy: boolean;
+  /** Resolves when the connection's loop has ended. */
+  done: Promise<void>;
+}
+
+export class Server {
+  readonly name: string;
+  readonly logger: Logger;
+  private readonly handlers: Map<string, Handler>;
+  private readonly streamHandlers: Map<string, StreamHandler>;
+  private readonly connectionLimit: number;
+  private readonly options: ServerOptions;
+  private readonly listeners: Listener[] = [];
+  private readonly connections = new Set<Connection>();
+  /** Comms handed to handleStream (closed by close(), which ends their loops). */
+  private readonly streams = new Set<Comm>();
+  /** Comms admitted (handshaking or served); bounded by connectionLimit. */
+  private admitted = 0;
+  private closing = false;
+  private closedPromise: Promise<void> | undefined;
+
+  constructor(options: ServerOptions = {}) {
+    this.options = options;
+    this.name = options.name ?? 'dd-server';
+    this.logger = options.logger ?? consoleLogger(this.name);
+    // Maps, not the options objects: an op like "constructor" or "__proto__" must not find Object.prototype members.
+    this.handlers = new Map(Object.entries(options.handlers ?? {}));
+    this.streamHandlers = new Map(Object.entries(options.streamHandlers ?? {}));
+    this.connectionLimit = options.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
+  }
+
+  /** Adds or replaces a request handler. */
+  addHandler(op: string, handler: Handler): void {
+    this.handlers.set(op, handler);
+  }
+
+  addStreamHandler(op: string, handler: StreamHandler): void {
+    this.streamHandlers.set(op, handler);
+  }
+
+  /** Starts listening; a number or {port, host} means tcp. Port 0 picks a free port. */
+  async listen(target: ListenTarget = 0): Promise<Listener> {
+    if (this.closing) throw new CommClosedError(`server ${this.name} is closed`);
+    const address = typeof target === 'string' ? target
+      : typeof target === 'number' ? `tcp://${unparseHostPort('', target)}`
+      : `${target.scheme ?? 'tcp'}://${unparseHostPort(target.host ?? '', target.port ?? 0)}`;
+    const listener = listen(address, (comm) => this.handleComm(comm), {
+      ...this.options,
+      admit: (comm) => this.admit(comm),
+      onHandshakeError: (err, peer) => this.logger.debug(`connection from ${peer} failed before being served: ${err.message}`),
+    });
+    await listener.start();
+    this.listeners.push(listener);
+    return listener;
+  }
+
+  /** The contact address of the first listener. */
+  get address(): string {
+    const first = this.listeners[0];
+    if (first === undefined) throw new CommClosedError(`server ${this.name} is not listening`);
+    return first.contactAddress;
+  }
+
+  get listenAddress(): string {
+    const first = this.listeners[0];
+    if (first === undefined) throw new CommClosedError(`server ${this.name} is not listening`);
+    return first.listenAddress;
+  }
+
+  /** Connections currently served (handshake done). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private admit(comm: Comm): string | undefined {
+    if (this.closing) return `server ${this.name} is closing`;
+    if (this.admitted >= this.connectionLimit) {
+      return `server ${this.name} is at its connection limit of ${this.connectionLimit}`;
+    }
+    this.admitted++;
+    comm.onClose(() => this.admitted--);
+    return undefined;
+  }
+
+  /** Serves one handshaken comm until it closes. */
+  handleComm(comm: Comm): void {
+    if (this.closing) {
+      comm.abort();
+      return;
+    }
+    const conn: Connection = {
+      comm,
+      ctx: { comm, server: this, peerAddress: comm.peerAddress },
+      busy: false,
+      done: undefined as unknown as Promise<void>,
+    };
+    this.connections.add(conn);
+    conn.done = this.serve(conn).then(
+      // Graceful close: a reply written just before must still reach the peer.
+      () => comm.close(),
+      (err: unknown) => {
+        this.logger.error(`connection from ${comm.peerAddress} failed`, err);
+        comm.abort();
+      },
+    ).finally(() => this.connections.delete(conn));
+  }
+
+  private async serve(conn: Connection): Promise<void> {
+    const { comm, ctx } = conn;
+    while (!comm.closed && !this.closing) {
+      let msg: unknown;
+      try {
+        msg = await comm.read();
+      } catch (err) {
+        if (!(err instanceof CommClosedError)) {
+          this.logger.warn(`closing connection from ${comm.peerAddress}: ${(err as Error).message}`);
+        }
+        return;
+      }
+      conn.busy = true;
+      try {
+        const reply = await this.dispatch(msg, conn);
+        if (reply !== undefined && !comm.closed) {
+          try {
+            await comm.write(reply);
+          } catch (err) {
+            if (comm.closed) return;
+            // The result could not be serialized: nothing was written, so an error reply still can be.
+            await comm.write(errorReply(err)).catch(() => comm.abort());
+          }
+        }
+      } finally {
+        conn.busy = false;
+      }
+      if ((msg as { close?: unknown }).close === true) {
+        await comm.close();
+        return;
+      }
+    }
+  }
+
+  /** Runs one request; returns the reply to send, or undefined for none. */
+  private async dispatch(msg: unknown, conn: Connection): Promise<Reply | undefined> {
+    if (typeof msg !== 'object' || msg === null || typeof (msg as { op?: unknown }).op !== 'string') {
+      return errorReply(new BadRequestError(`a request must be an object with a string "op", got ${describe(msg)}`));
+    }
+    const op = (msg as { op: string }).op;
+    const handler = this.handlers.get(op);
+    if (handler === undefined) {
+      return errorReply(new UnknownOpError(op, [...this.handlers.keys()]));
+    }
+    let reply: Reply | undefined;
+    try {
+      let result = handler(msg, conn.ctx);
+      if (isThenable(result)) result = await result;
+      reply = result === NO_REPLY ? undefined : { status: 'OK', result };
+    } catch (err) {
+      reply = errorReply(err);
+    }
+    return (msg as { reply?: unknown }).reply === false ? undefined : reply;
+  }
+
+  /**
+   * Reads stream messages from `comm` until it closes, dispatching each to
+   * streamHandlers[msg.op]. A wire message is one {op, ...} or an array of them (BatchedSend).
+   * Unknown ops and handler failures are logged and skipped; they do not end the stream.
+   */
+  async handleStream(comm: Comm, options: HandleStreamOptions = {}): Promise<void> {
+    const ctx: HandlerContext = { comm, server: this, peerAddress: comm.peerAddress };
+    this.streams.add(comm);
+    if (this.closing) comm.abort();
+    try {
+      for (;;) {
+        let msgs: unknown;
+        try {
+          msgs = await comm.read();
+        } catch (err) {
+          if (!(err instanceof CommClosedError)) {
+            this.logger.warn(`stream from ${comm.peerAddress} ended: ${(err as Error).message}`);
+          }
+          return;
+        }
+        if (Array.isArray(msgs)) {
+          for (let i = 0; i < msgs.length; i++) this.dispatchStream(msgs[i], ctx);
+        } else {
+          this.dispatchStream(msgs, ctx);
+        }
+      }
+    } finally {
+      this.streams.delete(comm);
+      try {
+        options.onClose?.();
+      } catch (err) {
+        this.logger.error(`onClose of stream from ${comm.peerAddress} failed`, err);
+      }
+    }
+  }
+
+  private dispatchStream(msg: unknown, ctx: HandlerContext): void {
+    const op = typeof msg === 'object' && msg !== null ? (msg as { op?: unknown }).op : undefined;
+    const handler = typeof op === 'string' ? this.streamHandlers.get(op) : undefined;
+    if (handler === undefined) {
+      this.logger.warn(`ignoring stream message with unknown op ${describe(op)} from ${ctx.peerAddress}; known: ${[...this.streamHandlers.keys()].join(', ')}`);
+      return;
+    }
+    try {
+      // Stream handlers are not awaited (ordering is by dispatch); an async one's failure is logged.
+      const result = handler(msg, ctx);
+      if (isThenable(result)) {
+        result.then(undefined, (err: unknown) => this.logger.error(`stream handler ${String(op)} failed`, err));
+      }
+    } catch (err) {
+      this.logger.error(`stream handler ${String(op)} failed`, err);
+    }
+  }
+
+  /**
+   * Stops listening, closes idle and streaming connections, lets in-flight request handlers
+   * finish and reply (up to closeTimeout), then aborts whatever is left.
+   */
+  close(): Promise<void> {
+    this.closedPromise ??= this.doClose();
+    return this.closedPromise;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.listeners.map((l) => l.stop()));
+    for (const comm of this.streams) comm.abort();
+    for (const conn of this.connections) {
+      if (!conn.busy) conn.comm.abort();
+    }
+    const all = Promise.all([...this.connections].map((c) => c.done));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT_MS);
+    });
+    await Promise.race([all, bound]);
+    clearTimeout(timer);
+    for (const conn of this.connections) conn.comm.abort();
+  }
+}
+
+export function errorReply(err: unknown): Reply {
+  return { status: 'error', error: errorToWire(err) };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  return typeof value;
+}

@@ -1,0 +1,148 @@
+// A Comm over a byte stream (net.Socket for tcp://, tls.TLSSocket for tls://). Reads feed an
+// incremental FrameDecoder; writes send the prelude and the frames with one gathered write.
+
+import type { Socket } from 'node:net';
+import { FrameDecoder, ProtocolError, encodePrelude, packFrames, type DecodeOptions, type FrameLimits } from '@dd/protocol';
+import { BaseComm, RESOLVED } from '../base-comm';
+import { decodeFrames, encodeFrames, framesByteLength } from '../codec';
+
+/**
+ * Messages below this size are packed into one buffer (one small copy, one write call), which
+ * is cheaper than a gathered write of several tiny chunks; larger ones are written frame by
+ * frame under cork() so big payloads are never copied.
+ */
+const PACK_BELOW_BYTES = 64 * 1024;
+
+/** How long a graceful close waits for the peer to finish before destroying the socket. */
+const CLOSE_GRACE_MS = 2000;
+
+export class StreamComm extends BaseComm {
+  private readonly decoder: FrameDecoder;
+  private readonly decodeOptions: DecodeOptions | undefined;
+  private drainWait: Promise<void> | undefined;
+  private socketError: Error | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    localAddress: string,
+    peerAddress: string,
+    limits: Partial<FrameLimits> | undefined,
+  ) {
+    super(localAddress, peerAddress);
+    this.decoder = new FrameDecoder(limits);
+    this.decodeOptions = limits === undefined ? undefined : { ...limits };
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => {
+      this.socketError ??= err;
+    });
+    socket.on('close', () => this.onSocketClose());
+  }
+
+  private onData(chunk: Buffer): void {
+    let messages: Uint8Array[][];
+    try {
+      // A plain Uint8Array view, not a Buffer: protocol code may rely on Uint8Array semantics
+      // (Buffer#slice does not copy), and it is runtime-neutral by design.
+      messages = this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    for (let i = 0; i < messages.length; i++) {
+      let msg: unknown;
+      try {
+        msg = decodeFrames(messages[i]!, this.decodeOptions);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      this.deliver(msg);
+      if (this.closed) return;
+    }
+  }
+
+  private onSocketClose(): void {
+    let error = this.socketError;
+    if (error === undefined && this.decoder.bufferedBytes > 0) {
+      error = new ProtocolError(
+        `connection from ${this.peerAddress} closed in the middle of a message (${this.decoder.bufferedBytes} bytes of it received)`,
+      );
+    }
+    this.markClosed(error, true);
+  }
+
+  protected override pauseTransport(): void {
+    this.socket.pause();
+  }
+
+  protected override resumeTransport(): void {
+    this.socket.resume();
+  }
+
+  write(msg: unknown): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    let frames: Uint8Array[];
+    try {
+      frames = encodeFrames(msg, this.compression);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const socket = this.socket;
+    let flushed: boolean;
+    if (framesByteLength(frames) < PACK_BELOW_BYTES) {
+      flushed = socket.write(packFrames(frames));
+    } else {
+      socket.cork();
+      socket.write(encodePrelude(frames));
+      for (let i = 0; i < frames.length; i++) socket.write(frames[i]!);
+      // uncork() performs one writev of everything written while corked.
+      socket.uncork();
+      flushed = !socket.writableNeedDrain;
+    }
+    return flushed ? RESOLVED : this.waitForDrain();
+  }
+
+  private waitForDrain(): Promise<void> {
+    this.drainWait ??= new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        this.socket.off('drain', onDrain);
+        this.socket.off('close', onClose);
+        this.drainWait = undefined;
+      };
+      const onDrain = (): void => {
+        done();
+        resolve();
+      };
+      const onClose = (): void => {
+        done();
+        reject(this.closedError());
+      };
+      this.socket.on('drain', onDrain);
+      this.socket.on('close', onClose);
+    });
+    return this.drainWait;
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return RESOLVED;
+    this.markClosed(undefined, false);
+    const socket = this.socket;
+    if (socket.destroyed) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // end() flushes what is buffered, then sends FIN; the peer's FIN completes the close.
+      socket.end();
+    });
+  }
+
+  abort(): void {
+    this.markClosed(undefined, false);
+    this.socket.destroy();
+  }
+}
+

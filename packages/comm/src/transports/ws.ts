@@ -1,0 +1,222 @@
+// ws:// and wss:// — WebSocket transport (the `ws` package), for peers behind HTTP proxies and
+// for browser clients. Framing: one binary WebSocket message per dd message, holding the packed
+// dd frames (prelude + frames). Large messages are sent as WebSocket fragments (prelude, then
+// each frame) so payloads are not copied into one buffer; the receiver gets them reassembled.
+
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { DEFAULT_FRAME_LIMITS, ProtocolError, encodePrelude, packFrames, unpackFrames, type FrameLimits } from '@dd/protocol';
+import { BaseComm, RESOLVED } from '../base-comm';
+import { decodeFrames, encodeFrames, framesByteLength } from '../codec';
+import type { ConfigurableComm, ListenOptions, Listener } from '../comm';
+import { unparseAddress, unparseHostPort } from '../addressing';
+import type { Backend, BackendConnectOptions } from '../registry';
+import { IpListener, codedError, hostPortForConnect, ipAddressing } from './ip';
+import { clientTlsOptions, requireTlsMaterial, serverTlsOptions, unauthorizedReason } from './tls';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { TlsError } from '../errors';
+
+/** Header carrying the reason a wss:// upgrade was refused. */
+const REFUSAL_HEADER = 'x-dd-refused';
+
+const PACK_BELOW_BYTES = 64 * 1024;
+/** Bytes queued in ws (sender queue + socket buffer) above which write() waits for them to be written. */
+const WRITE_HIGH_WATER = 1024 * 1024;
+const CLOSE_GRACE_MS = 2000;
+
+/** A plain Uint8Array view of what ws delivered (see StreamComm.onData for why not a Buffer). */
+function toBytes(data: RawData): Uint8Array {
+  const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export class WsComm extends BaseComm {
+  private readonly limits: Partial<FrameLimits> | undefined;
+
+  constructor(private readonly ws: WebSocket, localAddress: string, peerAddress: string, limits: Partial<FrameLimits> | undefined) {
+    super(localAddress, peerAddress);
+    this.limits = limits;
+    let socketError: Error | undefined;
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('error', (err) => {
+      socketError ??= err;
+    });
+    ws.on('close', () => this.markClosed(socketError, true));
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    let msg: unknown;
+    try {
+      if (!isBinary) throw new ProtocolError(`peer ${this.peerAddress} sent a text WebSocket message; dd messages are binary`);
+      msg = decodeFrames(unpackFrames(toBytes(data), this.limits), this.limits);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.deliver(msg);
+  }
+
+  protected override pauseTransport(): void {
+    this.ws.pause();
+  }
+
+  protected override resumeTransport(): void {
+    this.ws.resume();
+  }
+
+  write(msg: unknown): Promise<void> {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return Promise.reject(this.closedError());
+    let frames: Uint8Array[];
+    try {
+      frames = encodeFrames(msg, this.compression);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let written = false;
+    let waiter: ((err?: Error) => void) | undefined;
+    const onWritten = (err?: Error): void => {
+      written = true;
+      waiter?.(err);
+    };
+    if (framesByteLength(frames) < PACK_BELOW_BYTES) {
+      this.ws.send(packFrames(frames), { binary: true }, onWritten);
+    } else {
+      this.ws.send(encodePrelude(frames), { binary: true, fin: false });
+      for (let i = 0; i < frames.length; i++) {
+        const last = i === frames.length - 1;
+        this.ws.send(frames[i]!, { binary: true, fin: last }, last ? onWritten : undefined);
+      }
+    }
+    if (written || this.ws.bufferedAmount <= WRITE_HIGH_WATER) return RESOLVED;
+    return new Promise<void>((resolve, reject) => {
+      waiter = (err) => (err === undefined || err === null ? resolve() : reject(this.closedError()));
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return RESOLVED;
+    this.markClosed(undefined, false);
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CLOSED) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(1000);
+    });
+  }
+
+  abort(): void {
+    this.markClosed(undefined, false);
+    this.ws.terminate();
+  }
+}
+
+function wsAddresses(scheme: string, socket: Socket): { local: string; peer: string } {
+  return {
+    local: unparseAddress(scheme, unparseHostPort(socket.localAddress ?? '?', socket.localPort)),
+    peer: unparseAddress(scheme, unparseHostPort(socket.remoteAddress ?? '?', socket.remotePort)),
+  };
+}
+
+function maxPayload(limits: Partial<FrameLimits> | undefined): number {
+  return limits?.maxMessageBytes ?? DEFAULT_FRAME_LIMITS.maxMessageBytes;
+}
+
+/** Listener that also tears down the WebSocketServer and its HTTP server. */
+class WsListener extends IpListener {
+  constructor(scheme: string, location: string, private readonly http: HttpServer, private readonly wss: WebSocketServer) {
+    super(scheme, location, http);
+  }
+
+  override async stop(): Promise<void> {
+    // WebSocketServer.close() does not close established clients (ws >= 8); their comms do.
+    this.wss.close();
+    await super.stop();
+  }
+}
+
+function makeWsBackend(scheme: 'ws' | 'wss'): Backend {
+  const secure = scheme === 'wss';
+  return {
+    ...ipAddressing,
+
+    connect(location: string, options: BackendConnectOptions): Promise<ConfigurableComm> {
+      const [host, port] = hostPortForConnect(scheme, location);
+      if (secure) requireTlsMaterial(scheme, options);
+      const url = `${scheme}://${unparseHostPort(host, port)}/`;
+      return new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, {
+          perMessageDeflate: false,
+          maxPayload: maxPayload(options.limits),
+          handshakeTimeout: options.attemptTimeout,
+          ...(secure ? clientTlsOptions(options) : {}),
+        });
+        const timer = setTimeout(() => {
+          ws.terminate();
+          reject(codedError(`connect to ${url} timed out after ${options.attemptTimeout} ms`, 'ETIMEDOUT'));
+        }, options.attemptTimeout);
+        ws.once('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+        ws.once('unexpected-response', (_req, response) => {
+          clearTimeout(timer);
+          const reason = response.headers[REFUSAL_HEADER];
+          ws.terminate();
+          response.resume();
+          reject(typeof reason === 'string'
+            ? new TlsError(`${url} refused the connection: ${reason}`)
+            : codedError(`${url} answered the WebSocket upgrade with HTTP ${response.statusCode}`, 'ECONNREFUSED'));
+        });
+        ws.once('open', () => {
+          clearTimeout(timer);
+          ws.removeAllListeners('error');
+          const socket = (ws as unknown as { _socket: Socket })._socket;
+          const { local, peer } = wsAddresses(scheme, socket);
+          resolve(new WsComm(ws, local, peer, options.limits));
+        });
+      });
+    },
+
+    createListener(location: string, onComm: (comm: ConfigurableComm) => void, options: ListenOptions): Listener {
+      if (secure) requireTlsMaterial(scheme, options);
+      const http = secure ? createHttpsServer(serverTlsOptions(options)) : createHttpServer();
+      const wss = new WebSocketServer({
+        server: http,
+        perMessageDeflate: false,
+        maxPayload: maxPayload(options.limits),
+        // wss: client certificates are checked here (see serverTlsOptions) so that a rejected
+        // client gets a 403 with the reason instead of a bare connection reset.
+        verifyClient: secure
+          ? (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void) => {
+              const reason = unauthorizedReason(info.req.socket as TLSSocket);
+              if (reason === undefined) done(true);
+              else done(false, 403, 'Forbidden', { [REFUSAL_HEADER]: reason });
+            }
+          : undefined,
+      });
+      wss.on('error', () => {});
+      wss.on('connection', (ws, req) => {
+        const { local, peer } = wsAddresses(scheme, req.socket);
+        onComm(new WsComm(ws, local, peer, options.limits));
+      });
+      if (secure) {
+        http.on('tlsClientError', (err: Error) => {
+          options.onHandshakeError?.(err, `${scheme}://?`);
+        });
+      }
+      return new WsListener(scheme, location, http, wss);
+    },
+  };
+}
+
+export const wsBackend = makeWsBackend('ws');
+export const wssBackend = makeWsBackend('wss');
