@@ -174,7 +174,9 @@ class MessageReader implements DeserializeContext {
 
   /** Replaces placeholders inside `value` (in place) by their payloads. */
   private resolve(value: unknown): unknown {
-    if (this.unresolved === 0 || typeof value !== 'object' || value === null) return value;
+    // The whole of frame 0 is walked, even after the last payload is found, so that a stray
+    // placeholder is reported rather than delivered as a plain map.
+    if (typeof value !== 'object' || value === null) return value;
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
