@@ -1,7 +1,7 @@
 import { decode } from '@msgpack/msgpack';
 import {
   decodeMessage, encodeMessage, registerFamily, registerSerializer, registeredFamilies, SerializationError,
-  toSerialize, UnknownSerializerError, unregisterFamily, unregisterSerializer, DeserializationError,
+  toSerialize, UnknownSerializerError, unregisterFamily, unregisterSerializer, DeserializationError, type SerializerFamily, type SubHeader,
 } from '../src';
 import { roundTrip } from './helpers';
 
