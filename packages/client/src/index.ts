@@ -1,1 +1,29 @@
-export {};
+// @dd/client public surface.
+
+export {
+  Client,
+  ClientView,
+  explainRemoteError,
+  type ClientStatus,
+  type ClusterLike,
+  type ConnectOptions,
+  type ConnectTarget,
+  type FutureArgs,
+  type Futurized,
+  type Gathered,
+  type GatherOptions,
+} from './client';
+export { Future, isFuture, type FutureStatus, type ResultOptions } from './future';
+export { wait, asCompleted, AsCompleted, fireAndForget, type WaitOptions, type WaitResult, type ReturnWhen, type AsCompletedOptions } from './wait';
+export { ref, isModuleFunction, type ModuleFunction, type Runnable } from './function-ref';
+export type { TaskOptions, ScatterOptions, ClientOptions } from './options';
+export {
+  RemoteError,
+  CancelledError,
+  FutureLostError,
+  FunctionSerializationError,
+  ClientClosedError,
+  ClientTimeoutError,
+  GatherError,
+} from './errors';
+export { LocalCluster, type LocalClusterOptions } from './local-cluster';

@@ -1,1 +1,7 @@
+// Internals for tests and sibling packages; not a stable API.
 export * from './index';
+export { FutureState } from './future';
+export { toFunctionRef, functionSource, functionName } from './function-ref';
+export { taskKey, dataKey, randomToken, typeName } from './keys';
+export { replaceFutures, collectFutures, substituteFutures, SKIP } from './structure';
+export { commLink, type SchedulerLink, type LinkFactory, type LinkHandlers, type LinkOptions } from './link';

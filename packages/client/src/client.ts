@@ -1,0 +1,929 @@
+// Client: connects to a scheduler, submits tasks, holds Futures (reference-counted per key),
+// moves data to and from workers directly (scatter, gather).
+
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import {
+  encodeTaskSpec,
+  type Address,
+  type ClientToSchedulerMsg,
+  type Key,
+  type SchedulerIdentity,
+  type SchedulerToClientMsg,
+  type StoryEntry,
+  type TaskDefinition,
+  type WireError,
+} from '@dd/protocol';
+import {
+  CancelledError,
+  ClientClosedError,
+  ClientTimeoutError,
+  FutureLostError,
+  GatherError,
+  RemoteError,
+} from './errors';
+import { functionName, toFunctionRef, type ModuleFunction, type Runnable } from './function-ref';
+import { Future, FutureState, isFuture, withTimeout, type FutureOwner } from './future';
+import { dataKey, randomToken, taskKey, typeName } from './keys';
+import { LocalCluster, type LocalClusterOptions } from './local-cluster';
+import { commLink, type LinkFactory, type SchedulerLink } from './link';
+import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
+import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
+
+/** Anything with a scheduler address: a LocalCluster or your own cluster manager. */
+export interface ClusterLike {
+  readonly schedulerAddress: string;
+}
+
+export type ConnectTarget = string | ClusterLike | { schedulerFile: string } | undefined;
+
+export interface ConnectOptions {
+  /** Connect + register timeout in ms (default 10 000). */
+  timeout?: number;
+  /** Options for the LocalCluster started when no address is given. */
+  cluster?: LocalClusterOptions;
+  /** Interval of the client's stream batches, ms (default 2). */
+  batchIntervalMs?: number;
+  /** Heartbeat to the scheduler, ms (default 5000; 0 disables). */
+  heartbeatIntervalMs?: number;
+  /** @internal replace the transport (tests with a fake scheduler). */
+  link?: LinkFactory;
+}
+
+export interface GatherOptions {
+  /** 'raise' (default): reject with the first task error. 'skip': leave failed ones out. */
+  errors?: 'raise' | 'skip';
+  /** Fetch from workers directly (default true); false asks the scheduler to gather. */
+  direct?: boolean;
+  timeout?: number;
+}
+
+/** Allows a Future (or nested Futures) wherever a value of type T is expected. */
+export type Futurized<T> =
+  | T
+  | Future<T>
+  | (T extends readonly (infer E)[] ? Futurized<E>[] : never)
+  | (T extends Record<string, unknown> ? { [K in keyof T]: Futurized<T[K]> } : never);
+export type FutureArgs<A extends readonly unknown[]> = { [K in keyof A]: Futurized<A[K]> };
+type AnyFn = (...args: any[]) => unknown;
+type ResultOf<F> = F extends (...args: any[]) => infer R ? Awaited<R> : unknown;
+
+// The scheduler's view of one outgoing stream message, queued until the next flush so that
+// many submits in one tick become one update-graph (and releases stay in program order).
+type Outgoing =
+  | { kind: 'graph'; userPriority: number | undefined; fifoTimeoutMs: number | undefined; tasks: TaskDefinition[]; keys: Key[] }
+  | { kind: 'release'; keys: Key[] }
+  | { kind: 'desire'; keys: Key[] };
+
+let stimulusCounter = 0;
+function stimulus(prefix: string): string {
+  return `${prefix}-${Date.now()}-${++stimulusCounter}`;
+}
+
+const CLOSURE_HINT = 'enclosing scope';
+
+/** Adds the "uses a variable from its enclosing scope" explanation to a ReferenceError from a task. */
+export function explainRemoteError(wire: WireError): WireError {
+  if (wire.name !== 'ReferenceError' || wire.message.includes(CLOSURE_HINT)) return wire;
+  const m = /^(\S+) is not defined/.exec(wire.message);
+  if (m === null) return wire;
+  return {
+    ...wire,
+    message:
+      `${wire.message}. The task's function probably uses a variable from its enclosing scope ("${m[1]}"): ` +
+      `functions travel to workers by source and must be self-contained. Pass "${m[1]}" as an argument, ` +
+      `require()/import() it inside the function, or name a module function with ref(module, export).`,
+  };
+}
+
+/** A view of the client with options bound: `client.options({priority: 10}).submit(...)`. */
+export class ClientView {
+  /** @internal */
+  constructor(
+    readonly client: Client,
+    /** @internal */ readonly _options: ClientOptions,
+  ) {}
+
+  submit<F extends AnyFn>(fn: F | ModuleFunction<F>, ...args: FutureArgs<Parameters<F>>): Future<ResultOf<F>> {
+    return this.client._submit(this._options, fn as Runnable, args) as Future<ResultOf<F>>;
+  }
+
+  map<F extends AnyFn>(fn: F | ModuleFunction<F>, ...iterables: Iterable<unknown>[]): Future<ResultOf<F>>[] {
+    return this.client._map(this._options, fn as Runnable, iterables) as Future<ResultOf<F>>[];
+  }
+
+  scatter<T>(data: T[], options?: ScatterOptions): Future<T>[];
+  scatter<T>(data: T, options?: ScatterOptions): Future<T>;
+  scatter(data: unknown, options: ScatterOptions = {}): Future | Future[] {
+    return this.client._scatter(mergeOptions(this._options, options as ClientOptions) as ScatterOptions, data);
+  }
+
+  options(options: ClientOptions): ClientView {
+    return new ClientView(this.client, mergeOptions(this._options, options));
+  }
+}
+
+export type ClientStatus = 'running' | 'closing' | 'closed';
+
+export class Client implements FutureOwner, AsyncDisposable {
+  readonly id: string;
+  #status: ClientStatus = 'running';
+  #link!: SchedulerLink;
+  #cluster: { close(): Promise<void> } | undefined;
+  readonly #states = new Map<Key, FutureState>();
+  readonly #refcount = new Map<Key, number>();
+  readonly #registry = new FinalizationRegistry<Key>((key) => this.#decref(key));
+  #outgoing: Outgoing[] = [];
+  #flushScheduled = false;
+  #fetchBatch: Map<Key, Array<{ resolve(v: unknown): void; reject(e: unknown): void }>> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  /** Futures kept alive by fireAndForget until they are done. */
+  readonly #forgotten = new Set<Future>();
+  #connectionError: Error | undefined;
+  /**
+   * Keys this client just cancelled, with the time: the scheduler's cancelled-keys echo may
+   * arrive after the same key was submitted again, and must not cancel the new future.
+   */
+  readonly #cancelEchoes = new Map<Key, number>();
+
+  private constructor(id: string) {
+    this.id = id;
+  }
+
+  /**
+   * Connects to a scheduler: an address (`tcp://host:port`), a cluster object (LocalCluster),
+   * `{ schedulerFile }` (JSON with `address`), or nothing (starts a LocalCluster the client owns
+   * and stops on close()).
+   */
+  static async connect(target?: ConnectTarget, options: ConnectOptions = {}): Promise<Client> {
+    const client = new Client(`Client-${randomUUID()}`);
+    let address: string;
+    let owned: { close(): Promise<void> } | undefined;
+    if (target === undefined) {
+      const cluster = await LocalCluster.start(options.cluster ?? {});
+      owned = cluster;
+      address = cluster.schedulerAddress;
+    } else if (typeof target === 'string') {
+      address = target;
+    } else if ('schedulerFile' in target) {
+      const info = JSON.parse(await readFile(target.schedulerFile, 'utf8')) as { address?: unknown };
+      if (typeof info.address !== 'string') throw new TypeError(`scheduler file ${target.schedulerFile} has no "address"`);
+      address = info.address;
+    } else if (typeof target === 'object' && target !== null && typeof target.schedulerAddress === 'string') {
+      address = target.schedulerAddress;
+    } else {
+      throw new TypeError('Client.connect(target): expected an address, a cluster, { schedulerFile } or nothing');
+    }
+    try {
+      client.#link = await (options.link ?? commLink)(
+        address,
+        { onMessage: (m) => client.#onMessage(m), onClose: (e) => client.#onConnectionLost(e) },
+        { clientId: client.id, timeout: options.timeout ?? 10_000, batchIntervalMs: options.batchIntervalMs, versions: { dd: '0.1.0' } },
+      );
+    } catch (err) {
+      await owned?.close();
+      throw err;
+    }
+    client.#cluster = owned;
+    const hb = options.heartbeatIntervalMs ?? 5000;
+    if (hb > 0) {
+      client.#heartbeat = setInterval(() => {
+        if (client.#status === 'running') client.#link.send({ op: 'heartbeat-client', client: client.id });
+      }, hb);
+      client.#heartbeat.unref();
+    }
+    return client;
+  }
+
+  get status(): ClientStatus {
+    return this.#status;
+  }
+
+  /** The scheduler's address. */
+  get schedulerAddress(): string {
+    return this.#link.address;
+  }
+
+  get schedulerId(): string {
+    return this.#link.schedulerId;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Submitting
+
+  /** Runs `fn(...args)` on a worker; returns its Future at once. Futures in args (any depth) become their values. */
+  submit<F extends AnyFn>(fn: F | ModuleFunction<F>, ...args: FutureArgs<Parameters<F>>): Future<ResultOf<F>> {
+    return this._submit(EMPTY, fn as Runnable, args) as Future<ResultOf<F>>;
+  }
+
+  /** `fn` over the zipped iterables (stops at the shortest); one Future per call, all sent as one update-graph. */
+  map<F extends AnyFn>(fn: F | ModuleFunction<F>, ...iterables: Iterable<unknown>[]): Future<ResultOf<F>>[] {
+    return this._map(EMPTY, fn as Runnable, iterables) as Future<ResultOf<F>>[];
+  }
+
+  /** A view with options bound for submit/map/scatter. */
+  options(options: ClientOptions): ClientView {
+    return new ClientView(this, options);
+  }
+
+  /** @internal */
+  _submit(opts: ClientOptions, fn: Runnable, args: readonly unknown[], key?: string): Future {
+    this.#checkRunning();
+    if (opts.actor === true) throw new TypeError('actors are not supported yet');
+    const fnRef = toFunctionRef(fn);
+    const deps: Future[] = [];
+    const wireArgs = replaceFutures(args, (f) => deps.push(f)) as unknown[];
+    const name = functionName(fn);
+    if (key === undefined) {
+      if (opts.key !== undefined) {
+        if (typeof opts.key !== 'string') throw new TypeError('options.key for submit must be a string');
+        key = opts.key;
+      } else {
+        key = opts.pure === false ? `${name}-${randomToken()}` : taskKey(fn, wireArgs);
+      }
+    }
+    let state = this.#states.get(key);
+    if (state === undefined || state.status === 'cancelled' || state.status === 'lost') {
+      const depStates = this.#checkDependencies(deps);
+      state = new FutureState(key);
+      this.#states.set(key, state);
+      const def: TaskDefinition = {
+        key,
+        spec: encodeTaskSpec({ fn: fnRef, args: wireArgs }),
+        dependencies: depStates.length === 0 ? [] : [...new Set(depStates.map((s) => s.key))],
+      };
+      const workers = toList(opts.workers);
+      if (workers !== undefined) def.workers = workers;
+      if (opts.allowOtherWorkers !== undefined) def.allowOtherWorkers = opts.allowOtherWorkers;
+      if (opts.resources !== undefined) def.resources = opts.resources;
+      if (opts.retries !== undefined) def.retries = opts.retries;
+      if (opts.annotations !== undefined) def.annotations = opts.annotations;
+      state.definition = def;
+      state.dependencies = depStates;
+      state.userPriority = opts.priority;
+      state.fifoTimeoutMs = opts.fifoTimeout;
+      state.onDone(() => {
+        // Only erred tasks need their inputs again (retry); finished ones let them go.
+        if (state!.status === 'finished') state!.dependencies = undefined;
+      });
+      this.#queueTask(def, opts.priority, opts.fifoTimeout);
+    }
+    return this.#makeFuture(key, state);
+  }
+
+  /** @internal */
+  _map(opts: ClientOptions, fn: Runnable, iterables: Iterable<unknown>[]): Future[] {
+    this.#checkRunning();
+    if (iterables.length === 0) throw new TypeError('map(fn, ...iterables) needs at least one iterable');
+    const iters = iterables.map((it) => {
+      if (it === null || typeof (it as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+        throw new TypeError('map(fn, ...iterables): every argument after fn must be iterable');
+      }
+      return (it as Iterable<unknown>)[Symbol.iterator]();
+    });
+    const keys = Array.isArray(opts.key) ? opts.key : undefined;
+    const prefix = typeof opts.key === 'string' ? opts.key : undefined;
+    const perCall: ClientOptions = { ...opts, key: undefined };
+    const out: Future[] = [];
+    for (let i = 0; ; i++) {
+      const args: unknown[] = [];
+      for (const it of iters) {
+        const r = it.next();
+        if (r.done === true) return out;
+        args.push(r.value);
+      }
+      let key: string | undefined;
+      if (keys !== undefined) {
+        key = keys[i];
+        if (key === undefined) throw new RangeError(`options.key lists ${keys.length} keys but map has more calls`);
+      } else if (prefix !== undefined) {
+        key = perCall.pure === false ? `${prefix}-${randomToken()}` : taskKey(fn, replaceFutures(args, () => {}) as unknown[], prefix);
+      }
+      out.push(this._submit(perCall, fn, args, key));
+    }
+  }
+
+  #checkDependencies(deps: Future[]): FutureState[] {
+    const out: FutureState[] = [];
+    for (const f of deps) {
+      if (f.client !== this) throw new TypeError(`future ${f.key} belongs to another client; gather it or scatter its value instead`);
+      if (f.released) throw new TypeError(`future ${f.key} was released and cannot be used as an argument`);
+      if (f.status === 'cancelled') throw new CancelledError(f.key, 'a cancelled future cannot be used as an argument');
+      out.push(f._state);
+    }
+    return out;
+  }
+
+  #queueTask(def: TaskDefinition, userPriority: number | undefined, fifoTimeoutMs: number | undefined): void {
+    const last = this.#outgoing[this.#outgoing.length - 1];
+    if (last !== undefined && last.kind === 'graph' && last.userPriority === userPriority && last.fifoTimeoutMs === fifoTimeoutMs) {
+      last.tasks.push(def);
+      last.keys.push(def.key);
+    } else {
+      this.#outgoing.push({ kind: 'graph', userPriority, fifoTimeoutMs, tasks: [def], keys: [def.key] });
+    }
+    this.#scheduleFlush();
+  }
+
+  #queueKeys(kind: 'release' | 'desire', key: Key): void {
+    if (this.#status === 'closed') return;
+    const last = this.#outgoing[this.#outgoing.length - 1];
+    if (last !== undefined && last.kind === kind) last.keys.push(key);
+    else this.#outgoing.push({ kind, keys: [key] });
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  /** Sends everything queued, in order. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const out = this.#outgoing;
+    if (out.length === 0) return;
+    this.#outgoing = [];
+    if (this.#status === 'closed' || this.#link === undefined) return;
+    for (const o of out) {
+      let msg: ClientToSchedulerMsg;
+      if (o.kind === 'graph') {
+        for (let i = 0; i < o.tasks.length; i++) o.tasks[i]!.order = i;
+        const m: ClientToSchedulerMsg = { op: 'update-graph', client: this.id, tasks: o.tasks, keys: o.keys, stimulusId: stimulus('update-graph') };
+        if (o.userPriority !== undefined) m.userPriority = o.userPriority;
+        if (o.fifoTimeoutMs !== undefined) m.fifoTimeoutMs = o.fifoTimeoutMs;
+        msg = m;
+      } else {
+        msg = {
+          op: o.kind === 'release' ? 'client-releases-keys' : 'client-desires-keys',
+          client: this.id,
+          keys: o.keys,
+          stimulusId: stimulus(o.kind === 'release' ? 'client-releases-keys' : 'client-desires-keys'),
+        };
+      }
+      this.#link.send(msg);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Futures and reference counting
+
+  #makeFuture(key: Key, state: FutureState): Future {
+    this.#refcount.set(key, (this.#refcount.get(key) ?? 0) + 1);
+    const f = new Future(key, this, state);
+    this.#registry.register(f, key, f);
+    return f;
+  }
+
+  /**
+   * A new Future for an existing key (e.g. one another client computed or published). The
+   * scheduler is told this client wants it (client-desires-keys).
+   */
+  futureOf<T = unknown>(key: Key): Future<T> {
+    this.#checkRunning();
+    let state = this.#states.get(key);
+    if (state === undefined) {
+      state = new FutureState(key);
+      this.#states.set(key, state);
+      this.#queueKeys('desire', key);
+    }
+    return this.#makeFuture(key, state) as Future<T>;
+  }
+
+  /** @internal */
+  _releaseFuture(future: Future): void {
+    this.#registry.unregister(future);
+    this.#forgotten.delete(future);
+    this.#decref(future.key);
+  }
+
+  #decref(key: Key): void {
+    const n = (this.#refcount.get(key) ?? 0) - 1;
+    if (n > 0) {
+      this.#refcount.set(key, n);
+      return;
+    }
+    this.#refcount.delete(key);
+    const state = this.#states.get(key);
+    if (state !== undefined) {
+      this.#states.delete(key);
+      if (state.scattering !== undefined) {
+        // The scheduler learns about scattered keys at the end of scatter: release after that.
+        void state.scattering.then(() => {
+          if (!this.#refcount.has(key)) this.#queueKeys('release', key);
+        });
+        return;
+      }
+    }
+    this.#queueKeys('release', key);
+  }
+
+  /** Keys this client holds Futures for, with their counts (for tests and debugging). */
+  refcounts(): Map<Key, number> {
+    return new Map(this.#refcount);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Messages from the scheduler
+
+  #onMessage(msg: SchedulerToClientMsg): void {
+    switch (msg.op) {
+      case 'key-in-memory': {
+        const st = this.#states.get(msg.key);
+        if (st !== undefined && st.scattering === undefined) st.finish(msg.type);
+        break;
+      }
+      case 'task-erred': {
+        const st = this.#states.get(msg.key);
+        if (st === undefined) break;
+        const wire = explainRemoteError(msg.exception);
+        const origin = typeof wire.data?.['key'] === 'string' ? (wire.data['key'] as string) : msg.key;
+        st.setError(new RemoteError(wire, origin), wire);
+        break;
+      }
+      case 'lost-data': {
+        this.#states.get(msg.key)?.lost('the workers holding it are gone');
+        break;
+      }
+      case 'cancelled-keys': {
+        const now = Date.now();
+        for (const key of msg.keys) {
+          const echo = this.#cancelEchoes.get(key);
+          if (echo !== undefined) {
+            this.#cancelEchoes.delete(key);
+            if (now - echo < 10_000) continue;
+          }
+          const st = this.#states.get(key);
+          if (st === undefined) continue;
+          this.#states.delete(key);
+          st.cancel(msg.reason);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  #onConnectionLost(error: Error | undefined): void {
+    if (this.#status !== 'running') return;
+    this.#connectionError = error ?? new Error('connection to the scheduler closed');
+    this.#status = 'closed';
+    for (const st of this.#states.values()) {
+      if (st.status === 'pending' || st.status === 'finished') st.lost(`lost the connection to the scheduler (${this.#connectionError.message})`);
+    }
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    void this.#link.close().catch(() => {});
+  }
+
+  #checkRunning(): void {
+    if (this.#status !== 'running') {
+      throw new ClientClosedError(
+        this.#connectionError !== undefined ? `client lost its scheduler: ${this.#connectionError.message}` : `client ${this.id} is ${this.#status}`,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Gathering
+
+  /** @internal the value of one finished key; calls in the same tick share one gather. */
+  _fetchValue(key: Key): Promise<unknown> {
+    if (this.#status !== 'running') return Promise.reject(new ClientClosedError(`client ${this.id} is ${this.#status}`));
+    return new Promise((resolve, reject) => {
+      let batch = this.#fetchBatch;
+      if (batch === undefined) {
+        batch = new Map();
+        this.#fetchBatch = batch;
+        queueMicrotask(() => {
+          this.#fetchBatch = undefined;
+          void this.#runFetch(batch!);
+        });
+      }
+      let waiters = batch.get(key);
+      if (waiters === undefined) batch.set(key, (waiters = []));
+      waiters.push({ resolve, reject });
+    });
+  }
+
+  async #runFetch(batch: Map<Key, Array<{ resolve(v: unknown): void; reject(e: unknown): void }>>): Promise<void> {
+    let data: Map<Key, unknown>;
+    try {
+      data = await this.#gatherKeys([...batch.keys()]);
+    } catch (err) {
+      for (const ws of batch.values()) for (const w of ws) w.reject(err);
+      return;
+    }
+    for (const [key, ws] of batch) {
+      if (data.has(key)) for (const w of ws) w.resolve(data.get(key));
+      else for (const w of ws) w.reject(new FutureLostError(key, 'no worker holds its data'));
+    }
+  }
+
+  /** Values of keys from the workers holding them (flow 4), falling back to the scheduler's gather. */
+  async #gatherKeys(keys: Key[], direct = true): Promise<Map<Key, unknown>> {
+    const out = new Map<Key, unknown>();
+    let remaining = [...new Set(keys)];
+    const badWorkers = new Set<Address>();
+    for (let attempt = 0; direct && remaining.length > 0 && attempt < 4; attempt++) {
+      if (attempt > 0) await sleep(20 * attempt);
+      const whoHas = await this.#link.call<Record<Key, Address[]>>('who-has', { keys: remaining });
+      const byWorker = new Map<Address, Key[]>();
+      let unheld = 0;
+      for (const key of remaining) {
+        const holders = (whoHas?.[key] ?? []).filter((w) => !badWorkers.has(w));
+        if (holders.length === 0) {
+          unheld++;
+          continue;
+        }
+        // Prefer a worker already chosen for another key: fewer requests.
+        const chosen = holders.find((w) => byWorker.has(w)) ?? holders[Math.floor(Math.random() * holders.length)]!;
+        let list = byWorker.get(chosen);
+        if (list === undefined) byWorker.set(chosen, (list = []));
+        list.push(key);
+      }
+      await Promise.all(
+        [...byWorker].map(async ([worker, wkeys]) => {
+          try {
+            const reply = await this.#link.callWorker<{ status?: string; data?: Record<Key, unknown> }>(worker, 'get-data', { keys: wkeys });
+            if (reply?.status === 'busy') return; // try again after a pause
+            const d = reply?.data ?? {};
+            for (const k of wkeys) if (Object.prototype.hasOwnProperty.call(d, k)) out.set(k, d[k]);
+          } catch {
+            badWorkers.add(worker);
+          }
+        }),
+      );
+      remaining = remaining.filter((k) => !out.has(k));
+      if (unheld > 0 && byWorker.size === 0) break;
+    }
+    if (remaining.length > 0) {
+      const reply = await this.#link.call<{ status: string; data?: Record<Key, unknown>; keys?: Key[] }>('gather', { keys: remaining });
+      const d = reply?.data ?? {};
+      for (const k of remaining) if (Object.prototype.hasOwnProperty.call(d, k)) out.set(k, d[k]);
+    }
+    return out;
+  }
+
+  /**
+   * Values of the Futures in `futures`, keeping its shape (arrays and plain objects at any
+   * depth). With errors: 'skip', failed futures are left out of their array/object.
+   */
+  async gather<T>(futures: T, options: GatherOptions = {}): Promise<Gathered<T>> {
+    const errors = options.errors ?? 'raise';
+    if (errors !== 'raise' && errors !== 'skip') throw new TypeError(`gather: errors must be 'raise' or 'skip', got ${String(errors)}`);
+    const fs = collectFutures(futures);
+    for (const f of fs) if (f.client !== this) throw new TypeError(`future ${f.key} belongs to another client`);
+    const states = [...new Set(fs.map((f) => f._state))];
+    await withTimeout(this.#waitStates(states, errors === 'raise'), options.timeout, 'gather');
+    const need: Key[] = [];
+    const cached = new Map<Key, unknown>();
+    for (const st of states) {
+      if (st.status !== 'finished') continue;
+      if (st.value !== undefined) cached.set(st.key, await st.value);
+      else need.push(st.key);
+    }
+    const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, options.direct ?? true);
+    return substituteFutures(futures, (f) => {
+      const st = f._state;
+      if (st.status !== 'finished') {
+        if (errors === 'skip') return SKIP;
+        throw st.error ?? new Error(`future ${f.key} is ${st.status}`);
+      }
+      if (cached.has(f.key)) return cached.get(f.key);
+      if (data.has(f.key)) return data.get(f.key);
+      if (errors === 'skip') return SKIP;
+      throw new FutureLostError(f.key, 'no worker holds its data');
+    }) as Gathered<T>;
+  }
+
+  /** Resolves when every state is done; with raise, rejects at the first failure. */
+  #waitStates(states: FutureState[], raise: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let pending = 0;
+      let settled = false;
+      const check = (st: FutureState): boolean => {
+        if (raise && st.status !== 'finished' && st.status !== 'pending') {
+          settled = true;
+          reject(st.error ?? new Error(`future ${st.key} is ${st.status}`));
+          return true;
+        }
+        return false;
+      };
+      for (const st of states) {
+        if (st.isDone()) {
+          if (check(st)) return;
+          continue;
+        }
+        pending++;
+        st.onDone(() => {
+          if (settled) return;
+          if (check(st)) return;
+          if (--pending === 0) {
+            settled = true;
+            resolve();
+          }
+        });
+      }
+      if (pending === 0) {
+        settled = true;
+        resolve();
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Scatter
+
+  /**
+   * Stores data on workers. An array gives one Future per element, anything else one Future;
+   * returned at once, pending until the data is stored, then finished.
+   */
+  scatter<T>(data: T[], options?: ScatterOptions): Future<T>[];
+  scatter<T>(data: T, options?: ScatterOptions): Future<T>;
+  scatter(data: unknown, options: ScatterOptions = {}): Future | Future[] {
+    return this._scatter(options, data);
+  }
+
+  /** @internal */
+  _scatter(options: ScatterOptions, data: unknown): Future | Future[] {
+    this.#checkRunning();
+    if (isFuture(data)) throw new TypeError('scatter: the value is already a Future');
+    const many = Array.isArray(data);
+    const values: unknown[] = many ? (data as unknown[]) : [data];
+    const keys = toList(options.key);
+    if (keys !== undefined && keys.length !== values.length) throw new RangeError(`scatter: ${keys.length} keys given for ${values.length} values`);
+    const futures: Future[] = [];
+    const toSend = new Map<Key, { value: unknown; state: FutureState }>();
+    values.forEach((value, i) => {
+      if (isFuture(value)) throw new TypeError('scatter: values must not be Futures');
+      const key = keys?.[i] ?? (options.hash === false ? `${typeName(value)}-${randomToken()}` : dataKey(value));
+      let state = this.#states.get(key);
+      if (state === undefined || state.status === 'cancelled' || state.status === 'lost' || state.status === 'error') {
+        state = new FutureState(key);
+        this.#states.set(key, state);
+        toSend.set(key, { value, state });
+      }
+      futures.push(this.#makeFuture(key, state));
+    });
+    if (toSend.size > 0) {
+      const done = this.#doScatter(toSend, options);
+      for (const { state } of toSend.values()) state.scattering = done.then(() => {}, () => {});
+    }
+    return many ? futures : futures[0]!;
+  }
+
+  async #doScatter(items: Map<Key, { value: unknown; state: FutureState }>, options: ScatterOptions): Promise<void> {
+    try {
+      const workers = await this.#scatterTargets(options);
+      const perWorker = new Map<Address, Record<Key, unknown>>();
+      let i = 0;
+      for (const [key, { value }] of items) {
+        const targets = options.broadcast === true ? workers : [workers[i++ % workers.length]!];
+        for (const w of targets) {
+          let d = perWorker.get(w);
+          if (d === undefined) perWorker.set(w, (d = {}));
+          d[key] = value;
+        }
+      }
+      const whoHas: Record<Key, Address[]> = {};
+      const nbytes: Record<Key, number> = {};
+      await Promise.all(
+        [...perWorker].map(async ([w, d]) => {
+          const reply = await this.#link.callWorker<{ nbytes?: Record<Key, number> }>(w, 'update-data', { data: d });
+          for (const key of Object.keys(d)) {
+            (whoHas[key] ??= []).push(w);
+            nbytes[key] = reply?.nbytes?.[key] ?? nbytes[key] ?? 0;
+          }
+        }),
+      );
+      await this.#link.call('update-data', { client: this.id, whoHas, nbytes, stimulusId: stimulus('scatter') });
+      for (const { state } of items.values()) {
+        state.scattering = undefined;
+        if (state.status === 'pending') state.finish(typeName(items.get(state.key)?.value));
+      }
+    } catch (err) {
+      for (const { state } of items.values()) {
+        state.scattering = undefined;
+        if (state.status === 'pending') {
+          const e = err instanceof Error ? err : new Error(String(err));
+          state.setError(e, { name: e.name, message: e.message, stack: e.stack });
+        }
+      }
+    }
+  }
+
+  /** Worker addresses to scatter to: the named ones, or every worker weighted by threads. */
+  async #scatterTargets(options: ScatterOptions): Promise<Address[]> {
+    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout;
+    const wanted = toList(options.workers);
+    for (;;) {
+      if (this.#status !== 'running') throw new ClientClosedError('client closed during scatter');
+      const info = await this.schedulerInfo();
+      const ws = Object.values(info.workers);
+      let chosen: Address[];
+      if (wanted !== undefined) {
+        chosen = ws.filter((w) => wanted.some((n) => n === w.address || n === w.name || n === w.host)).map((w) => w.address);
+      } else if (options.broadcast === true) {
+        chosen = ws.map((w) => w.address);
+      } else {
+        // Round-robin by threads: a worker with 4 threads gets 4 slots, interleaved.
+        chosen = [];
+        const maxThreads = Math.max(0, ...ws.map((w) => w.nthreads));
+        for (let t = 0; t < maxThreads; t++) for (const w of ws) if (w.nthreads > t) chosen.push(w.address);
+      }
+      if (chosen.length > 0) return chosen;
+      if (Date.now() >= deadline) {
+        throw new ClientTimeoutError(wanted !== undefined ? `scatter: none of the workers ${wanted.join(', ')} exists` : 'scatter: no workers');
+      }
+      await sleep(50);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cancel, retry
+
+  /** Cancels the futures' tasks (and their dependents); `force` even if other clients want them. */
+  async cancel(futures: Future | Future[], options: { force?: boolean } = {}): Promise<void> {
+    const fs = isFuture(futures) ? [futures] : collectFutures(futures);
+    if (fs.length === 0) return;
+    this.#checkRunning();
+    const keys = [...new Set(fs.map((f) => f.key))];
+    this.#flush();
+    await this.#link.call('cancel', { client: this.id, keys, force: options.force ?? false });
+    const now = Date.now();
+    if (this.#cancelEchoes.size > 10_000) {
+      for (const [k, t] of this.#cancelEchoes) if (now - t > 10_000) this.#cancelEchoes.delete(k);
+    }
+    for (const key of keys) this.#cancelEchoes.set(key, now);
+    for (const f of fs) {
+      const st = f._state;
+      if (this.#states.get(f.key) === st) this.#states.delete(f.key);
+      if (st.status !== 'cancelled') st.cancel('cancelled by the client');
+    }
+  }
+
+  /**
+   * Reruns failed futures (and the failed tasks they depend on). The client resubmits the
+   * tasks it made: the erred keys are released on the scheduler and submitted again.
+   */
+  async retry(futures: Future | Future[]): Promise<void> {
+    this.#checkRunning();
+    const fs = isFuture(futures) ? [futures] : collectFutures(futures);
+    const order: FutureState[] = [];
+    const seen = new Set<FutureState>();
+    const visit = (st: FutureState): void => {
+      if (seen.has(st) || st.status !== 'error' || st.definition === undefined) return;
+      seen.add(st);
+      for (const d of st.dependencies ?? []) visit(d);
+      order.push(st); // dependencies first
+    };
+    for (const f of fs) visit(f._state);
+    if (order.length === 0) return;
+    for (const st of order) this.#queueKeys('release', st.key);
+    for (const st of order) {
+      st.reset();
+      if (this.#states.get(st.key) === undefined) this.#states.set(st.key, st);
+      this.#queueTask(st.definition!, st.userPriority, st.fifoTimeoutMs);
+    }
+    this.#flush();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The cluster
+
+  /** The scheduler's identity: `{ id, address, workers: { [address]: {name, nthreads, memoryLimit, resources, ...} } }`. */
+  async schedulerInfo(): Promise<SchedulerIdentity> {
+    this.#checkRunning();
+    return await this.#link.call<SchedulerIdentity>('identity', {});
+  }
+
+  /** Resolves once the scheduler has at least `n` workers. */
+  async waitForWorkers(n = 1, options: { timeout?: number } = {}): Promise<void> {
+    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout;
+    for (;;) {
+      const info = await this.schedulerInfo();
+      const count = Object.keys(info.workers).length;
+      if (count >= n) return;
+      if (Date.now() >= deadline) throw new ClientTimeoutError(`waited ${options.timeout} ms for ${n} workers; have ${count}`);
+      await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /** `{ [workerAddress]: threads }`. */
+  async nthreads(): Promise<Record<Address, number>> {
+    return await this.#call('nthreads', {});
+  }
+
+  /** `{ [key]: workerAddresses }` for the futures' keys (every key when none given). */
+  async whoHas(futures?: Future | Future[] | Key[]): Promise<Record<Key, Address[]>> {
+    return await this.#call('who-has', keysArg(futures));
+  }
+
+  /** `{ [workerAddress]: keys }`. */
+  async hasWhat(workers?: Address[]): Promise<Record<Address, Key[]>> {
+    return await this.#call('has-what', workers === undefined ? {} : { workers });
+  }
+
+  /** `{ [key]: bytes }`. */
+  async nbytes(futures?: Future | Future[] | Key[]): Promise<Record<Key, number>> {
+    return await this.#call('nbytes', keysArg(futures));
+  }
+
+  /** `{ [workerAddress]: keys being processed }`. */
+  async processing(workers?: Address[]): Promise<Record<Address, Key[]>> {
+    return await this.#call('processing', workers === undefined ? {} : { workers });
+  }
+
+  /** The scheduler's transition log for the keys. */
+  async story(...keysOrFutures: Array<Future | Key | Array<Future | Key>>): Promise<StoryEntry[]> {
+    const keys = keysOrFutures.flat().map((k) => (isFuture(k) ? k.key : k));
+    return await this.#call('story', { keys });
+  }
+
+  async #call<T>(op: string, args: Record<string, unknown>): Promise<T> {
+    this.#checkRunning();
+    this.#flush();
+    return await this.#link.call<T>(op, args);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Closing
+
+  /** Keeps `future` (its task) alive until it is done, even if every other handle is dropped. */
+  _fireAndForget(future: Future): void {
+    this.#checkRunning();
+    if (future.done()) return;
+    const hold = this.#makeFuture(future.key, future._state);
+    this.#forgotten.add(hold);
+    hold.addDoneCallback(() => {
+      if (this.#forgotten.delete(hold)) hold.release();
+    });
+  }
+
+  /**
+   * Flushes what is queued, tells the scheduler goodbye, closes connections, and stops the
+   * LocalCluster connect() started. Futures become cancelled. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const wasRunning = this.#status === 'running';
+    this.#status = 'closing';
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    if (wasRunning && this.#link !== undefined) {
+      this.#flush();
+      try {
+        this.#link.send({ op: 'close-client', client: this.id });
+      } catch {
+        // the stream is gone already
+      }
+    }
+    this.#status = 'closed';
+    for (const st of this.#states.values()) if (st.status === 'pending') st.cancel('the client closed');
+    this.#states.clear();
+    this.#forgotten.clear();
+    try {
+      await this.#link?.close();
+    } finally {
+      await this.#cluster?.close();
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  toString(): string {
+    return `<Client ${this.id}: ${this.#status}, scheduler ${this.#link?.address ?? '?'}>`;
+  }
+}
+
+const EMPTY: ClientOptions = Object.freeze({});
+
+/** The type of `gather(x)`: x with every Future<T> replaced by T. */
+export type Gathered<T> =
+  T extends Future<infer V>
+    ? V
+    : T extends readonly unknown[]
+      ? { [K in keyof T]: Gathered<T[K]> }
+      : T extends Record<string, unknown>
+        ? { [K in keyof T]: Gathered<T[K]> }
+        : T;
+
+function keysArg(futures: Future | Future[] | Key[] | undefined): Record<string, unknown> {
+  if (futures === undefined) return {};
+  const list = isFuture(futures) ? [futures] : futures;
+  return { keys: [...new Set(list.map((f) => (typeof f === 'string' ? f : f.key)))] };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export { GatherError };

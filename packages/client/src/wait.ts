@@ -1,0 +1,167 @@
+// wait, asCompleted, fireAndForget: coordinating many Futures.
+
+import { ClientTimeoutError } from './errors';
+import { isFuture, type Future } from './future';
+
+export type ReturnWhen = 'ALL_COMPLETED' | 'FIRST_COMPLETED' | 'FIRST_EXCEPTION';
+
+export interface WaitOptions {
+  /** Milliseconds; ALL_COMPLETED rejects with TimeoutError when it runs out, FIRST_* too. */
+  timeout?: number;
+  returnWhen?: ReturnWhen;
+}
+
+export interface WaitResult<T = unknown> {
+  done: Set<Future<T>>;
+  notDone: Set<Future<T>>;
+}
+
+/**
+ * Waits until all futures are done (ALL_COMPLETED), any one is (FIRST_COMPLETED), or any one
+ * failed (FIRST_EXCEPTION, else all done). Never rejects because a task failed.
+ */
+export function wait<T>(futures: Iterable<Future<T>> | Future<T>, options: WaitOptions = {}): Promise<WaitResult<T>> {
+  const list = isFuture(futures) ? [futures as Future<T>] : [...futures];
+  const returnWhen = options.returnWhen ?? 'ALL_COMPLETED';
+  if (returnWhen !== 'ALL_COMPLETED' && returnWhen !== 'FIRST_COMPLETED' && returnWhen !== 'FIRST_EXCEPTION') {
+    return Promise.reject(new TypeError(`wait: unknown returnWhen ${String(returnWhen)}`));
+  }
+  const split = (): WaitResult<T> => {
+    const done = new Set<Future<T>>();
+    const notDone = new Set<Future<T>>();
+    for (const f of list) (f.done() ? done : notDone).add(f);
+    return { done, notDone };
+  };
+  const satisfied = (): boolean => {
+    if (list.every((f) => f.done())) return true;
+    if (returnWhen === 'FIRST_COMPLETED') return list.some((f) => f.done());
+    if (returnWhen === 'FIRST_EXCEPTION') return list.some((f) => f.done() && f.status !== 'finished');
+    return false;
+  };
+  if (satisfied()) return Promise.resolve(split());
+  return new Promise((resolve, reject) => {
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      if (finished || !satisfied()) return;
+      finished = true;
+      if (timer !== undefined) clearTimeout(timer);
+      resolve(split());
+    };
+    if (options.timeout !== undefined && options.timeout !== Infinity) {
+      timer = setTimeout(() => {
+        if (finished) return;
+        finished = true;
+        const { notDone } = split();
+        reject(new ClientTimeoutError(`wait: ${notDone.size} of ${list.length} futures not done after ${options.timeout} ms`));
+      }, options.timeout);
+    }
+    for (const f of list) if (!f.done()) f._state.onDone(check);
+  });
+}
+
+export interface AsCompletedOptions {
+  /** Yield `[future, value]` pairs; a failed task rejects the iteration unless raiseErrors is false. */
+  withResults?: boolean;
+  /** With withResults: false yields `[future, error]` for failed tasks instead of throwing (default true). */
+  raiseErrors?: boolean;
+}
+
+/**
+ * Futures in the order they complete. `add(f)` adds more while iterating; `batches()` yields
+ * arrays of everything completed since the last batch; `count()` is how many are not yet yielded.
+ */
+export class AsCompleted<T = unknown, Y = Future<T>> implements AsyncIterable<Y> {
+  readonly #withResults: boolean;
+  readonly #raiseErrors: boolean;
+  #pending = 0;
+  readonly #queue: Future<T>[] = [];
+  #wake: (() => void) | undefined;
+
+  constructor(futures: Iterable<Future<T>> = [], options: AsCompletedOptions = {}) {
+    this.#withResults = options.withResults ?? false;
+    this.#raiseErrors = options.raiseErrors ?? true;
+    for (const f of futures) this.add(f);
+  }
+
+  /** Adds a future to watch (also during iteration). */
+  add(future: Future<T>): void {
+    this.#pending++;
+    future._state.onDone(() => {
+      this.#pending--;
+      this.#queue.push(future);
+      const w = this.#wake;
+      this.#wake = undefined;
+      w?.();
+    });
+  }
+
+  update(futures: Iterable<Future<T>>): void {
+    for (const f of futures) this.add(f);
+  }
+
+  /** Futures added and not yet yielded. */
+  count(): number {
+    return this.#pending + this.#queue.length;
+  }
+
+  isEmpty(): boolean {
+    return this.count() === 0;
+  }
+
+  /** Resolves once something is queued; false when nothing is left to wait for. */
+  async #next(): Promise<boolean> {
+    while (this.#queue.length === 0) {
+      if (this.#pending === 0) return false;
+      await new Promise<void>((r) => (this.#wake = r));
+    }
+    return true;
+  }
+
+  async #yieldable(f: Future<T>): Promise<Y> {
+    if (!this.#withResults) return f as unknown as Y;
+    try {
+      // Each call wraps in an array: never resolve to a bare Future.
+      return [f, await f.result()] as unknown as Y;
+    } catch (err) {
+      if (this.#raiseErrors) throw err;
+      return [f, err] as unknown as Y;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Y> {
+    while (await this.#next()) {
+      const f = this.#queue.shift()!;
+      yield await this.#yieldable(f);
+    }
+  }
+
+  /** Arrays of everything completed since the previous batch. */
+  async *batches(): AsyncGenerator<Y[]> {
+    while (await this.#next()) {
+      const fs = this.#queue.splice(0, this.#queue.length);
+      const out: Y[] = [];
+      for (const f of fs) out.push(await this.#yieldable(f));
+      yield out;
+    }
+  }
+}
+
+export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions & { withResults: true }): AsCompleted<T, [Future<T>, T]>;
+export function asCompleted<T>(futures?: Iterable<Future<T>>, options?: AsCompletedOptions): AsCompleted<T, Future<T>>;
+export function asCompleted<T>(futures: Iterable<Future<T>> = [], options: AsCompletedOptions = {}): AsCompleted<T, unknown> {
+  return new AsCompleted<T, unknown>(futures, options);
+}
+
+/**
+ * Lets the task run to completion even if every handle to it is dropped. The client keeps a
+ * handle until the task is done; if the client closes first, the task is released with it
+ * (the scheduler has no "fire and forget" client yet).
+ */
+export function fireAndForget(futures: Future | Iterable<Future>): void {
+  const list = isFuture(futures) ? [futures] : [...futures];
+  for (const f of list) {
+    const owner = f.client as unknown as { _fireAndForget?: (f: Future) => void };
+    owner._fireAndForget?.(f);
+  }
+}
