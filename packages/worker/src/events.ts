@@ -1,0 +1,171 @@
+// Events (stimuli) that WorkerState consumes and the instructions it returns. Small records,
+// discriminated by `type`, each with the `stimulusId` of what caused it. The Worker shell turns
+// scheduler messages and the outcome of its async jobs into events, and carries instructions out.
+
+import type {
+  Address,
+  Key,
+  StartStop,
+  StimulusId,
+  WireError,
+  WireRunSpec,
+  WorkerToSchedulerMsg,
+} from '@dd/protocol';
+
+// ------------------------------------------------------------------------------------------
+// Events
+
+/** The scheduler asks this worker to compute `key` (from a `compute-task` message). */
+export interface ComputeTaskEvent {
+  type: 'compute-task';
+  key: Key;
+  spec: WireRunSpec;
+  priority: number[];
+  /** Holders of each dependency; the dependencies of the task are the keys of `nbytes` ∪ `whoHas`. */
+  whoHas: Record<Key, Address[]>;
+  nbytes: Record<Key, number>;
+  resources?: Record<string, number>;
+  duration?: number;
+  annotations?: Record<string, unknown>;
+  stimulusId: StimulusId;
+}
+export interface FreeKeysEvent {
+  type: 'free-keys';
+  keys: Key[];
+  stimulusId: StimulusId;
+}
+export interface AcquireReplicasEvent {
+  type: 'acquire-replicas';
+  whoHas: Record<Key, Address[]>;
+  nbytes: Record<Key, number>;
+  stimulusId: StimulusId;
+}
+export interface RemoveReplicasEvent {
+  type: 'remove-replicas';
+  keys: Key[];
+  stimulusId: StimulusId;
+}
+/** A task run finished with a value. */
+export interface ExecuteSuccessEvent {
+  type: 'execute-success';
+  key: Key;
+  value: unknown;
+  /** Bytes of the value if the executor measured them; otherwise the store estimates. */
+  nbytes?: number;
+  /** Type name of the value reported to the scheduler. */
+  valueType?: string;
+  start: number;
+  stop: number;
+  stimulusId: StimulusId;
+}
+/** A task run threw (or its function could not be loaded). */
+export interface ExecuteFailureEvent {
+  type: 'execute-failure';
+  key: Key;
+  exception: WireError;
+  start?: number;
+  stop?: number;
+  stimulusId: StimulusId;
+}
+/** A `get-data` request to `worker` answered with data (keys it lacked are absent from `data`). */
+export interface GatherDepSuccessEvent {
+  type: 'gather-dep-success';
+  worker: Address;
+  data: Record<Key, unknown>;
+  /** Bytes per key if known (else estimated by the store). */
+  nbytes?: Record<Key, number>;
+  start?: number;
+  stop?: number;
+  stimulusId: StimulusId;
+}
+/** The peer answered `{status:'busy'}`. */
+export interface GatherDepBusyEvent {
+  type: 'gather-dep-busy';
+  worker: Address;
+  stimulusId: StimulusId;
+}
+/** The peer could not be reached, or the connection dropped: treat it as gone. */
+export interface GatherDepNetworkFailureEvent {
+  type: 'gather-dep-network-failure';
+  worker: Address;
+  exception?: WireError;
+  stimulusId: StimulusId;
+}
+/** The transfer failed for another reason (e.g. the data could not be deserialized). */
+export interface GatherDepFailureEvent {
+  type: 'gather-dep-failure';
+  worker: Address;
+  exception: WireError;
+  stimulusId: StimulusId;
+}
+/** The backoff after a busy answer from `worker` is over. */
+export interface RetryBusyWorkerEvent {
+  type: 'retry-busy-worker';
+  worker: Address;
+  stimulusId: StimulusId;
+}
+/** Data stored directly on this worker (scatter: the client registers it with the scheduler). */
+export interface UpdateDataEvent {
+  type: 'update-data';
+  data: Record<Key, unknown>;
+  nbytes?: Record<Key, number>;
+  stimulusId: StimulusId;
+}
+/** Memory pressure: stop starting tasks and transfers. */
+export interface PauseEvent {
+  type: 'pause';
+  stimulusId: StimulusId;
+}
+export interface UnpauseEvent {
+  type: 'unpause';
+  stimulusId: StimulusId;
+}
+
+export type WorkerEvent =
+  | ComputeTaskEvent
+  | FreeKeysEvent
+  | AcquireReplicasEvent
+  | RemoveReplicasEvent
+  | ExecuteSuccessEvent
+  | ExecuteFailureEvent
+  | GatherDepSuccessEvent
+  | GatherDepBusyEvent
+  | GatherDepNetworkFailureEvent
+  | GatherDepFailureEvent
+  | RetryBusyWorkerEvent
+  | UpdateDataEvent
+  | PauseEvent
+  | UnpauseEvent;
+
+// ------------------------------------------------------------------------------------------
+// Instructions
+
+/** Run task `key` (its spec and dependency values are in the state and the data store). */
+export interface Execute {
+  type: 'execute';
+  key: Key;
+  stimulusId: StimulusId;
+}
+/** Ask `worker` for `keys` with rpc `get-data`; resolve into a GatherDep* event. */
+export interface GatherDep {
+  type: 'gather-dep';
+  worker: Address;
+  keys: Key[];
+  totalNbytes: number;
+  stimulusId: StimulusId;
+}
+/** Send `msg` to the scheduler over the batched stream. */
+export interface SendToScheduler {
+  type: 'send-to-scheduler';
+  msg: WorkerToSchedulerMsg;
+}
+/** After a short backoff, feed a `retry-busy-worker` event for `worker`. */
+export interface RetryBusyWorkerLater {
+  type: 'retry-busy-worker-later';
+  worker: Address;
+  stimulusId: StimulusId;
+}
+
+export type Instruction = Execute | GatherDep | SendToScheduler | RetryBusyWorkerLater;
+
+export type { StartStop };
