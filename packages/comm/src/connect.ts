@@ -48,13 +48,13 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
       // Full jitter on an exponential backoff: concurrent clients of a restarting server do not retry in lockstep.
       const wait = Math.random() * backoff;
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      if (err instanceof TimeoutError || Date.now() + wait >= deadline) {
+      if (err instanceof TimeoutError || Date.now() >= deadline) {
         throw new TimeoutError(
           `timed out after ${timeout} ms trying to connect to ${address} (${attempts} attempts; last error: ${(err as Error).message})`,
           { cause: err },
         );
       }
-      await sleep(wait);
+      await sleep(Math.min(wait, deadline - Date.now()));
     }
   }
 }

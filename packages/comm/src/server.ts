@@ -24,7 +24,7 @@ export interface HandlerContext {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Handler = (msg: any, ctx: HandlerContext) => unknown;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type StreamHandler = (msg: any, ctx: HandlerContext) => void | Promise<void>;
+export type StreamHandler = (msg: any, ctx: HandlerContext) => unknown;
 
 export type Reply = { status: 'OK'; result: unknown } | { status: 'error'; error: WireError };
 
@@ -162,7 +162,8 @@ export class Server {
 
   private async serve(conn: Connection): Promise<void> {
     const { comm, ctx } = conn;
-    while (!comm.closed && !this.closing) {
+    // Not `while (!comm.closed)`: messages (or the error) that arrived before the close are still read.
+    while (!this.closing) {
       let msg: unknown;
       try {
         msg = await comm.read();

@@ -2,7 +2,7 @@
 // incremental FrameDecoder; writes send the prelude and the frames with one gathered write.
 
 import type { Socket } from 'node:net';
-import { FrameDecoder, ProtocolError, encodePrelude, packFrames, type DecodeOptions, type FrameLimits } from '@dd/protocol';
+import { FrameDecoder, ProtocolError, encodePrelude, packFrames, preludeSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
 import { BaseComm, RESOLVED } from '../base-comm';
 import { decodeFrames, encodeFrames, framesByteLength } from '../codec';
 
@@ -21,6 +21,8 @@ export class StreamComm extends BaseComm {
   private readonly decodeOptions: DecodeOptions | undefined;
   private drainWait: Promise<void> | undefined;
   private socketError: Error | undefined;
+  /** Bytes received that are not yet part of a whole message (the decoder keeps its prelude state privately). */
+  private partialBytes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -41,6 +43,7 @@ export class StreamComm extends BaseComm {
 
   private onData(chunk: Buffer): void {
     let messages: Uint8Array[][];
+    this.partialBytes += chunk.byteLength;
     try {
       // A plain Uint8Array view, not a Buffer: protocol code may rely on Uint8Array semantics
       // (Buffer#slice does not copy), and it is runtime-neutral by design.
@@ -50,6 +53,7 @@ export class StreamComm extends BaseComm {
       return;
     }
     for (let i = 0; i < messages.length; i++) {
+      this.partialBytes -= preludeSize(messages[i]!.length) + framesByteLength(messages[i]!);
       let msg: unknown;
       try {
         msg = decodeFrames(messages[i]!, this.decodeOptions);
@@ -63,13 +67,14 @@ export class StreamComm extends BaseComm {
   }
 
   private onSocketClose(): void {
-    let error = this.socketError;
-    if (error === undefined && this.decoder.bufferedBytes > 0) {
-      error = new ProtocolError(
-        `connection from ${this.peerAddress} closed in the middle of a message (${this.decoder.bufferedBytes} bytes of it received)`,
-      );
+    if (this.socketError === undefined && this.partialBytes > 0 && !this.closed) {
+      // The reader gets a ProtocolError (not just "closed"): the peer broke off mid-message.
+      this.fail(new ProtocolError(
+        `connection from ${this.peerAddress} closed in the middle of a message (${this.partialBytes} bytes of it received)`,
+      ));
+      return;
     }
-    this.markClosed(error, true);
+    this.markClosed(this.socketError, true);
   }
 
   protected override pauseTransport(): void {
