@@ -81,6 +81,8 @@ function stimulus(prefix: string): string {
 }
 
 const CLOSURE_HINT = 'enclosing scope';
+/** The scheduler's client id that keeps fire-and-forget tasks until they are done. */
+export const FIRE_AND_FORGET_CLIENT = 'fire-and-forget';
 
 /** Adds the "uses a variable from its enclosing scope" explanation to a ReferenceError from a task. */
 export function explainRemoteError(wire: WireError): WireError {
@@ -856,6 +858,10 @@ export class Client implements FutureOwner, AsyncDisposable {
   _fireAndForget(future: Future): void {
     this.#checkRunning();
     if (future.done()) return;
+    // The scheduler's fire-and-forget client wants the key until the task is done, even if
+    // this client goes away; the local hold covers schedulers without that client.
+    this.#flush();
+    this.#link.send({ op: 'client-desires-keys', client: FIRE_AND_FORGET_CLIENT, keys: [future.key], stimulusId: stimulus('fire-and-forget') });
     const hold = this.#makeFuture(future.key, future._state);
     this.#forgotten.add(hold);
     hold.addDoneCallback(() => {

@@ -154,9 +154,9 @@ export function asCompleted<T>(futures: Iterable<Future<T>> = [], options: AsCom
 }
 
 /**
- * Lets the task run to completion even if every handle to it is dropped. The client keeps a
- * handle until the task is done; if the client closes first, the task is released with it
- * (the scheduler has no "fire and forget" client yet).
+ * Lets the task run to completion even if every handle to it is dropped (or the client
+ * closes): the scheduler's `fire-and-forget` client wants it until it is done. The client also
+ * keeps a handle of its own until then.
  */
 export function fireAndForget(futures: Future | Iterable<Future>): void {
   const list = isFuture(futures) ? [futures] : [...futures];

@@ -292,6 +292,7 @@ describe('Client with a fake scheduler', () => {
       f.release();
       await tick();
       expect(fake.ops('client-releases-keys')).toHaveLength(0);
+      expect(fake.ops('client-desires-keys')).toMatchObject([{ client: 'fire-and-forget', keys: [f.key] }]);
       fake.run();
       await new Promise((r) => setTimeout(r, 10));
       expect(fake.ops('client-releases-keys')).toHaveLength(1);
