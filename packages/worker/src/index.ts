@@ -3,3 +3,14 @@ export * from './events';
 export * from './errors';
 export { sizeof } from './sizeof';
 export { MemoryStore, type DataStore } from './data-store';
+export {
+  InlineExecutor,
+  ThreadPoolExecutor,
+  createExecutor,
+  executorThreadPath,
+  type Executor,
+  type ExecutorJob,
+  type ExecutorOptions,
+  type TaskOutcome,
+} from './executor';
+export { TaskRunner, wireError } from './task-runner';

@@ -39,6 +39,7 @@ import type {
   WorkerEvent,
 } from './events';
 import { Heap, comparePriority } from './heap';
+import { typeName } from './type-name';
 
 export const TASK_STATES = [
   'released',
@@ -1287,13 +1288,4 @@ export const TRANSITION_PAIRS: readonly string[] = Object.keys(TRANSITIONS);
 function hostOf(address: Address): string {
   const m = /^[a-z]+:\/\/(\[[^\]]*\]|[^:/]*)/.exec(address);
   return m?.[1] ?? address;
-}
-
-/** Type name of a value, reported to the scheduler in task-finished. */
-export function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value !== 'object') return typeof value;
-  if (Array.isArray(value)) return 'Array';
-  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null;
-  return proto?.constructor?.name || 'Object';
 }

@@ -1,0 +1,259 @@
+// Executors run tasks for the Worker shell. Two kinds:
+//
+//  - ThreadPoolExecutor: `nthreads` worker_threads, one task at a time each (WorkerState never
+//    starts more than nthreads tasks). Per task the main thread posts {spec bytes, dependency
+//    values}; the thread decodes the spec, substitutes KeyRefs, runs, measures sizeof, and posts
+//    the result back. Decoding and sizing happen in the thread, so the main thread (which also
+//    serves the network) does as little per task as possible. Values cross by structured clone:
+//    dependency values are copied into the thread (the worker keeps its own copy, so nothing can
+//    be transferred there); result buffers the task owns outright are transferred, not copied.
+//    Limits of structured clone apply: class instances arrive as plain objects, functions cannot
+//    cross (the task fails with DataCloneError), nested Buffers arrive as Uint8Array (top-level
+//    Buffers are restored).
+//  - InlineExecutor (`executor: 'inline'`): runs tasks on the main event loop. No copies and any
+//    value works, but a synchronous task blocks the worker while it runs. For tests and
+//    in-process clusters.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker as Thread } from 'node:worker_threads';
+import type { Key, WireRunSpec } from '@dd/protocol';
+import { ExecutorError } from './errors';
+import type { ThreadRequest, ThreadResponse } from './executor-messages';
+import { TaskRunner, wireError, type TaskOutcome } from './task-runner';
+
+export type { TaskOutcome } from './task-runner';
+
+export interface ExecutorJob {
+  key: Key;
+  spec: WireRunSpec;
+  /** Values of the task's dependencies. */
+  deps: Map<Key, unknown>;
+}
+
+export interface Executor {
+  readonly kind: 'threads' | 'inline';
+  readonly nthreads: number;
+  /** Runs a task; resolves with its outcome (task errors are outcomes, never rejections). */
+  run(job: ExecutorJob): Promise<TaskOutcome>;
+  /** Stops the threads (running tasks are abandoned). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ExecutorOptions {
+  nthreads: number;
+  /** Directory for relative module specifiers and `require` in task functions. */
+  cwd: string;
+}
+
+export class InlineExecutor implements Executor {
+  readonly kind = 'inline' as const;
+  readonly nthreads: number;
+  private readonly runner: TaskRunner;
+
+  constructor(options: ExecutorOptions) {
+    this.nthreads = options.nthreads;
+    this.runner = new TaskRunner({ cwd: options.cwd });
+  }
+
+  run(job: ExecutorJob): Promise<TaskOutcome> {
+    return this.runner.run(job.spec, job.deps);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Where the executor thread's JavaScript is. In dist, next to this file. When this module runs
+ * from its TypeScript source (jest transpiles src/*.ts in memory), a worker thread cannot load
+ * the .ts file, so the built ../dist/executor-thread.js is used: build the package first
+ * (`npx turbo run build --filter=@dd/worker...`; `npm test` does).
+ */
+export function executorThreadPath(): string {
+  const here = __filename.endsWith('.ts') ? path.join(__dirname, '..', 'dist') : __dirname;
+  return path.join(here, 'executor-thread.js');
+}
+
+interface Slot {
+  thread: Thread;
+  job: { id: number; resolve: (o: TaskOutcome) => void } | null;
+  ready: Promise<void>;
+}
+
+export class ThreadPoolExecutor implements Executor {
+  readonly kind = 'threads' as const;
+  readonly nthreads: number;
+  private readonly slots: Slot[] = [];
+  private readonly idle: Slot[] = [];
+  private readonly queue: Array<{ job: ExecutorJob; resolve: (o: TaskOutcome) => void }> = [];
+  private nextId = 1;
+  private closing = false;
+  private readonly entry: string;
+  private readonly cwd: string;
+
+  private constructor(options: ExecutorOptions) {
+    this.nthreads = options.nthreads;
+    this.cwd = path.resolve(options.cwd);
+    this.entry = executorThreadPath();
+  }
+
+  /** Starts the threads and waits until they are online. */
+  static async create(options: ExecutorOptions): Promise<ThreadPoolExecutor> {
+    const pool = new ThreadPoolExecutor(options);
+    if (!fs.existsSync(pool.entry)) {
+      throw new ExecutorError(
+        `executor thread file ${pool.entry} does not exist: build @dd/worker first (npx turbo run build --filter=@dd/worker...)`,
+      );
+    }
+    for (let i = 0; i < options.nthreads; i++) pool.spawn();
+    try {
+      await Promise.all(pool.slots.map((s) => s.ready));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  private spawn(): Slot {
+    const thread = new Thread(this.entry, { workerData: { cwd: this.cwd }, stdout: false, stderr: false });
+    let onlineResolve!: () => void;
+    let onlineReject!: (e: unknown) => void;
+    const slot: Slot = {
+      thread,
+      job: null,
+      ready: new Promise<void>((res, rej) => {
+        onlineResolve = res;
+        onlineReject = rej;
+      }),
+    };
+    slot.ready.catch(() => {});
+    thread.once('online', () => onlineResolve());
+    thread.on('message', (res: ThreadResponse) => this.onResponse(slot, res));
+    thread.on('error', (err) => {
+      onlineReject(err);
+      this.onThreadDeath(slot, err);
+    });
+    thread.on('exit', (code) => {
+      onlineReject(new ExecutorError(`executor thread exited with code ${code} before it was online`));
+      this.onThreadDeath(slot, new ExecutorError(`executor thread exited with code ${code}`));
+    });
+    this.slots.push(slot);
+    this.idle.push(slot);
+    return slot;
+  }
+
+  run(job: ExecutorJob): Promise<TaskOutcome> {
+    if (this.closing) {
+      const now = Date.now();
+      return Promise.resolve({ ok: false, error: wireError(new ExecutorError('executor is closed')), start: now, stop: now });
+    }
+    return new Promise<TaskOutcome>((resolve) => {
+      const slot = this.idle.pop();
+      if (slot) this.dispatch(slot, job, resolve);
+      else this.queue.push({ job, resolve });
+    });
+  }
+
+  private dispatch(slot: Slot, job: ExecutorJob, resolve: (o: TaskOutcome) => void): void {
+    const id = this.nextId++;
+    slot.job = { id, resolve };
+    const deps: Record<Key, unknown> = {};
+    let bufferKeys: Key[] | undefined;
+    for (const [k, v] of job.deps) {
+      deps[k] = v;
+      if (Buffer.isBuffer(v)) (bufferKeys ??= []).push(k);
+    }
+    const req: ThreadRequest = { id, spec: job.spec, deps };
+    if (bufferKeys) req.bufferKeys = bufferKeys;
+    try {
+      slot.thread.postMessage(req);
+    } catch (err) {
+      // A dependency value that structured clone cannot copy (e.g. a function).
+      slot.job = null;
+      this.release(slot);
+      const now = Date.now();
+      const e = wireError(err);
+      resolve({
+        ok: false,
+        error: { ...e, message: `cannot send the arguments of ${job.key} to an executor thread: ${e.message}` },
+        start: now,
+        stop: now,
+      });
+    }
+  }
+
+  private onResponse(slot: Slot, res: ThreadResponse): void {
+    const job = slot.job;
+    if (!job || job.id !== res.id) return;
+    slot.job = null;
+    this.release(slot);
+    if (res.ok) {
+      let value = res.value;
+      if (res.isBuffer && value instanceof Uint8Array) value = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      job.resolve({ ok: true, value, nbytes: res.nbytes, type: res.type, start: res.start, stop: res.stop });
+    } else {
+      job.resolve({ ok: false, error: res.error, start: res.start, stop: res.stop });
+    }
+  }
+
+  private release(slot: Slot): void {
+    const next = this.queue.shift();
+    if (next) this.dispatch(slot, next.job, next.resolve);
+    else this.idle.push(slot);
+  }
+
+  private onThreadDeath(slot: Slot, err: unknown): void {
+    const i = this.slots.indexOf(slot);
+    if (i < 0) return; // already handled ('error' is followed by 'exit')
+    this.slots.splice(i, 1);
+    const j = this.idle.indexOf(slot);
+    if (j >= 0) this.idle.splice(j, 1);
+    const job = slot.job;
+    slot.job = null;
+    if (job) {
+      const now = Date.now();
+      const e = wireError(err);
+      job.resolve({
+        ok: false,
+        error: { ...e, name: e.name === 'Error' ? 'ExecutorError' : e.name, message: `the executor thread died while running the task: ${e.message}` },
+        start: now,
+        stop: now,
+      });
+    }
+    if (!this.closing) {
+      const fresh = this.spawn();
+      // spawn() put it in idle; hand it queued work if any.
+      const k = this.idle.indexOf(fresh);
+      if (k >= 0 && this.queue.length > 0) {
+        this.idle.splice(k, 1);
+        this.release(fresh);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const slots = this.slots.splice(0);
+    this.idle.length = 0;
+    const now = Date.now();
+    for (const q of this.queue.splice(0)) {
+      q.resolve({ ok: false, error: wireError(new ExecutorError('executor closed')), start: now, stop: now });
+    }
+    await Promise.all(
+      slots.map(async (s) => {
+        if (s.job) {
+          s.job.resolve({ ok: false, error: wireError(new ExecutorError('executor closed')), start: now, stop: now });
+          s.job = null;
+        }
+        await s.thread.terminate();
+      }),
+    );
+  }
+}
+
+/** Creates the executor a Worker asked for. */
+export async function createExecutor(kind: 'threads' | 'inline', options: ExecutorOptions): Promise<Executor> {
+  return kind === 'inline' ? new InlineExecutor(options) : ThreadPoolExecutor.create(options);
+}

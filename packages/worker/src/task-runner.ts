@@ -1,0 +1,173 @@
+// Runs one task: decode its js run spec, put dependency values where its KeyRefs are, load its
+// function (by source, compiled once per hash and cached; or by module reference, imported once),
+// call it, await it if it returned a promise. Used by both executors: in each thread of the
+// thread pool, and on the main event loop for `executor: 'inline'`.
+
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as vm from 'node:vm';
+import { decodeTaskSpec, substituteKeyRefs, type FunctionRef, type Key, type WireError, type WireRunSpec } from '@dd/protocol';
+import { ClosureVariableError } from './errors';
+import { sizeof } from './sizeof';
+import { typeName } from './type-name';
+
+export type TaskOutcome =
+  | { ok: true; value: unknown; nbytes: number; type: string; start: number; stop: number }
+  | { ok: false; error: WireError; start: number; stop: number };
+
+export interface TaskRunnerOptions {
+  /** Directory that relative module specifiers and `require` inside functions resolve against. */
+  cwd: string;
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+export class TaskRunner {
+  private readonly sourceCache = new Map<string, AnyFn>();
+  private readonly moduleCache = new Map<string, AnyFn>();
+  private readonly require: NodeJS.Require;
+  private readonly cwd: string;
+
+  constructor(options: TaskRunnerOptions) {
+    this.cwd = path.resolve(options.cwd);
+    // createRequire wants a file path; the file need not exist.
+    this.require = createRequire(path.join(this.cwd, '__dd_worker__.js'));
+  }
+
+  /** Decodes, substitutes, loads and runs; never throws (failures become `{ok: false}`). */
+  async run(spec: WireRunSpec, deps: Record<Key, unknown> | Map<Key, unknown>): Promise<TaskOutcome> {
+    const start = Date.now();
+    let fnRef: FunctionRef | undefined;
+    try {
+      const task = decodeTaskSpec(spec);
+      fnRef = task.fn;
+      const fn = await this.load(task.fn);
+      const lookup = deps instanceof Map ? (k: Key) => deps.get(k) : (k: Key) => deps[k];
+      const args = substituteKeyRefs(task.args, lookup) as unknown[];
+      let value = fn(...args);
+      if (isThenable(value)) value = await value;
+      const stop = Date.now();
+      return { ok: true, value, nbytes: sizeof(value), type: typeName(value), start, stop };
+    } catch (err) {
+      return { ok: false, error: this.toWireError(err, fnRef), start, stop: Date.now() };
+    }
+  }
+
+  /** The function a FunctionRef names. */
+  async load(ref: FunctionRef): Promise<AnyFn> {
+    if (ref.kind === 'source') {
+      const cached = this.sourceCache.get(ref.hash);
+      if (cached) return cached;
+      const fn = this.compile(ref);
+      this.sourceCache.set(ref.hash, fn);
+      return fn;
+    }
+    if (ref.kind === 'module') {
+      const id = `${ref.module}\0${ref.export}`;
+      const cached = this.moduleCache.get(id);
+      if (cached) return cached;
+      const fn = await this.importFunction(ref.module, ref.export);
+      this.moduleCache.set(id, fn);
+      return fn;
+    }
+    throw new TypeError(`unknown function reference kind ${JSON.stringify((ref as { kind: unknown }).kind)}`);
+  }
+
+  /** File name given to compiled source: shows in stacks, and anchors relative import(). */
+  taskFilename(ref: { name: string; hash: string }): string {
+    return path.join(this.cwd, `dd-task-${ref.name.replace(/[^A-Za-z0-9_.$-]/g, '_')}-${ref.hash}.js`);
+  }
+
+  private compile(ref: { name: string; source: string; hash: string }): AnyFn {
+    const filename = this.taskFilename(ref);
+    const mod = { exports: {} };
+    const attempt = (expr: string): AnyFn => {
+      // The function sees a `require` for the worker's directory, like a module there would.
+      const wrapper = `(function (require, module, exports, __filename, __dirname) { return (${expr}\n); })`;
+      const script = new vm.Script(wrapper, {
+        filename,
+        importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+      } as vm.ScriptOptions);
+      const factory = script.runInThisContext() as AnyFn;
+      return factory(this.require, mod, mod.exports, filename, this.cwd) as AnyFn;
+    };
+    let fn: unknown;
+    try {
+      fn = attempt(ref.source);
+    } catch (err) {
+      // Method shorthand (`inc(x) { ... }`) is not an expression on its own.
+      if ((err as Error)?.name !== 'SyntaxError') throw err;
+      fn = attempt(`({ ${ref.source} \n})[${JSON.stringify(ref.name)}]`);
+    }
+    if (typeof fn !== 'function') throw new TypeError(`the source of task function ${ref.name} is not a function`);
+    return fn as AnyFn;
+  }
+
+  private async importFunction(specifier: string, exportName: string): Promise<AnyFn> {
+    const resolved = specifier.startsWith('.') || path.isAbsolute(specifier) ? path.resolve(this.cwd, specifier) : specifier;
+    let mod: Record<string, unknown>;
+    try {
+      mod = this.require(resolved) as Record<string, unknown>;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
+      // An ES module: import() it (resolving bare specifiers from the worker's directory).
+      const url = path.isAbsolute(resolved) ? pathToFileURL(resolved).href : pathToFileURL(this.require.resolve(resolved)).href;
+      mod = (await dynamicImport(url)) as Record<string, unknown>;
+    }
+    let fn = exportName === 'default' ? (mod.default ?? mod) : mod[exportName];
+    if (fn === undefined && exportName !== 'default' && typeof mod.default === 'object' && mod.default !== null) {
+      fn = (mod.default as Record<string, unknown>)[exportName]; // CommonJS seen through import()
+    }
+    if (typeof fn !== 'function') {
+      throw new TypeError(`module ${JSON.stringify(specifier)} has no function export ${JSON.stringify(exportName)}`);
+    }
+    return fn as AnyFn;
+  }
+
+  /** A thrown value as a WireError; a closure variable ReferenceError becomes ClosureVariableError. */
+  toWireError(err: unknown, fnRef?: FunctionRef): WireError {
+    if (fnRef?.kind === 'source' && isError(err) && err.name === 'ReferenceError') {
+      const m = /^(\S+) is not defined$/.exec(err.message);
+      const firstFrame = (err.stack ?? '').split('\n').find((l) => /^\s+at /.test(l)) ?? '';
+      if (m?.[1] && firstFrame.includes(this.taskFilename(fnRef))) {
+        const replaced = new ClosureVariableError(fnRef.name, m[1], { cause: err });
+        // Keep the remote stack of where it happened.
+        replaced.stack = `${replaced.name}: ${replaced.message}\n${(err.stack ?? '').split('\n').slice(1).join('\n')}`;
+        return wireError(replaced);
+      }
+    }
+    return wireError(err);
+  }
+}
+
+export function wireError(err: unknown): WireError {
+  if (isError(err)) {
+    const out: WireError = { name: err.name || 'Error', message: String(err.message) };
+    if (typeof err.stack === 'string') out.stack = err.stack;
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') out.code = code;
+    return out;
+  }
+  return { name: 'Error', message: `task threw a non-Error value: ${safeString(err)}` };
+}
+
+function isError(err: unknown): err is Error {
+  return typeof err === 'object' && err !== null && typeof (err as Error).message === 'string' && typeof (err as Error).name === 'string';
+}
+
+function safeString(v: unknown): string {
+  try {
+    return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
+// A real import() even where the compiler or a test transform would turn it into require().
+const dynamicImport = new Function('u', 'return import(u)') as (u: string) => Promise<unknown>;

@@ -1,0 +1,133 @@
+import * as path from 'node:path';
+import { encodeTaskSpec, keyRef, type FunctionRef } from '@dd/protocol';
+import { InlineExecutor, ThreadPoolExecutor, type Executor, type TaskOutcome } from '@dd/worker';
+
+const FIXTURES = __dirname;
+
+let hashN = 0;
+function src(fn: string, name = 'f'): FunctionRef {
+  return { kind: 'source', name, source: fn, hash: `h${++hashN}-${name}` };
+}
+function job(fn: FunctionRef, args: unknown[], deps: Record<string, unknown> = {}) {
+  return { key: `k${++hashN}`, spec: encodeTaskSpec({ fn, args }), deps: new Map(Object.entries(deps)) };
+}
+function value(o: TaskOutcome): unknown {
+  if (!o.ok) throw new Error(`task failed: ${o.error.name}: ${o.error.message}`);
+  return o.value;
+}
+
+const SLEEP = `function sleepSync(ms) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); return ms; }`;
+
+describe.each([
+  ['threads', () => ThreadPoolExecutor.create({ nthreads: 2, cwd: FIXTURES })],
+  ['inline', async () => new InlineExecutor({ nthreads: 2, cwd: FIXTURES })],
+] as const)('%s executor', (kind, make) => {
+  let ex: Executor;
+  beforeAll(async () => {
+    ex = await make();
+  });
+  afterAll(async () => {
+    await ex.close();
+  });
+
+  test('runs a sync function with dependency values substituted for KeyRefs', async () => {
+    const o = await ex.run(job(src('function add(a, b) { return a + b.n; }', 'add'), [keyRef('x'), { n: keyRef('y') }], { x: 1, y: 41 }));
+    expect(value(o)).toBe(42);
+    expect(o.ok && o.type).toBe('number');
+  });
+
+  test('awaits async functions', async () => {
+    const f = src('async function later(x) { await new Promise((r) => setTimeout(r, 20)); return [x, "done"]; }', 'later');
+    expect(value(await ex.run(job(f, [7])))).toEqual([7, 'done']);
+  });
+
+  test('require and dynamic import inside a source function', async () => {
+    const f = src(`function useRequire(a, b) { return require('node:path').posix.join(a, b); }`, 'useRequire');
+    expect(value(await ex.run(job(f, ['a', 'b'])))).toBe('a/b');
+    if (kind === 'threads') {
+      // (jest's sandbox does not provide import() to code compiled in the main context)
+      const g = src(`async function useImport() { const m = await import('node:path'); return m.posix.sep; }`, 'useImport');
+      expect(value(await ex.run(job(g, [])))).toBe('/');
+    }
+  });
+
+  test('module references resolve relative to the worker directory', async () => {
+    const o = await ex.run(job({ kind: 'module', module: './fixtures/tasks.js', export: 'double' }, [21]));
+    expect(value(o)).toBe(42);
+    const where = await ex.run(job({ kind: 'module', module: path.join(FIXTURES, 'fixtures/tasks.js'), export: 'whereAmI' }, []));
+    expect(value(where)).toBe(kind === 'threads' ? 'thread' : 'main');
+    if (kind === 'threads') {
+      const esm = await ex.run(job({ kind: 'module', module: './fixtures/esm-tasks.mjs', export: 'triple' }, [3]));
+      expect(value(esm)).toBe(9);
+    }
+  });
+
+  test('a closure variable fails with ClosureVariableError naming the variable and the fix', async () => {
+    const o = await ex.run(job(src('function usesOuter(x) { return x + factor; }', 'usesOuter'), [1]));
+    expect(o.ok).toBe(false);
+    if (o.ok) return;
+    expect(o.error.name).toBe('ClosureVariableError');
+    expect(o.error.message).toContain(`task function usesOuter refers to 'factor', which is not defined on the worker`);
+    expect(o.error.message).toContain('Pass factor as an argument');
+    expect(o.error.message).toContain('ref(module, export)');
+  });
+
+  test('task errors carry name, message and the remote stack', async () => {
+    const o = await ex.run(job(src('function fails(x) { throw new RangeError("bad " + x); }', 'fails'), [3]));
+    expect(o.ok).toBe(false);
+    if (o.ok) return;
+    expect(o.error.name).toBe('RangeError');
+    expect(o.error.message).toBe('bad 3');
+    expect(o.error.stack).toMatch(/at fails \(.*dd-task-fails-/);
+  });
+
+  test('Buffers stay Buffers', async () => {
+    const f = src('function cat(a) { return Buffer.concat([a, Buffer.alloc(8192, 1)]); }', 'cat');
+    const o = await ex.run(job(f, [keyRef('b')], { b: Buffer.from('hi') }));
+    const v = value(o) as Buffer;
+    expect(Buffer.isBuffer(v)).toBe(true);
+    expect(v.length).toBe(8194);
+    expect(o.ok && o.nbytes).toBeGreaterThanOrEqual(8194);
+  });
+});
+
+describe('thread pool', () => {
+  test('two sleeping tasks on two threads run in parallel', async () => {
+    const ex = await ThreadPoolExecutor.create({ nthreads: 2, cwd: FIXTURES });
+    try {
+      const f = src(SLEEP, 'sleepSync');
+      await Promise.all([ex.run(job(f, [10])), ex.run(job(f, [10]))]); // warm up
+      const t0 = Date.now();
+      const outs = await Promise.all([ex.run(job(f, [400])), ex.run(job(f, [400]))]);
+      const elapsed = Date.now() - t0;
+      expect(outs.map(value)).toEqual([400, 400]);
+      expect(elapsed).toBeLessThan(750); // ~1x, not 2x
+    } finally {
+      await ex.close();
+    }
+  });
+
+  test('more tasks than threads queue up; a thread that dies is replaced', async () => {
+    const ex = await ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES });
+    try {
+      const dies = await ex.run(job(src('function dies() { process.exit(3); }', 'dies'), []));
+      expect(dies.ok).toBe(false);
+      const inc = src('function inc(x) { return x + 1; }', 'inc');
+      const outs = await Promise.all([1, 2, 3].map((i) => ex.run(job(inc, [i]))));
+      expect(outs.map(value)).toEqual([2, 3, 4]);
+    } finally {
+      await ex.close();
+    }
+  });
+
+  test('a result that cannot be cloned fails clearly', async () => {
+    const ex = await ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES });
+    try {
+      const o = await ex.run(job(src('function mk() { return { f() {} }; }', 'mk'), []));
+      expect(o.ok).toBe(false);
+      if (!o.ok) expect(o.error.message).toContain('cannot leave its executor thread');
+    } finally {
+      await ex.close();
+    }
+  });
+});
