@@ -32,10 +32,10 @@ export function preludeSize(frameCount: number): number {
 export function encodePrelude(frames: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(preludeSize(frames.length));
   const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(frames.length), true);
-  for (let i = 0; i < frames.length; i++) {
-    view.setBigUint64(8 * (i + 1), BigInt(frames[i]!.byteLength), true);
-  }
+  // Two uint32 halves instead of setBigUint64: no BigInt allocation per frame on the hot path.
+  // Lengths are below 2^53, so the high half is Math.floor(n / 2^32).
+  writeUint64(view, 0, frames.length);
+  for (let i = 0; i < frames.length; i++) writeUint64(view, 8 * (i + 1), frames[i]!.byteLength);
   return out;
 }
 
@@ -53,12 +53,21 @@ export function packFrames(frames: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+function writeUint64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value >>> 0, true);
+  view.setUint32(offset + 4, Math.floor(value / 2 ** 32), true);
+}
+
 function readLength(view: DataView, offset: number, what: string, max: number): number {
-  const value = view.getBigUint64(offset, true);
-  if (value > BigInt(max)) {
-    throw new FrameLimitError(`${what} ${value} exceeds the limit of ${max}`);
+  const high = view.getUint32(offset + 4, true);
+  // Any high half of 2^21 or more is beyond 2^53 and so beyond every limit; below that the
+  // number is exact.
+  const value = high * 2 ** 32 + view.getUint32(offset, true);
+  if (high >= 2 ** 21 || value > max) {
+    const exact = (BigInt(high) << 32n) | BigInt(view.getUint32(offset, true));
+    throw new FrameLimitError(`${what} ${exact} exceeds the limit of ${max}`);
   }
-  return Number(value);
+  return value;
 }
 
 /**
