@@ -1,1 +1,27 @@
-export {};
+// Public surface of @dd/scheduler.
+export { SchedulerState, compileSchedulerStateOptions } from './scheduler-state';
+export type { SchedulerStateOptions, CompiledSchedulerStateOptions } from './scheduler-state';
+export {
+  TaskState,
+  WorkerState,
+  ClientState,
+  TaskPrefix,
+  TaskGroup,
+  TASK_STATES,
+  WORKER_STATUSES,
+  FIRE_AND_FORGET_CLIENT,
+  comparePriority,
+  keySplit,
+  keyGroup,
+} from './state-types';
+export type { TaskStateName, WorkerStatus, WorkerInfo } from './state-types';
+export {
+  InvalidTransitionError,
+  TransitionCounterMaxExceededError,
+  InvalidSchedulerStateError,
+  BadMessageError,
+  WorkerExistsError,
+  KILLED_WORKER,
+  killedWorkerError,
+} from './errors';
+export type * from './events';

@@ -1,0 +1,221 @@
+// The records the scheduling state machine keeps: one per task, worker, client, task prefix and
+// task group (the reference's "Scheduling State" chapter). Plain classes with public fields: the
+// state machine mutates them directly on its hot paths; everything else reads them only.
+
+import type { Address, Key, WireError, WireRunSpec, WorkerMetrics } from '@dd/protocol';
+
+export const TASK_STATES = ['released', 'waiting', 'no-worker', 'processing', 'memory', 'erred', 'forgotten'] as const;
+export type TaskStateName = (typeof TASK_STATES)[number];
+
+export const WORKER_STATUSES = ['running', 'paused', 'closing'] as const;
+export type WorkerStatus = (typeof WORKER_STATUSES)[number];
+
+/** A broad class of tasks, e.g. `inc`: keeps a moving average of compute time for occupancy estimates. */
+export class TaskPrefix {
+  /** Seconds; negative while unknown. */
+  durationAverage = -1;
+  /** Total seconds per startstop action (compute, transfer, ...). */
+  readonly allDurations: Record<string, number> = {};
+  suspicious = 0;
+  count = 0;
+  constructor(readonly name: string) {}
+}
+
+/** Tasks of one submission family (same prefix / same tuple-key name); counts tasks per state. */
+export class TaskGroup {
+  readonly states: Record<TaskStateName, number> = {
+    released: 0,
+    waiting: 0,
+    'no-worker': 0,
+    processing: 0,
+    memory: 0,
+    erred: 0,
+    forgotten: 0,
+  };
+  /** Tasks ever created in this group (alive = total - states.forgotten). */
+  total = 0;
+  /** Seconds of compute spent on tasks of this group. */
+  duration = 0;
+  nbytesInMemory = 0;
+  readonly types = new Set<string>();
+  constructor(
+    readonly name: string,
+    readonly prefix: TaskPrefix,
+  ) {}
+}
+
+export class TaskState {
+  state: TaskStateName = 'released';
+  /** Opaque to the scheduler; `null` for pure data (scattered), which cannot be recomputed. */
+  runSpec: WireRunSpec | null;
+  readonly dependencies = new Set<TaskState>();
+  readonly dependents = new Set<TaskState>();
+  /** Dependencies not yet in memory (waiting / processing / no-worker only). */
+  readonly waitingOn = new Set<TaskState>();
+  /** Dependents that still need this task's result. */
+  readonly waiters = new Set<TaskState>();
+  readonly whoHas = new Set<WorkerState>();
+  readonly wantedBy = new Set<ClientState>();
+  processingOn: WorkerState | null = null;
+  /** Bytes of the result; negative while unknown. */
+  nbytes = -1;
+  /** `[-userPriority, generation, order]`, compared element-wise, lower first. */
+  priority: number[] | null = null;
+  /** Worker addresses, hosts or names this task may run on (`null`: anywhere). */
+  restrictions: Set<string> | null = null;
+  /** Restrictions are preferences: fall back to any worker if none fits. */
+  looseRestrictions = false;
+  resourceRestrictions: Record<string, number> | null = null;
+  retries = 0;
+  /** Number of worker deaths this task was involved in. */
+  suspicious = 0;
+  exception: WireError | null = null;
+  /** The task whose failure made this one err (itself, or a dependency). */
+  exceptionBlame: TaskState | null = null;
+  /** Workers that reported this task erred (told to free it when it is released). */
+  readonly erredOn = new Set<WorkerState>();
+  hasLostDependencies = false;
+  type: string | null = null;
+  annotations: Record<string, unknown> | null = null;
+
+  constructor(
+    readonly key: Key,
+    runSpec: WireRunSpec | null,
+    readonly prefix: TaskPrefix,
+    readonly group: TaskGroup,
+  ) {
+    this.runSpec = runSpec;
+  }
+
+  /** Known bytes, or the default guess while unknown. */
+  getNbytes(defaultSize: number): number {
+    return this.nbytes >= 0 ? this.nbytes : defaultSize;
+  }
+}
+
+export interface WorkerInfo {
+  address: Address;
+  name: string;
+  host: string;
+  nthreads: number;
+  memoryLimit: number;
+  resources: Record<string, number>;
+  localDirectory?: string;
+  pid?: number;
+}
+
+export class WorkerState {
+  readonly address: Address;
+  readonly name: string;
+  readonly host: string;
+  readonly nthreads: number;
+  readonly memoryLimit: number;
+  readonly resources: Record<string, number>;
+  readonly usedResources: Record<string, number> = {};
+  readonly localDirectory: string | undefined;
+  readonly pid: number | undefined;
+  /** Task -> expected cost in seconds (compute estimate + transfer of missing dependencies). */
+  readonly processing = new Map<TaskState, number>();
+  readonly hasWhat = new Set<TaskState>();
+  /** Bytes held (sum over hasWhat). */
+  nbytes = 0;
+  /** Seconds of expected work (sum over processing). */
+  occupancy = 0;
+  status: WorkerStatus = 'running';
+  lastSeen: number;
+  metrics: WorkerMetrics | null = null;
+
+  constructor(info: WorkerInfo, now: number) {
+    this.address = info.address;
+    this.name = info.name;
+    this.host = info.host;
+    this.nthreads = Math.max(1, info.nthreads);
+    this.memoryLimit = info.memoryLimit;
+    this.resources = { ...info.resources };
+    for (const r of Object.keys(this.resources)) this.usedResources[r] = 0;
+    this.localDirectory = info.localDirectory;
+    this.pid = info.pid;
+    this.lastSeen = now;
+  }
+}
+
+export class ClientState {
+  readonly wantsWhat = new Set<TaskState>();
+  lastSeen: number;
+  constructor(
+    readonly id: string,
+    now: number,
+  ) {
+    this.lastSeen = now;
+  }
+}
+
+/** Client id the scheduler keeps for `fireAndForget`: its keys are released once finished. */
+export const FIRE_AND_FORGET_CLIENT = 'fire-and-forget';
+
+/** Compare two priority tuples element-wise, lower first (missing elements sort first). */
+export function comparePriority(a: readonly number[] | null, b: readonly number[] | null): number {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** A run of letters/underscores that is not an 8+ char hex token (the reference's key_split rule). */
+function isNameWord(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  let hex = to - from >= 8;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    const alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+    if (!alpha) return false;
+    if (hex && !((c >= 97 && c <= 102) || (c >= 65 && c <= 70))) hex = false;
+  }
+  return !hex;
+}
+
+/**
+ * The prefix of a key, as the reference's `key_split`: `inc-<hash>` -> `inc`,
+ * `load-file-3` -> `load-file`; a tuple key `["x-abc",0]` uses its first element.
+ */
+export function keySplit(key: Key): string {
+  let s = key;
+  if (s.charCodeAt(0) === 91 /* [ */) {
+    try {
+      const parsed: unknown = JSON.parse(s);
+      if (Array.isArray(parsed) && typeof parsed[0] === 'string') s = parsed[0];
+    } catch {
+      /* not a tuple key */
+    }
+  }
+  let end = s.indexOf('-');
+  if (end < 0) return s === '' ? 'data' : s;
+  let cut = end;
+  while (end >= 0) {
+    const next = s.indexOf('-', end + 1);
+    const stop = next < 0 ? s.length : next;
+    if (!isNameWord(s, end + 1, stop)) break;
+    cut = stop;
+    end = next;
+  }
+  const out = s.slice(0, cut);
+  return out === '' ? 'data' : out;
+}
+
+/** The group of a key: a tuple key's name (`["x-abc",0]` -> `x-abc`), else its prefix. */
+export function keyGroup(key: Key): string {
+  if (key.charCodeAt(0) === 91 /* [ */) {
+    try {
+      const parsed: unknown = JSON.parse(key);
+      if (Array.isArray(parsed) && typeof parsed[0] === 'string') return parsed[0];
+    } catch {
+      /* not a tuple key */
+    }
+  }
+  return keySplit(key);
+}
