@@ -175,7 +175,8 @@ export class Server {
       }
       conn.busy = true;
       try {
-        const reply = await this.dispatch(msg, conn);
+        const dispatched = this.dispatch(msg, conn);
+        const reply = isThenable(dispatched) ? await dispatched : dispatched;
         if (reply !== undefined && !comm.closed) {
           try {
             await comm.write(reply);
@@ -195,8 +196,11 @@ export class Server {
     }
   }
 
-  /** Runs one request; returns the reply to send, or undefined for none. */
-  private async dispatch(msg: unknown, conn: Connection): Promise<Reply | undefined> {
+  /**
+   * Runs one request; returns the reply to send (undefined for none). Synchronous handlers are
+   * answered without an extra promise: this is the rpc latency path.
+   */
+  private dispatch(msg: unknown, conn: Connection): Reply | undefined | Promise<Reply | undefined> {
     if (typeof msg !== 'object' || msg === null || typeof (msg as { op?: unknown }).op !== 'string') {
       return errorReply(new BadRequestError(`a request must be an object with a string "op", got ${describe(msg)}`));
     }
@@ -205,15 +209,20 @@ export class Server {
     if (handler === undefined) {
       return errorReply(new UnknownOpError(op, [...this.handlers.keys()]));
     }
-    let reply: Reply | undefined;
+    const wantsReply = (msg as { reply?: unknown }).reply !== false;
+    let result: unknown;
     try {
-      let result = handler(msg, conn.ctx);
-      if (isThenable(result)) result = await result;
-      reply = result === NO_REPLY ? undefined : { status: 'OK', result };
+      result = handler(msg, conn.ctx);
     } catch (err) {
-      reply = errorReply(err);
+      return wantsReply ? errorReply(err) : undefined;
     }
-    return (msg as { reply?: unknown }).reply === false ? undefined : reply;
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (value) => (wantsReply && value !== NO_REPLY ? { status: 'OK', result: value } as Reply : undefined),
+        (err: unknown) => (wantsReply ? errorReply(err) : undefined),
+      );
+    }
+    return wantsReply && result !== NO_REPLY ? { status: 'OK', result } : undefined;
   }
 
   /**

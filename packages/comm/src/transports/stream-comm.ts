@@ -2,7 +2,7 @@
 // incremental FrameDecoder; writes send the prelude and the frames with one gathered write.
 
 import type { Socket } from 'node:net';
-import { FrameDecoder, ProtocolError, encodePrelude, packFrames, preludeSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
+import { FrameDecoder, ProtocolError, encodePrelude, preludeSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
 import { BaseComm, RESOLVED } from '../base-comm';
 import { decodeFrames, encodeFrames, framesByteLength } from '../codec';
 
@@ -95,8 +95,9 @@ export class StreamComm extends BaseComm {
     }
     const socket = this.socket;
     let flushed: boolean;
-    if (framesByteLength(frames) < PACK_BELOW_BYTES) {
-      flushed = socket.write(packFrames(frames));
+    const bytes = framesByteLength(frames);
+    if (bytes < PACK_BELOW_BYTES) {
+      flushed = socket.write(packSmall(frames, bytes));
     } else {
       socket.cork();
       socket.write(encodePrelude(frames));
@@ -151,3 +152,27 @@ export class StreamComm extends BaseComm {
   }
 }
 
+
+/**
+ * The wire format of protocol's packFrames (u64 count, u64 lengths, frames; little-endian),
+ * written straight into one Buffer. This is the rpc hot path: it avoids BigInt arithmetic and
+ * a second allocation, and hands the socket a Buffer (no Uint8Array-to-Buffer conversion).
+ * Lengths here are < 2^32, so each u64 is written as two u32 halves.
+ */
+function packSmall(frames: readonly Uint8Array[], frameBytes: number): Buffer {
+  const n = frames.length;
+  const out = Buffer.allocUnsafe(8 * (n + 1) + frameBytes);
+  out.writeUInt32LE(n, 0);
+  out.writeUInt32LE(0, 4);
+  let offset = 8;
+  for (let i = 0; i < n; i++, offset += 8) {
+    out.writeUInt32LE(frames[i]!.byteLength, offset);
+    out.writeUInt32LE(0, offset + 4);
+  }
+  for (let i = 0; i < n; i++) {
+    const f = frames[i]!;
+    out.set(f, offset);
+    offset += f.byteLength;
+  }
+  return out;
+}
