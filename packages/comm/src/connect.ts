@@ -31,6 +31,8 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   const deadline = Date.now() + timeout;
   let backoff = FIRST_BACKOFF_MS;
   let attempts = 0;
+  /** The last failure that was not just the deadline running out (reported in the TimeoutError). */
+  let lastError: unknown;
   for (;;) {
     attempts++;
     const remaining = Math.max(1, deadline - Date.now());
@@ -48,10 +50,11 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
       // Full jitter on an exponential backoff: concurrent clients of a restarting server do not retry in lockstep.
       const wait = Math.random() * backoff;
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      if (!(err instanceof TimeoutError) || lastError === undefined) lastError = err;
       if (err instanceof TimeoutError || Date.now() >= deadline) {
         throw new TimeoutError(
-          `timed out after ${timeout} ms trying to connect to ${address} (${attempts} attempts; last error: ${(err as Error).message})`,
-          { cause: err },
+          `timed out after ${timeout} ms trying to connect to ${address} (${attempts} attempts; last error: ${(lastError as Error).message})`,
+          { cause: lastError },
         );
       }
       await sleep(Math.min(wait, deadline - Date.now()));
