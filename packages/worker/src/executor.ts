@@ -193,7 +193,9 @@ export class ThreadPoolExecutor implements Executor {
       if (res.isBuffer && value instanceof Uint8Array) value = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       job.resolve({ ok: true, value, nbytes: res.nbytes, type: res.type, start: res.start, stop: res.stop });
     } else {
-      job.resolve({ ok: false, error: res.error, start: res.start, stop: res.stop });
+      // Re-create the error object in this realm (structured clone makes it in the host realm,
+      // which differs from a vm context such as jest's, where plain-object checks would fail).
+      job.resolve({ ok: false, error: { ...res.error }, start: res.start, stop: res.stop });
     }
   }
 

@@ -14,3 +14,5 @@ export {
   type TaskOutcome,
 } from './executor';
 export { TaskRunner, wireError } from './task-runner';
+export { Worker, type WorkerStatus } from './worker';
+export { compileWorkerOptions, type WorkerOptions, type CompiledWorkerOptions } from './worker-options';

@@ -1,0 +1,598 @@
+// Worker: the I/O shell around WorkerState. It owns the comm server (get-data, update-data,
+// delete-data, identity, close), the scheduler stream, the connection pool to peers, the
+// executor and the timers. Scheduler messages and the outcome of every async job (task runs,
+// peer fetches, backoff timers) become events for WorkerState; the instructions it returns
+// become executor runs, `get-data` calls and stream messages. Nothing here changes task state
+// directly.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  BatchedSend,
+  CommClosedError,
+  ConnectionPool,
+  NO_REPLY,
+  Server,
+  TimeoutError,
+  connect,
+  getAddressHost,
+  type Comm,
+  type HandlerContext,
+} from '@dd/comm';
+import type {
+  DeleteDataRequest,
+  GetDataRequest,
+  Key,
+  RegisterWorkerReply,
+  RegisterWorkerRequest,
+  SchedulerToWorkerMsg,
+  WorkerIdentity,
+  WorkerMetrics,
+  WorkerToSchedulerMsg,
+  WorkerUpdateDataRequest,
+} from '@dd/protocol';
+import { MemoryStore, type DataStore } from './data-store';
+import type { Instruction, WorkerEvent } from './events';
+import { createExecutor, type Executor } from './executor';
+import { wireError } from './task-runner';
+import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
+import { WorkerState } from './worker-state';
+
+export type { WorkerOptions } from './worker-options';
+
+const VERSIONS = { dd: '0.1.0', node: process.versions.node };
+
+export type WorkerStatus = 'starting' | 'running' | 'reconnecting' | 'closing' | 'closed';
+
+export class Worker {
+  readonly options: CompiledWorkerOptions;
+  readonly state: WorkerState;
+  readonly data: DataStore;
+  /** Resolves once the worker has closed (by close(), the scheduler, or the death timeout). */
+  readonly closed: Promise<void>;
+  status: WorkerStatus = 'starting';
+  /** Set once registered with the scheduler (the scheduler's id). */
+  schedulerId: string | undefined;
+
+  private readonly server: Server;
+  private readonly pool: ConnectionPool;
+  private executor: Executor | undefined;
+  private stream: Comm | undefined;
+  private batched: BatchedSend | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatIntervalMs: number;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sleepers = new Set<() => void>();
+  private readonly busyCounts = new Map<string, number>();
+  private outgoing = 0;
+  private closePromise: Promise<void> | undefined;
+  private resolveClosed!: () => void;
+  private ownsLocalDirectory = false;
+  private localDirectory = '';
+  private addressValue = '';
+  private nameValue = '';
+  private stimulusCounter = 0;
+  /** When the current (re)connection attempt gives up. */
+  private deadline = Infinity;
+  private lastCpu = process.cpuUsage();
+  private lastCpuTime = Date.now();
+  private readonly registeredListeners: Array<() => void> = [];
+
+  private constructor(options: CompiledWorkerOptions) {
+    this.options = options;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs;
+    this.data = new MemoryStore();
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.pool = new ConnectionPool({ timeout: options.connectTimeoutMs });
+    this.server = new Server({
+      name: 'dd-worker',
+      logger: {
+        debug: () => {},
+        info: () => {},
+        warn: (m: string, ...r: unknown[]) => options.logger.warn(m, ...r),
+        error: (m: string, ...r: unknown[]) => options.logger.warn(m, ...r),
+      },
+      handlers: {
+        'get-data': (msg: GetDataRequest, ctx: HandlerContext) => this.handleGetData(msg, ctx),
+        'update-data': (msg: WorkerUpdateDataRequest) => this.handleUpdateData(msg),
+        'delete-data': (msg: DeleteDataRequest) => this.handleDeleteData(msg),
+        identity: () => this.identity(),
+        close: () => {
+          setImmediate(() => void this.close('close rpc'));
+          return 'OK';
+        },
+      },
+    });
+    // State needs the address, known only after listen(); start() replaces this placeholder.
+    this.state = undefined as unknown as WorkerState;
+  }
+
+  /** Starts a worker: listens, starts its executor, registers with the scheduler. */
+  static async start(options: WorkerOptions): Promise<Worker> {
+    const compiled = compileWorkerOptions(options);
+    const worker = new Worker(compiled);
+    try {
+      await worker.startup();
+    } catch (err) {
+      await worker.close('failed to start');
+      throw err;
+    }
+    return worker;
+  }
+
+  get address(): string {
+    return this.addressValue;
+  }
+
+  get name(): string {
+    return this.nameValue;
+  }
+
+  private async startup(): Promise<void> {
+    const o = this.options;
+    if (o.localDirectory) {
+      this.localDirectory = path.resolve(o.localDirectory);
+      await fs.promises.mkdir(this.localDirectory, { recursive: true });
+    } else {
+      this.localDirectory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'dd-worker-'));
+      this.ownsLocalDirectory = true;
+    }
+    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd });
+    await this.server.listen(o.listen);
+    this.addressValue = this.server.address;
+    this.nameValue = o.name ?? this.addressValue;
+    (this as { state: WorkerState }).state = new WorkerState({
+      address: this.addressValue,
+      nthreads: o.nthreads,
+      resources: o.resources,
+      data: this.data,
+      validate: o.validate,
+      transferIncomingCountLimit: o.transferIncomingCountLimit,
+      transferIncomingBytesLimit: o.transferIncomingBytesLimit,
+    });
+    await this.connectToScheduler(true);
+    this.status = 'running';
+    this.scheduleHeartbeat();
+  }
+
+  // ----------------------------------------------------------------------------------------
+  // Scheduler connection
+
+  /** Registers on a fresh comm (retrying until deathTimeoutMs), then reads the stream. */
+  private async connectToScheduler(initial: boolean): Promise<void> {
+    const o = this.options;
+    const deadline = o.deathTimeoutMs > 0 ? Date.now() + o.deathTimeoutMs : Infinity;
+    this.deadline = deadline;
+    let delay = 50;
+    let lastError: unknown;
+    while (!this.closing) {
+      try {
+        await this.register();
+        return;
+      } catch (err) {
+        lastError = err;
+        if (Date.now() + delay >= deadline) break;
+        if (!initial) o.logger.debug?.(`reconnecting to scheduler ${o.scheduler}: ${(err as Error).message}`);
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+    if (this.closing) return;
+    const msg = `could not reach the scheduler at ${o.scheduler} for ${o.deathTimeoutMs} ms: ${(lastError as Error)?.message ?? lastError}`;
+    if (initial) throw new CommClosedError(msg);
+    o.logger.warn(`${msg}; closing`);
+    void this.close('death timeout');
+  }
+
+  private async register(): Promise<void> {
+    const left = this.deadline - Date.now();
+    const comm = await connect(this.options.scheduler, {
+      timeout: Math.max(1, Math.min(this.options.connectTimeoutMs, left)),
+    });
+    try {
+      const nbytes: Record<Key, number> = {};
+      for (const ts of this.state.tasks.values()) if (ts.state === 'memory') nbytes[ts.key] = ts.nbytes ?? 0;
+      const req: RegisterWorkerRequest = {
+        op: 'register-worker',
+        address: this.addressValue,
+        name: this.nameValue,
+        host: getAddressHost(this.addressValue),
+        nthreads: this.options.nthreads,
+        memoryLimit: this.options.memoryLimit,
+        resources: this.options.resources,
+        nbytes,
+        localDirectory: this.localDirectory,
+        pid: process.pid,
+        versions: VERSIONS,
+      };
+      await comm.write(req);
+      const reply = (await comm.read()) as { status?: string; result?: RegisterWorkerReply; error?: { name: string; message: string } };
+      if (reply?.status !== 'OK' || !reply.result) {
+        throw new Error(`scheduler refused registration: ${reply?.error ? `${reply.error.name}: ${reply.error.message}` : JSON.stringify(reply)}`);
+      }
+      this.schedulerId = reply.result.schedulerId;
+      if (reply.result.heartbeatIntervalMs > 0) this.heartbeatIntervalMs = reply.result.heartbeatIntervalMs;
+    } catch (err) {
+      comm.abort();
+      throw err;
+    }
+    if (this.closing) {
+      comm.abort();
+      return;
+    }
+    this.stream = comm;
+    const batched = new BatchedSend({
+      intervalMs: 2,
+      name: 'worker->scheduler',
+      onError: (err) => this.options.logger.warn(`stream to the scheduler failed: ${err.message}`),
+    });
+    batched.start(comm);
+    this.batched = batched;
+    void this.readStream(comm);
+    for (const l of this.registeredListeners.splice(0)) l();
+  }
+
+  private async readStream(comm: Comm): Promise<void> {
+    for (;;) {
+      let msg: unknown;
+      try {
+        msg = await comm.read();
+      } catch {
+        break;
+      }
+      try {
+        this.onSchedulerMessages(Array.isArray(msg) ? (msg as SchedulerToWorkerMsg[]) : [msg as SchedulerToWorkerMsg]);
+      } catch (err) {
+        this.options.logger.warn('failed to handle scheduler messages', err);
+      }
+    }
+    if (this.stream === comm) {
+      this.stream = undefined;
+      this.batched = undefined;
+    }
+    if (!this.closing) {
+      this.status = 'reconnecting';
+      this.options.logger.debug?.(`lost the scheduler stream; reconnecting`);
+      await this.connectToScheduler(false);
+      if (!this.closing) this.status = 'running';
+    }
+  }
+
+  private onSchedulerMessages(msgs: SchedulerToWorkerMsg[]): void {
+    const events: WorkerEvent[] = [];
+    for (const m of msgs) {
+      switch (m.op) {
+        case 'compute-task': {
+          const ev: WorkerEvent = {
+            type: 'compute-task',
+            key: m.key,
+            spec: m.spec,
+            priority: m.priority,
+            whoHas: m.whoHas ?? {},
+            nbytes: m.nbytes ?? {},
+            stimulusId: m.stimulusId,
+          };
+          if (m.resources) ev.resources = m.resources;
+          if (m.duration !== undefined) ev.duration = m.duration;
+          if (m.annotations) ev.annotations = m.annotations;
+          events.push(ev);
+          break;
+        }
+        case 'free-keys':
+          events.push({ type: 'free-keys', keys: m.keys, stimulusId: m.stimulusId });
+          break;
+        case 'acquire-replicas':
+          events.push({ type: 'acquire-replicas', whoHas: m.whoHas, nbytes: m.nbytes ?? {}, stimulusId: m.stimulusId });
+          break;
+        case 'remove-replicas':
+          events.push({ type: 'remove-replicas', keys: m.keys, stimulusId: m.stimulusId });
+          break;
+        case 'close':
+          void this.close(m.reason ?? 'scheduler asked');
+          return;
+        default:
+          this.options.logger.warn(`ignoring unknown scheduler message ${JSON.stringify((m as { op?: unknown }).op)}`, m);
+      }
+    }
+    if (events.length > 0) this.handle(...events);
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.closing) return;
+    this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.closing) return;
+    if (this.stream) {
+      try {
+        const reply = await this.pool.rpc(this.options.scheduler).call<{ status?: string; heartbeatIntervalMs?: number } | undefined>(
+          'heartbeat-worker',
+          { address: this.addressValue, now: Date.now(), metrics: this.metrics() },
+          { timeout: Math.max(this.heartbeatIntervalMs * 5, 5000) },
+        );
+        if (reply?.status === 'missing') {
+          // The scheduler forgot us (e.g. it restarted): re-register on a fresh stream.
+          this.stream?.abort();
+        } else if (reply?.heartbeatIntervalMs && reply.heartbeatIntervalMs > 0) {
+          this.heartbeatIntervalMs = reply.heartbeatIntervalMs;
+        }
+      } catch (err) {
+        this.options.logger.debug?.(`heartbeat failed: ${(err as Error).message}`);
+      }
+    }
+    this.scheduleHeartbeat();
+  }
+
+  /** Resolves when the worker is registered (now, or after a reconnect). */
+  whenRegistered(): Promise<void> {
+    if (this.stream) return Promise.resolve();
+    return new Promise((resolve) => this.registeredListeners.push(resolve));
+  }
+
+  metrics(): WorkerMetrics {
+    const now = Date.now();
+    const cpu = process.cpuUsage(this.lastCpu);
+    const dt = Math.max(1, now - this.lastCpuTime);
+    this.lastCpu = process.cpuUsage();
+    this.lastCpuTime = now;
+    return {
+      executing: this.state.executing.size,
+      ready: this.state.readyCount,
+      inMemory: this.data.size,
+      inFlight: this.state.inFlightCount,
+      bytesInFlight: this.state.bytesInFlight,
+      memory: process.memoryUsage.rss(),
+      managedBytes: this.data.memoryBytes,
+      spilledBytes: this.data.spilledBytes,
+      cpu: Math.round(((cpu.user + cpu.system) / 1000 / dt) * 100),
+      time: now,
+    };
+  }
+
+  identity(): WorkerIdentity {
+    return {
+      address: this.addressValue,
+      name: this.nameValue,
+      host: getAddressHost(this.addressValue),
+      nthreads: this.options.nthreads,
+      memoryLimit: this.options.memoryLimit,
+      resources: this.options.resources,
+      localDirectory: this.localDirectory,
+      pid: process.pid,
+      lastSeen: Date.now(),
+      metrics: this.metrics(),
+    };
+  }
+
+  // ----------------------------------------------------------------------------------------
+  // Events in, instructions out
+
+  private nextStimulus(what: string): string {
+    return `${what}-${++this.stimulusCounter}`;
+  }
+
+  /** Feeds events to the state machine and carries out its instructions. */
+  private handle(...events: WorkerEvent[]): void {
+    if (this.closing) return;
+    const instructions = this.state.handleStimulus(...events);
+    for (const ins of instructions) this.carryOut(ins);
+  }
+
+  private carryOut(ins: Instruction): void {
+    switch (ins.type) {
+      case 'send-to-scheduler':
+        this.sendToScheduler(ins.msg);
+        return;
+      case 'execute':
+        void this.execute(ins.key);
+        return;
+      case 'gather-dep':
+        void this.gatherDep(ins.worker, ins.keys);
+        return;
+      case 'retry-busy-worker-later': {
+        const n = (this.busyCounts.get(ins.worker) ?? 0) + 1;
+        this.busyCounts.set(ins.worker, n);
+        const delay = Math.min(50 * 2 ** Math.min(n, 6), 2000);
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          this.handle({ type: 'retry-busy-worker', worker: ins.worker, stimulusId: this.nextStimulus('retry-busy-worker') });
+        }, delay);
+        this.timers.add(t);
+        return;
+      }
+    }
+  }
+
+  private sendToScheduler(msg: WorkerToSchedulerMsg): void {
+    // While disconnected, messages are dropped: re-registration reports the data this worker holds.
+    if (this.batched && !this.batched.closed) this.batched.send(msg);
+  }
+
+  private async execute(key: Key): Promise<void> {
+    const ts = this.state.tasks.get(key);
+    const executor = this.executor;
+    let event: WorkerEvent;
+    if (!ts || !ts.spec || !executor) {
+      const now = Date.now();
+      event = {
+        type: 'execute-failure',
+        key,
+        exception: { name: 'Error', message: `cannot execute ${key}: no run spec` },
+        start: now,
+        stop: now,
+        stimulusId: this.nextStimulus('execute-failure'),
+      };
+    } else {
+      const deps = new Map<Key, unknown>();
+      let missing: string | undefined;
+      for (const dep of ts.dependencies) {
+        if (!this.data.has(dep.key)) missing = dep.key;
+        deps.set(dep.key, this.data.get(dep.key));
+      }
+      if (missing !== undefined) {
+        const now = Date.now();
+        event = {
+          type: 'execute-failure',
+          key,
+          exception: { name: 'Error', message: `cannot execute ${key}: dependency ${missing} is not in memory` },
+          start: now,
+          stop: now,
+          stimulusId: this.nextStimulus('execute-failure'),
+        };
+      } else {
+        const outcome = await executor.run({ key, spec: ts.spec, deps });
+        event = outcome.ok
+          ? {
+              type: 'execute-success',
+              key,
+              value: outcome.value,
+              nbytes: outcome.nbytes,
+              valueType: outcome.type,
+              start: outcome.start,
+              stop: outcome.stop,
+              stimulusId: this.nextStimulus('task-finished'),
+            }
+          : {
+              type: 'execute-failure',
+              key,
+              exception: outcome.error,
+              start: outcome.start,
+              stop: outcome.stop,
+              stimulusId: this.nextStimulus('task-erred'),
+            };
+      }
+    }
+    this.handle(event);
+  }
+
+  private async gatherDep(worker: string, keys: Key[]): Promise<void> {
+    const start = Date.now();
+    let event: WorkerEvent;
+    try {
+      const reply = await this.pool
+        .rpc(worker)
+        .call<{ status: 'OK'; data: Record<Key, unknown> } | { status: 'busy' }>('get-data', { keys, who: this.addressValue });
+      if (reply?.status === 'busy') {
+        event = { type: 'gather-dep-busy', worker, stimulusId: this.nextStimulus('gather-dep-busy') };
+      } else {
+        this.busyCounts.delete(worker);
+        event = {
+          type: 'gather-dep-success',
+          worker,
+          data: (reply as { data?: Record<Key, unknown> })?.data ?? {},
+          start,
+          stop: Date.now(),
+          stimulusId: this.nextStimulus('gather-dep-success'),
+        };
+      }
+    } catch (err) {
+      const e = err as { code?: string; name?: string };
+      if (e?.name === 'DeserializationError' || e?.code === 'DD_ERR_DESERIALIZE') {
+        event = { type: 'gather-dep-failure', worker, exception: wireError(err), stimulusId: this.nextStimulus('gather-dep-failure') };
+      } else {
+        // Unreachable, closed, timed out, or its handler failed: treat the peer as gone.
+        if (!(err instanceof CommClosedError) && !(err instanceof TimeoutError)) {
+          this.options.logger.debug?.(`get-data from ${worker} failed: ${(err as Error)?.message}`);
+        }
+        event = {
+          type: 'gather-dep-network-failure',
+          worker,
+          exception: wireError(err),
+          stimulusId: this.nextStimulus('gather-dep-network-failure'),
+        };
+      }
+    }
+    this.handle(event);
+  }
+
+  // ----------------------------------------------------------------------------------------
+  // Rpc handlers
+
+  private async handleGetData(msg: GetDataRequest, ctx: HandlerContext): Promise<typeof NO_REPLY | { status: 'busy' }> {
+    if (this.outgoing >= this.options.transferOutgoingCountLimit) return reply(ctx, { status: 'busy' });
+    this.outgoing++;
+    try {
+      const data: Record<Key, unknown> = {};
+      for (const key of msg.keys ?? []) {
+        if (this.data.has(key)) data[key] = this.data.get(key);
+      }
+      // Write the reply here so the outgoing count covers the transfer itself.
+      await ctx.comm.write({ status: 'OK', result: { status: 'OK', data } });
+    } finally {
+      this.outgoing--;
+    }
+    return NO_REPLY;
+  }
+
+  private handleUpdateData(msg: WorkerUpdateDataRequest): { nbytes: Record<Key, number> } {
+    const data = msg.data ?? {};
+    this.handle({ type: 'update-data', data, stimulusId: this.nextStimulus('update-data') });
+    const nbytes: Record<Key, number> = {};
+    for (const key of Object.keys(data)) nbytes[key] = this.data.nbytes(key) ?? 0;
+    return { nbytes };
+  }
+
+  private handleDeleteData(msg: DeleteDataRequest): string {
+    this.handle({ type: 'free-keys', keys: msg.keys ?? [], stimulusId: this.nextStimulus('delete-data') });
+    return 'OK';
+  }
+
+  // ----------------------------------------------------------------------------------------
+  // Closing
+
+  private get closing(): boolean {
+    return this.closePromise !== undefined;
+  }
+
+  /** Closes gracefully: stops timers, flushes and closes the scheduler stream, the server, the pool and the threads. Idempotent. */
+  close(reason = 'closed'): Promise<void> {
+    this.closePromise ??= this.doClose(reason);
+    return this.closePromise;
+  }
+
+  private async doClose(_reason: string): Promise<void> {
+    this.status = 'closing';
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const wake of this.sleepers) wake();
+    this.sleepers.clear();
+    const settle = (p: Promise<unknown> | undefined) => p?.catch(() => {});
+    await settle(this.batched?.close());
+    this.stream?.abort();
+    await settle(this.server.close());
+    await settle(this.pool.close());
+    await settle(this.executor?.close());
+    if (this.ownsLocalDirectory && this.localDirectory) {
+      await settle(fs.promises.rm(this.localDirectory, { recursive: true, force: true }));
+    }
+    for (const l of this.registeredListeners.splice(0)) l();
+    this.status = 'closed';
+    this.resolveClosed();
+  }
+
+  /** A timer that close() cuts short. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        this.sleepers.delete(resolve);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+      this.sleepers.add(resolve);
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+async function reply(ctx: HandlerContext, result: unknown): Promise<typeof NO_REPLY> {
+  await ctx.comm.write({ status: 'OK', result });
+  return NO_REPLY;
+}

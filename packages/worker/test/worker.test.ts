@@ -1,0 +1,156 @@
+import { ConnectionPool } from '@dd/comm';
+import { encodeTaskSpec, keyRef, type ComputeTaskMsg, type FunctionRef } from '@dd/protocol';
+import { Worker, type WorkerOptions } from '@dd/worker';
+import { FakeScheduler } from './fake-scheduler';
+
+jest.setTimeout(20_000);
+
+const INC: FunctionRef = { kind: 'source', name: 'inc', source: 'function inc(x) { return x + 1; }', hash: 'inc-1' };
+const ADD: FunctionRef = { kind: 'source', name: 'add', source: 'function add(a, b) { return a + b; }', hash: 'add-1' };
+const FAIL: FunctionRef = { kind: 'source', name: 'fail', source: 'function fail() { throw new TypeError("nope"); }', hash: 'fail-1' };
+
+let n = 0;
+function computeTask(key: string, fn: FunctionRef, args: unknown[], extra: Partial<ComputeTaskMsg> = {}): ComputeTaskMsg {
+  return {
+    op: 'compute-task',
+    key,
+    spec: encodeTaskSpec({ fn, args }),
+    priority: [0, 0, ++n],
+    whoHas: {},
+    nbytes: {},
+    stimulusId: `compute-${n}`,
+    ...extra,
+  };
+}
+
+const warnings: string[] = [];
+const quiet = { warn: (m: string) => void warnings.push(m) };
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function scheduler(address?: string): Promise<FakeScheduler> {
+  const s = await FakeScheduler.start(address);
+  cleanups.push(() => s.close());
+  return s;
+}
+async function worker(opts: WorkerOptions): Promise<Worker> {
+  const w = await Worker.start({ validate: true, heartbeatIntervalMs: 100, logger: quiet, ...opts });
+  cleanups.push(async () => {
+    await w.close();
+  });
+  return w;
+}
+
+describe('Worker shell', () => {
+  test('registers, computes a task from the stream, reports task-finished', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 2, name: 'alice', resources: { GPU: 1 } });
+    expect(s.registrations).toHaveLength(1);
+    expect(s.registrations[0]).toMatchObject({ op: 'register-worker', address: w.address, name: 'alice', nthreads: 2, resources: { GPU: 1 } });
+    s.send(w.address, computeTask('x', INC, [41]));
+    const done = await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'x'));
+    expect(done).toMatchObject({ op: 'task-finished', key: 'x', type: 'number' });
+    expect(w.data.get('x')).toBe(42);
+    w.state.validateState();
+    // heartbeats carry metrics
+    const hb = await s.waitFor(() =>
+      s.heartbeats.find((h) => h.address === w.address && (h.metrics as { inMemory: number }).inMemory === 1),
+    );
+    expect(hb.metrics).toMatchObject({ executing: 0, inMemory: 1, bytesInFlight: 0 });
+    expect((hb.metrics as { memory: number }).memory).toBeGreaterThan(0);
+  });
+
+  test('two workers exchange a dependency with get-data', async () => {
+    const s = await scheduler();
+    const a = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
+    const b = await worker({ scheduler: s.address, nthreads: 1 });
+    s.send(a.address, computeTask('x', INC, [1]));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'x'));
+    s.send(b.address, computeTask('y', ADD, [keyRef('x'), 10], { whoHas: { x: [a.address] }, nbytes: { x: 8 } }));
+    const y = await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'y'));
+    expect(y.from).toBe(b.address);
+    expect(b.data.get('y')).toBe(12);
+    expect(s.received.find((m) => m.op === 'add-keys' && m.from === b.address)).toMatchObject({ keys: ['x'] });
+  });
+
+  test('a failing task reports task-erred with the remote error', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 1 });
+    s.send(w.address, computeTask('bad', FAIL, []));
+    const erred = await s.waitFor(() => s.received.find((m) => m.op === 'task-erred'));
+    if (erred.op !== 'task-erred') throw new Error('unreachable');
+    expect(erred.exception).toMatchObject({ name: 'TypeError', message: 'nope' });
+    expect(erred.exception.stack).toContain('at fail');
+  });
+
+  test('a missing holder: missing-data to the scheduler', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline', connectTimeoutMs: 300 });
+    s.send(w.address, computeTask('y', INC, [keyRef('x')], { whoHas: { x: ['tcp://127.0.0.1:1'] }, nbytes: { x: 8 } }));
+    const missing = await s.waitFor(() => s.received.find((m) => m.op === 'missing-data'));
+    expect(missing).toMatchObject({ key: 'x', errantWorker: 'tcp://127.0.0.1:1' });
+    expect(w.state.tasks.get('x')?.state).toBe('missing');
+  });
+
+  test('rpcs: update-data, get-data, delete-data, identity; busy when over the outgoing limit', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
+    const pool = new ConnectionPool();
+    cleanups.push(() => pool.close());
+    const rpc = pool.rpc(w.address);
+    const upd = await rpc.call<{ nbytes: Record<string, number> }>('update-data', { data: { a: 'hello', b: [1, 2, 3] } });
+    expect(Object.keys(upd.nbytes)).toEqual(['a', 'b']);
+    expect(await rpc.call('get-data', { keys: ['a', 'b', 'zzz'] })).toEqual({ status: 'OK', data: { a: 'hello', b: [1, 2, 3] } });
+    expect(await rpc.call('identity')).toMatchObject({ address: w.address, nthreads: 1 });
+    await rpc.call('delete-data', { keys: ['a'] });
+    expect(w.data.has('a')).toBe(false);
+
+    const busy = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline', transferOutgoingCountLimit: 0 });
+    expect(await pool.rpc(busy.address).call('get-data', { keys: ['a'] })).toEqual({ status: 'busy' });
+  });
+
+  test('re-registers when the stream drops', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
+    await w.whenRegistered();
+    s.streams.get(w.address)?.abort();
+    await s.waitFor(() => s.registrations.length >= 2);
+    expect(s.registrations[1]?.address).toBe(w.address);
+  });
+
+  test('closes on the scheduler close message, and when the scheduler is gone past deathTimeoutMs', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
+    s.send(w.address, { op: 'close', reason: 'test' });
+    await w.closed;
+    expect(w.status).toBe('closed');
+
+    const s2 = await FakeScheduler.start();
+    const w2 = await worker({ scheduler: s2.address, nthreads: 1, executor: 'inline', deathTimeoutMs: 300 });
+    await s2.close();
+    const t0 = Date.now();
+    await w2.closed;
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  test('works over inproc', async () => {
+    const s = await scheduler('inproc://');
+    const w = await worker({ scheduler: s.address, listen: 'inproc://', nthreads: 1, executor: 'inline' });
+    expect(w.address.startsWith('inproc://')).toBe(true);
+    s.send(w.address, computeTask('x', INC, [1]));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished'));
+    expect(w.data.get('x')).toBe(2);
+  });
+
+  test('start fails when no scheduler is reachable within deathTimeoutMs; close is idempotent', async () => {
+    await expect(Worker.start({ scheduler: 'tcp://127.0.0.1:1', executor: 'inline', deathTimeoutMs: 200, connectTimeoutMs: 100 })).rejects.toThrow(
+      /could not reach the scheduler/,
+    );
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, executor: 'inline' });
+    await Promise.all([w.close(), w.close()]);
+    await w.close();
+  });
+});
