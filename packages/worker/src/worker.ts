@@ -43,6 +43,12 @@ export type { WorkerOptions } from './worker-options';
 
 const VERSIONS = { dd: '0.1.0', node: process.versions.node };
 
+/** Rpc of the scheduler for a clean departure (local type: not in @dd/protocol's messages.ts). */
+interface UnregisterWorkerRequest {
+  address: string;
+  safe: boolean;
+}
+
 export type WorkerStatus = 'starting' | 'running' | 'reconnecting' | 'closing' | 'closed';
 
 export class Worker {
@@ -289,7 +295,7 @@ export class Worker {
           events.push({ type: 'remove-replicas', keys: m.keys, stimulusId: m.stimulusId });
           break;
         case 'close':
-          void this.close(m.reason ?? 'scheduler asked');
+          void this.close('scheduler asked');
           return;
         default:
           this.options.logger.warn(`ignoring unknown scheduler message ${JSON.stringify((m as { op?: unknown }).op)}`, m);
@@ -561,6 +567,12 @@ export class Worker {
     for (const wake of this.sleepers) wake();
     this.sleepers.clear();
     const settle = (p: Promise<unknown> | undefined) => p?.catch(() => {});
+    if (this.stream && !this.stream.closed && _reason !== 'scheduler asked') {
+      // A clean departure: the scheduler need not treat our tasks as suspicious. (`unregister-worker`
+      // is the scheduler's rpc; not in messages.ts, hence the local shape.)
+      const req: UnregisterWorkerRequest = { address: this.addressValue, safe: true };
+      await settle(this.pool.rpc(this.options.scheduler).call('unregister-worker', { ...req }, { timeout: 2000 }));
+    }
     await settle(this.batched?.close());
     this.stream?.abort();
     await settle(this.server.close());
