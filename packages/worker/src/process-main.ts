@@ -1,0 +1,56 @@
+// Entry point of a worker process (dist/process-main.js), forked by LocalCluster and the
+// dd-worker binary:
+//
+//   node process-main.js '<WorkerOptions as JSON>'      (or the JSON in env DD_WORKER_OPTIONS)
+//
+// Starts a Worker; with an IPC channel, tells the parent `{type:'ready', address, name}` once
+// registered (or `{type:'error', message}` if it could not start). Closes cleanly and exits 0 on
+// SIGTERM/SIGINT, on IPC `{type:'close'}`, when the parent goes away (IPC disconnect), or when the
+// worker closes by itself (scheduler `close`, death timeout).
+
+import { Worker, type WorkerOptions } from './index';
+
+function readOptions(): WorkerOptions {
+  const text = process.argv[2] ?? process.env['DD_WORKER_OPTIONS'];
+  if (!text) throw new Error('usage: process-main.js <options JSON> (or set DD_WORKER_OPTIONS)');
+  const parsed = JSON.parse(text) as WorkerOptions;
+  if (typeof parsed !== 'object' || parsed === null) throw new Error('worker options must be a JSON object');
+  return parsed;
+}
+
+export async function main(): Promise<void> {
+  let worker: Worker | undefined;
+  let exiting = false;
+  const shutdown = async (code: number): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    try {
+      await worker?.close('process shutdown');
+    } finally {
+      if (process.connected) process.disconnect();
+      process.exit(code);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('message', (msg: unknown) => {
+    if (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'close') void shutdown(0);
+  });
+  process.on('disconnect', () => void shutdown(0));
+
+  try {
+    worker = await Worker.start(readOptions());
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`dd worker failed to start: ${message}\n`);
+    if (process.send) process.send({ type: 'error', message }, () => void shutdown(1));
+    else await shutdown(1);
+    return;
+  }
+  void worker.closed.then(() => shutdown(0));
+  if (exiting) return;
+  if (process.send) process.send({ type: 'ready', address: worker.address, name: worker.name });
+  else process.stdout.write(`Worker at: ${worker.address}\n`);
+}
+
+if (require.main === module) void main();
