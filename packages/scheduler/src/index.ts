@@ -25,3 +25,6 @@ export {
   killedWorkerError,
 } from './errors';
 export type * from './events';
+export { Scheduler } from './scheduler';
+export { compileSchedulerOptions } from './scheduler-options';
+export type { SchedulerOptions, CompiledSchedulerOptions } from './scheduler-options';

@@ -1,0 +1,238 @@
+import { ConnectionPool, Server, connect, silentLogger } from '@dd/comm';
+import type { Comm } from '@dd/comm';
+import { Scheduler } from '../src/index';
+
+const SPEC = { language: 'js', data: new Uint8Array([1, 2, 3]) };
+
+/** Read until a message satisfying `pred` arrives (stream batches are arrays). */
+async function readUntil(comm: Comm, pred: (m: Record<string, unknown>) => boolean, timeoutMs = 3000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error('timed out waiting for message');
+    const batch = await Promise.race([
+      comm.read(),
+      new Promise((_, rej) => setTimeout(() => rej(new Error('timed out waiting for message')), left).unref()),
+    ]);
+    for (const m of Array.isArray(batch) ? batch : [batch]) {
+      if (pred(m as Record<string, unknown>)) return m as Record<string, unknown>;
+    }
+  }
+}
+
+async function until(cond: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface FakeWorker {
+  server: Server;
+  address: string;
+  stream: Comm;
+  store: Map<string, unknown>;
+  close(): Promise<void>;
+}
+
+async function fakeWorker(schedulerAddress: string, listen: string, name: string, nthreads = 1): Promise<FakeWorker> {
+  const store = new Map<string, unknown>();
+  const server = new Server({
+    name,
+    logger: silentLogger,
+    handlers: {
+      'get-data': (msg: { keys: string[] }) => {
+        const data: Record<string, unknown> = {};
+        for (const k of msg.keys) if (store.has(k)) data[k] = store.get(k);
+        return { status: 'OK', data };
+      },
+      ping: (msg: { x: number }) => ({ pong: msg.x, from: name }),
+    },
+  });
+  await server.listen(listen);
+  const stream = await connect(schedulerAddress);
+  await stream.write({
+    op: 'register-worker',
+    address: server.address,
+    name,
+    host: '127.0.0.1',
+    nthreads,
+    memoryLimit: 1e9,
+    resources: {},
+    nbytes: {},
+    versions: {},
+  });
+  const reply = (await stream.read()) as { status: string; result: { schedulerId: string; heartbeatIntervalMs: number } };
+  expect(reply.status).toBe('OK');
+  return {
+    server,
+    address: server.address,
+    stream,
+    store,
+    close: async () => {
+      stream.abort();
+      await server.close();
+    },
+  };
+}
+
+async function fakeClient(schedulerAddress: string, id: string): Promise<Comm> {
+  const comm = await connect(schedulerAddress);
+  await comm.write({ op: 'register-client', client: id, versions: {} });
+  const reply = (await comm.read()) as { status: string; result: { schedulerId: string; address: string } };
+  expect(reply).toEqual({ status: 'OK', result: { schedulerId: expect.any(String), address: schedulerAddress } });
+  return comm;
+}
+
+describe.each([
+  ['inproc', 'inproc://'],
+  ['tcp', 'tcp://127.0.0.1:0'],
+])('Scheduler over %s', (_name, listen) => {
+  let s: Scheduler;
+  let pool: ConnectionPool;
+  beforeEach(async () => {
+    s = await Scheduler.create({ address: listen, validate: true, logger: silentLogger });
+    pool = new ConnectionPool();
+  });
+  afterEach(async () => {
+    await pool.close();
+    await s.close();
+    s.state.validateState();
+  });
+
+  test('worker registers, gets compute-task; client gets key-in-memory; queries answer', async () => {
+    const w = await fakeWorker(s.address, listen, 'w1', 2);
+    expect(s.state.workers.has(w.address)).toBe(true);
+    const c = await fakeClient(s.address, 'client-1');
+    await c.write([
+      {
+        op: 'update-graph',
+        client: 'client-1',
+        tasks: [
+          { key: 'inc-1', spec: SPEC, dependencies: [] },
+          { key: 'add-2', spec: SPEC, dependencies: ['inc-1'] },
+        ],
+        keys: ['add-2'],
+        stimulusId: 'ug-1',
+      },
+    ]);
+    const ct = await readUntil(w.stream, (m) => m['op'] === 'compute-task');
+    expect(ct).toMatchObject({ op: 'compute-task', key: 'inc-1', priority: [-0, 1, 0], whoHas: {}, stimulusId: 'ug-1' });
+    expect(ct['spec']).toEqual(SPEC);
+    w.store.set('inc-1', 11);
+    await w.stream.write([{ op: 'task-finished', key: 'inc-1', nbytes: 8, type: 'number', startstops: [{ action: 'compute', start: 1, stop: 2 }], stimulusId: 'tf-1' }]);
+    const ct2 = await readUntil(w.stream, (m) => m['op'] === 'compute-task');
+    expect(ct2).toMatchObject({ key: 'add-2', whoHas: { 'inc-1': [w.address] }, nbytes: { 'inc-1': 8 } });
+    w.store.set('add-2', 13);
+    await w.stream.write({ op: 'task-finished', key: 'add-2', nbytes: 8, type: 'number', startstops: [], stimulusId: 'tf-2' });
+    expect(await readUntil(c, (m) => m['op'] === 'key-in-memory')).toEqual({ op: 'key-in-memory', key: 'add-2', type: 'number' });
+    const freed = await readUntil(w.stream, (m) => m['op'] === 'free-keys');
+    expect(freed['keys']).toEqual(['inc-1']);
+
+    const rpc = pool.rpc(s.address);
+    expect(await rpc.call('who-has', { keys: ['add-2', 'nope'] })).toEqual({ 'add-2': [w.address], nope: [] });
+    expect(await rpc.call('has-what')).toEqual({ [w.address]: ['add-2'] });
+    expect(await rpc.call('nthreads')).toEqual({ [w.address]: 2 });
+    expect(await rpc.call('nbytes', { keys: ['add-2'] })).toEqual({ 'add-2': 8 });
+    expect(await rpc.call('processing')).toEqual({ [w.address]: [] });
+    const ident = (await rpc.call('identity')) as { type: string; id: string; workers: Record<string, { name: string; nthreads: number }> };
+    expect(ident).toMatchObject({ type: 'Scheduler', id: s.id, address: s.address, workers: { [w.address]: { name: 'w1', nthreads: 2 } } });
+    const story = (await rpc.call('story', { keys: ['add-2'] })) as unknown[][];
+    expect(story.filter((e) => e[0] === 'add-2').map((e) => e[2])).toEqual(['waiting', 'processing', 'memory']);
+    expect(await rpc.call('gather', { keys: ['add-2'] })).toEqual({ status: 'OK', data: { 'add-2': 13 } });
+    expect(await rpc.call('gather', { keys: ['inc-1'] })).toEqual({ status: 'missing', keys: ['inc-1'] });
+    expect(await rpc.call('broadcast', { msg: { op: 'ping', x: 7 } })).toEqual({ [w.address]: { pong: 7, from: 'w1' } });
+    expect(await rpc.call('heartbeat-worker', { address: w.address, now: Date.now(), metrics: {} })).toEqual({
+      status: 'OK',
+      heartbeatIntervalMs: 1000,
+    });
+    expect(await rpc.call('heartbeat-worker', { address: 'tcp://nobody:1', now: 0, metrics: {} })).toEqual({ status: 'missing' });
+
+    // the client releases its future: the worker is told to free the data
+    await c.write([{ op: 'client-releases-keys', client: 'client-1', keys: ['add-2'], stimulusId: 'rel' }]);
+    expect((await readUntil(w.stream, (m) => m['op'] === 'free-keys'))['keys']).toEqual(['add-2']);
+    await until(() => s.state.tasks.size === 0);
+    c.abort();
+    await until(() => !s.state.clients.has('client-1'));
+    await w.close();
+  });
+
+  test('scatter registration and a worker disconnecting mid-run', async () => {
+    const w1 = await fakeWorker(s.address, listen, 'w1');
+    const w2 = await fakeWorker(s.address, listen, 'w2');
+    const c = await fakeClient(s.address, 'c');
+    const rpc = pool.rpc(s.address);
+    w1.store.set('data-x', 'hello');
+    expect(await rpc.call('update-data', { client: 'c', whoHas: { 'data-x': [w1.address] }, nbytes: { 'data-x': 5 }, stimulusId: 'sc' })).toEqual({
+      keys: ['data-x'],
+    });
+    expect(await readUntil(c, (m) => m['op'] === 'key-in-memory')).toEqual({ op: 'key-in-memory', key: 'data-x' });
+    // a task restricted to w2 on top of scattered data on w1
+    await c.write({ op: 'update-graph', client: 'c', tasks: [{ key: 'f', spec: SPEC, dependencies: ['data-x'], workers: [w2.address] }], keys: ['f'], stimulusId: 'ug' });
+    await readUntil(w2.stream, (m) => m['op'] === 'compute-task' && m['key'] === 'f');
+    // w1 dies: the scattered data is lost, f cannot run any more
+    await w1.close();
+    expect(await readUntil(c, (m) => m['op'] === 'lost-data')).toEqual({ op: 'lost-data', key: 'data-x' });
+    await until(() => !s.state.workers.has(w1.address) && s.state.tasks.size === 0);
+    await w2.close();
+    c.abort();
+  });
+
+  test('bad input gets error replies and the server keeps serving', async () => {
+    const rpc = pool.rpc(s.address);
+    await expect(rpc.call('register-worker', { address: 'tcp://x:1' })).rejects.toMatchObject({ remoteName: 'BadMessageError' });
+    await expect(rpc.call('register-worker', { nthreads: 1 })).rejects.toMatchObject({ remoteMessage: expect.stringContaining('address') });
+    await expect(rpc.call('register-client', {})).rejects.toMatchObject({ remoteName: 'BadMessageError' });
+    await expect(rpc.call('who-has', { keys: 'not-an-array' })).rejects.toMatchObject({ remoteName: 'BadMessageError' });
+    await expect(rpc.call('cancel', { keys: ['a'] })).rejects.toMatchObject({ remoteName: 'BadMessageError' });
+    await expect(rpc.call('update-data', { client: 'c', whoHas: { k: 'nope' } })).rejects.toMatchObject({ remoteName: 'BadMessageError' });
+    await expect(rpc.call('broadcast', { msg: 3 })).rejects.toMatchObject({ remoteName: 'BadMessageError' });
+    // malformed stream messages are dropped; a malformed update-graph cancels its keys
+    const c = await fakeClient(s.address, 'c');
+    await c.write([{ op: 'update-graph', tasks: [{ key: 'k' }], keys: ['k'] }, { op: 'client-releases-keys' }, 42, { op: 'no-such-op' }]);
+    expect(await readUntil(c, (m) => m['op'] === 'cancelled-keys')).toMatchObject({ op: 'cancelled-keys', keys: ['k'] });
+    // duplicate worker registration is refused
+    const w = await fakeWorker(s.address, listen, 'w1');
+    await expect(
+      rpc.call('register-worker', { address: w.address, name: 'other', host: 'h', nthreads: 1, memoryLimit: 1, resources: {}, nbytes: {}, versions: {} }),
+    ).rejects.toMatchObject({ remoteName: 'WorkerExistsError' });
+    // still serving
+    expect(await rpc.call('nthreads')).toEqual({ [w.address]: 1 });
+    await w.close();
+    c.abort();
+  });
+});
+
+test('a silent worker is removed after workerTtlMs', async () => {
+  const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger, workerTtlMs: 100, heartbeatIntervalMs: 20 });
+  try {
+    const w = await fakeWorker(s.address, 'inproc://', 'w');
+    expect(s.state.workers.size).toBe(1);
+    await until(() => s.state.workers.size === 0, 2000);
+    await w.close();
+  } finally {
+    await s.close();
+  }
+});
+
+test('unregister-worker is a clean departure; close() resolves closed', async () => {
+  const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger });
+  const pool = new ConnectionPool();
+  try {
+    const w = await fakeWorker(s.address, 'inproc://', 'w');
+    const c = await fakeClient(s.address, 'c');
+    await c.write({ op: 'update-graph', client: 'c', tasks: [{ key: 't', spec: SPEC, dependencies: [] }], keys: ['t'], stimulusId: 'u' });
+    await readUntil(w.stream, (m) => m['op'] === 'compute-task');
+    expect(await pool.rpc(s.address).call('unregister-worker', { address: w.address })).toEqual({ status: 'OK' });
+    expect(s.state.workers.size).toBe(0);
+    expect(s.state.tasks.get('t')?.suspicious).toBe(0);
+    expect(s.state.tasks.get('t')?.state).toBe('no-worker');
+    await w.close();
+    c.abort();
+  } finally {
+    await pool.close();
+    await s.close();
+  }
+  await expect(s.closed).resolves.toBeUndefined();
+});
