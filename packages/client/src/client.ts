@@ -131,7 +131,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   readonly id: string;
   #status: ClientStatus = 'running';
   #link!: SchedulerLink;
-  #cluster: { close(): Promise<void> } | undefined;
+  #cluster: LocalCluster | undefined;
   readonly #states = new Map<Key, FutureState>();
   readonly #refcount = new Map<Key, number>();
   readonly #registry = new FinalizationRegistry<Key>((key) => this.#decref(key));
@@ -161,7 +161,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   static async connect(target?: ConnectTarget, options: ConnectOptions = {}): Promise<Client> {
     const client = new Client(`Client-${randomUUID()}`);
     let address: string;
-    let owned: { close(): Promise<void> } | undefined;
+    let owned: LocalCluster | undefined;
     if (target === undefined) {
       const cluster = await LocalCluster.start(options.cluster ?? {});
       owned = cluster;
@@ -205,6 +205,11 @@ export class Client implements FutureOwner, AsyncDisposable {
   /** The scheduler's address. */
   get schedulerAddress(): string {
     return this.#link.address;
+  }
+
+  /** The LocalCluster connect() started (no address given), stopped by close(). */
+  get cluster(): LocalCluster | undefined {
+    return this.#cluster;
   }
 
   get schedulerId(): string {
@@ -768,8 +773,9 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   /**
-   * Reruns failed futures (and the failed tasks they depend on). The client resubmits the
-   * tasks it made: the erred keys are released on the scheduler and submitted again.
+   * Reruns failed futures (and the failed tasks they depend on) with the scheduler's `retry`
+   * op. Against a scheduler without it, the client resubmits the tasks it made itself: the
+   * erred keys are released and submitted again.
    */
   async retry(futures: Future | Future[]): Promise<void> {
     this.#checkRunning();
@@ -777,19 +783,34 @@ export class Client implements FutureOwner, AsyncDisposable {
     const order: FutureState[] = [];
     const seen = new Set<FutureState>();
     const visit = (st: FutureState): void => {
-      if (seen.has(st) || st.status !== 'error' || st.definition === undefined) return;
+      if (seen.has(st) || st.status !== 'error') return;
       seen.add(st);
       for (const d of st.dependencies ?? []) visit(d);
       order.push(st); // dependencies first
     };
     for (const f of fs) visit(f._state);
     if (order.length === 0) return;
-    for (const st of order) this.#queueKeys('release', st.key);
+    const saved = order.map((st) => [st.error, st.wireError] as const);
     for (const st of order) {
       st.reset();
       if (this.#states.get(st.key) === undefined) this.#states.set(st.key, st);
-      this.#queueTask(st.definition!, st.userPriority, st.fifoTimeoutMs);
     }
+    this.#flush();
+    try {
+      await this.#link.call('retry', { client: this.id, keys: order.map((st) => st.key) });
+      return;
+    } catch (err) {
+      const e = err as { remoteName?: string; remoteCode?: string };
+      if (e.remoteName !== 'UnknownOpError' && e.remoteCode !== 'DD_ERR_UNKNOWN_OP') {
+        order.forEach((st, i) => {
+          if (st.status === 'pending') st.setError(saved[i]![0] ?? (err as Error), saved[i]![1]);
+        });
+        throw err;
+      }
+    }
+    const resubmit = order.filter((st) => st.definition !== undefined);
+    for (const st of resubmit) this.#queueKeys('release', st.key);
+    for (const st of resubmit) this.#queueTask(st.definition!, st.userPriority, st.fifoTimeoutMs);
     this.#flush();
   }
 

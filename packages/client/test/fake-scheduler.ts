@@ -142,6 +142,8 @@ export class FakeScheduler {
         return {};
       case 'gather':
         return { status: 'OK', data: Object.fromEntries((args['keys'] as string[]).filter((k) => this.data.has(k)).map((k) => [k, this.data.get(k)])) };
+      case 'retry':
+        throw Object.assign(new Error('unknown operation "retry"'), { remoteName: 'UnknownOpError', remoteCode: 'DD_ERR_UNKNOWN_OP' });
       case 'nthreads':
         return { [WORKER]: 2 };
       default:

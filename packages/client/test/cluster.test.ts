@@ -1,0 +1,317 @@
+// End-to-end behaviour: a real scheduler, real workers and the client in one process.
+
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from '@dd/worker';
+import { asCompleted, CancelledError, Client, ref, RemoteError, wait } from '../src/index';
+import { until, withCluster } from './harness';
+
+jest.setTimeout(60_000);
+
+function inc(x: number): number {
+  return x + 1;
+}
+function add(a: number, b: number): number {
+  return a + b;
+}
+async function sleepThen<T>(ms: number, value: T): Promise<T> {
+  await new Promise((r) => setTimeout(r, ms));
+  return value;
+}
+
+/** Keys in a worker's data store. */
+function workerKeys(w: Worker): string[] {
+  const any = w as unknown as Record<string, unknown>;
+  const candidates = [any['data'], (any['state'] as Record<string, unknown> | undefined)?.['data']];
+  for (const c of candidates) {
+    if (c === undefined || c === null) continue;
+    const store = c as { keys?: () => Iterable<string> };
+    if (typeof store.keys === 'function') return [...store.keys()];
+  }
+  throw new Error('cannot find the worker data store');
+}
+
+describe('cluster end to end', () => {
+  test('submit, map, gather with nested shapes', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+      const a = client.submit(inc, 1);
+      expect(await a).toBe(2);
+      const xs = client.map(inc, [1, 2, 3, 4, 5]);
+      const ys = client.map(add, xs, [10, 20, 30, 40, 50]);
+      expect(await client.gather(ys)).toEqual([12, 23, 34, 45, 56]);
+      const nested = await client.gather({ a, list: [xs[0]!, [xs[1]!, { deep: xs[2]! }]], plain: 'x' });
+      expect(nested).toEqual({ a: 2, list: [2, [3, { deep: 4 }]], plain: 'x' });
+      const total = client.submit((o: { v: number[]; w: { z: number } }) => o.v.reduce((s, x) => s + x, 0) + o.w.z, { v: xs, w: { z: a } } as never);
+      expect(await total).toBe(2 + 3 + 4 + 5 + 6 + 2);
+    });
+  });
+
+  test('dependencies across workers', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const [w1, w2] = workers.map((w) => w.address);
+      const x = client.options({ workers: [w1!] }).submit(inc, 1);
+      const y = client.options({ workers: [w2!] }).submit(inc, 2);
+      const z = client.options({ workers: [w1!] }).submit(add, x, y);
+      expect(await z).toBe(5);
+      const who = await client.whoHas([x, y, z]);
+      expect(who[x.key]).toContain(w1);
+      expect(who[y.key]).toContain(w2);
+      expect(who[z.key]).toContain(w1);
+    });
+  });
+
+  test('data locality: a task on data held by worker B runs on B', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const b = workers[1]!.address;
+      const [big] = client.scatter([new Float64Array(1_000_000).fill(1)], { workers: [b] });
+      await big;
+      const sums = Array.from({ length: 4 }, (_, i) => client.submit((arr: Float64Array, k: number) => arr.length + k, big!, i));
+      expect(await client.gather(sums)).toEqual([1e6, 1e6 + 1, 1e6 + 2, 1e6 + 3]);
+      const who = await client.whoHas(sums);
+      for (const s of sums) expect(who[s.key]).toEqual([b]);
+    });
+  });
+
+  test('restrictions: hard, loose, and no-worker until a worker joins', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers, startWorker }) => {
+      const a = workers[0]!.address;
+      const onA = client.options({ workers: a }).map(inc, [10, 11, 12, 13]);
+      await client.gather(onA);
+      const who = await client.whoHas(onA);
+      for (const f of onA) expect(who[f.key]).toEqual([a]);
+
+      const loose = client.options({ workers: ['nobody-by-this-name'], allowOtherWorkers: true }).submit(inc, 100);
+      expect(await loose.result({ timeout: 10_000 })).toBe(101);
+
+      const waiting = client.options({ workers: ['late-worker'] }).submit(inc, 200);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(waiting.status).toBe('pending');
+      const late = await startWorker({ name: 'late-worker' });
+      expect(await waiting.result({ timeout: 10_000 })).toBe(201);
+      expect((await client.whoHas([waiting]))[waiting.key]).toEqual([late.address]);
+    });
+  });
+
+  test('resources limit concurrency: two GPU tasks on a {GPU: 1} worker run one after another', async () => {
+    await withCluster({ workers: [{ nthreads: 2, resources: { GPU: 1 } }] }, async ({ client }) => {
+      const span = async (tag: number): Promise<[number, number, number]> => {
+        const start = Date.now();
+        await new Promise((r) => setTimeout(r, 300));
+        return [tag, start, Date.now()];
+      };
+      const [a, b] = [1, 2].map((i) => client.options({ resources: { GPU: 1 } }).submit(span, i));
+      const [[, s1, e1], [, s2, e2]] = await client.gather([a!, b!]);
+      const overlap = Math.min(e1, e2) - Math.max(s1, s2);
+      expect(overlap).toBeLessThanOrEqual(0);
+      // without resources both threads are used at once
+      const [c, d] = [3, 4].map((i) => client.submit(span, i));
+      const [[, s3, e3], [, s4, e4]] = await client.gather([c!, d!]);
+      expect(Math.min(e3, e4) - Math.max(s3, s4)).toBeGreaterThan(100);
+    });
+  });
+
+  test('priorities: higher priority runs first', async () => {
+    await withCluster({ workers: [{ nthreads: 1 }] }, async ({ client }) => {
+      const stamp = async (tag: string, ms: number): Promise<[string, number]> => {
+        await new Promise((r) => setTimeout(r, ms));
+        return [tag, Date.now()];
+      };
+      const blocker = client.submit(stamp, 'blocker', 300);
+      await new Promise((r) => setTimeout(r, 50));
+      const low = client.options({ priority: -10 }).map(stamp, ['low-1', 'low-2', 'low-3'], [5, 5, 5]);
+      const high = client.options({ priority: 10 }).submit(stamp, 'high', 5);
+      const results = await client.gather([blocker, ...low, high]);
+      const order = [...results].sort((x, y) => x[1] - y[1]).map((r) => r[0]);
+      expect(order[0]).toBe('blocker');
+      expect(order[1]).toBe('high');
+    });
+  });
+
+  test('errors: RemoteError with the remote stack, dependents reject with the same', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+      const bad = client.submit(function fails(x: number) {
+        throw new RangeError(`bad value ${x}`);
+      }, 7);
+      const dep = client.submit(inc, bad);
+      const dep2 = client.submit(add, dep, 1);
+      await expect(bad.result()).rejects.toBeInstanceOf(RemoteError);
+      const err = (await bad.exception()) as RemoteError;
+      expect(err.remoteName).toBe('RangeError');
+      expect(err.remoteMessage).toBe('bad value 7');
+      expect(err.remoteStack ?? '').toContain('bad value 7');
+      expect(await bad.traceback()).toContain('fails');
+      expect(bad.status).toBe('error');
+      await expect(dep2.result()).rejects.toMatchObject({ remoteName: 'RangeError', remoteMessage: 'bad value 7' });
+      expect(dep.status).toBe('error');
+      const ok = client.submit(inc, 1);
+      await expect(client.gather([ok, bad])).rejects.toThrow('bad value 7');
+      expect(await client.gather([ok, bad, dep, { ok, bad }], { errors: 'skip' })).toEqual([2, { ok: 2 }]);
+    });
+  });
+
+  test('retry reruns a failed task and its failed dependency', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+      const marker = join(tmpdir(), `dd-retry-${process.pid}-${Date.now()}`);
+      const flaky = client.submit((path: string) => {
+        const fs = require('node:fs') as typeof import('node:fs');
+        if (!fs.existsSync(path)) {
+          fs.writeFileSync(path, 'x');
+          throw new Error('first attempt fails');
+        }
+        fs.unlinkSync(path);
+        return 'ok';
+      }, marker);
+      const dep = client.submit((s: string) => s + '!', flaky);
+      await expect(dep).rejects.toThrow('first attempt fails');
+      await dep.retry();
+      expect(await dep.result({ timeout: 10_000 })).toBe('ok!');
+      expect(await flaky).toBe('ok');
+    });
+  });
+
+  test('a function using an enclosing-scope variable fails with an explanation', async () => {
+    await withCluster({ nWorkers: 1 }, async ({ client }) => {
+      const factor = 3;
+      const f = client.submit((x: number) => x * factor, 2);
+      const err = (await f.exception()) as Error;
+      expect(err).toBeInstanceOf(RemoteError);
+      expect(err.message).toMatch(/factor/);
+      expect(err.message).toMatch(/enclosing scope|closure|outer/i);
+    });
+  });
+
+  test('cancel', async () => {
+    await withCluster({ workers: [{ nthreads: 1 }] }, async ({ client }) => {
+      const slow = client.submit(sleepThen<string>, 2000, 'slow');
+      const queued = client.submit(sleepThen<string>, 10, 'queued');
+      const after = client.submit((s: string) => s + '!', queued);
+      await new Promise((r) => setTimeout(r, 100));
+      await client.cancel([queued]);
+      expect(queued.status).toBe('cancelled');
+      await expect(queued.result()).rejects.toBeInstanceOf(CancelledError);
+      await until(() => after.done(), 5000, 'dependent of a cancelled task to be done');
+      expect(['cancelled', 'error']).toContain(after.status);
+      await slow.cancel();
+      expect(slow.cancelled()).toBe(true);
+      expect(await client.submit(inc, 1)).toBe(2);
+    });
+  });
+
+  test('release frees worker memory', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const xs = client.map(inc, [1, 2, 3, 4, 5, 6]);
+      await client.gather(xs);
+      const keys = new Set(xs.map((f) => f.key));
+      const held = (): number => workers.flatMap(workerKeys).filter((k) => keys.has(k)).length;
+      expect(held()).toBeGreaterThanOrEqual(6);
+      for (const f of xs) f.release();
+      await until(() => held() === 0, 5000, 'workers to free released keys');
+      expect(workers.flatMap(workerKeys)).toEqual([]);
+    });
+  });
+
+  test('pure submissions: same call twice = one key, one computation', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+      const counter = (x: number): number => {
+        const g = globalThis as { __ddCount?: number };
+        g.__ddCount = (g.__ddCount ?? 0) + 1;
+        return x * 1000 + g.__ddCount;
+      };
+      const a = client.submit(counter, 5);
+      const b = client.submit(counter, 5);
+      expect(a.key).toBe(b.key);
+      const [va, vb] = await client.gather([a, b]);
+      expect(va).toBe(vb);
+      const story = await client.story(a);
+      expect(story.filter((e) => e[2] === 'memory').length).toBe(1);
+      const c = client.options({ pure: false }).submit(counter, 5);
+      expect(c.key).not.toBe(a.key);
+    });
+  });
+
+  test('scatter and broadcast', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const [x, y] = client.scatter<unknown>([1, { a: [1, 2] }]);
+      expect(x!.status).toBe('pending');
+      expect(await client.gather([x!, y!])).toEqual([1, { a: [1, 2] }]);
+      expect(x!.status).toBe('finished');
+      expect(await client.submit(add, x as never, 41)).toBe(42);
+      const shared = client.scatter(Buffer.from('everywhere'), { broadcast: true });
+      await shared;
+      expect((await client.whoHas([shared]))[shared.key]!.sort()).toEqual(workers.map((w) => w.address).sort());
+      const placed = client.scatter([10, 20], { workers: [workers[1]!.address] });
+      await client.gather(placed);
+      const who = await client.whoHas(placed);
+      for (const f of placed) expect(who[f.key]).toEqual([workers[1]!.address]);
+      const nb = await client.nbytes(placed);
+      for (const f of placed) expect(nb[f.key]).toBeGreaterThan(0);
+    });
+  });
+
+  test('wait FIRST_COMPLETED and asCompleted', async () => {
+    await withCluster({ workers: [{ nthreads: 4 }] }, async ({ client }) => {
+      const fast = client.submit(sleepThen, 10, 'fast');
+      const slow = client.submit(sleepThen, 1500, 'slow');
+      const { done, notDone } = await wait([fast, slow], { returnWhen: 'FIRST_COMPLETED' });
+      expect([...done]).toEqual([fast]);
+      expect([...notDone]).toEqual([slow]);
+      await wait([fast, slow]);
+      expect(slow.status).toBe('finished');
+
+      const fs = [300, 10, 150].map((ms) => client.submit(sleepThen<number>, ms, ms));
+      const seen: number[] = [];
+      for await (const [, v] of asCompleted(fs, { withResults: true })) seen.push(v);
+      expect(seen).toEqual([10, 150, 300]);
+    });
+  });
+
+  test('a worker leaving cleanly mid-run: its tasks rerun elsewhere, results correct', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const fs = client.map((x: number) => new Promise<number>((r) => setTimeout(() => r(x * 2), 40)), Array.from({ length: 30 }, (_, i) => i));
+      await until(() => fs.filter((f) => f.done()).length >= 4, 10_000, 'some tasks to finish');
+      await workers[1]!.close();
+      expect(await client.gather(fs)).toEqual(Array.from({ length: 30 }, (_, i) => i * 2));
+      const info = await client.schedulerInfo();
+      expect(Object.keys(info.workers)).toEqual([workers[0]!.address]);
+    });
+  });
+
+  test('functions by module reference', async () => {
+    await withCluster({ nWorkers: 1 }, async ({ client }) => {
+      const mod = join(__dirname, 'fixtures', 'tasks.js');
+      const a = client.submit(ref<(x: number) => number>(mod, 'inc'), 1);
+      const b = client.submit(ref<(a: number, b: number) => number>(mod, 'add'), a, 10);
+      expect(await b).toBe(12);
+      expect(a.key).toMatch(/^inc-/);
+    });
+  });
+
+  test('cluster queries', async () => {
+    await withCluster({ workers: [{ nthreads: 2, name: 'alpha', resources: { GPU: 2 } }, { nthreads: 1, name: 'beta' }] }, async ({ client, workers }) => {
+      const info = await client.schedulerInfo();
+      expect(info.address).toBe(client.schedulerAddress);
+      const byName = Object.fromEntries(Object.values(info.workers).map((w) => [w.name, w]));
+      expect(byName['alpha']).toMatchObject({ nthreads: 2, resources: { GPU: 2 } });
+      expect(await client.nthreads()).toEqual({ [workers[0]!.address]: 2, [workers[1]!.address]: 1 });
+      await client.waitForWorkers(2, { timeout: 1000 });
+      await expect(client.waitForWorkers(3, { timeout: 200 })).rejects.toThrow(/workers/);
+      const x = client.submit(inc, 1);
+      await x;
+      const hw = await client.hasWhat();
+      expect(Object.values(hw).flat()).toContain(x.key);
+      expect(await client.processing()).toBeDefined();
+    });
+  });
+
+  test('await using closes the client', async () => {
+    await withCluster({ nWorkers: 1, client: false }, async ({ scheduler }) => {
+      let kept: Client | undefined;
+      {
+        await using client = await Client.connect(scheduler.address);
+        kept = client;
+        expect(await client.submit(inc, 1)).toBe(2);
+      }
+      expect(kept.status).toBe('closed');
+    });
+  });
+});
