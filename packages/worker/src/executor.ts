@@ -20,6 +20,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import type { Key, WireRunSpec } from '@dd/protocol';
 import { ExecutorError } from './errors';
 import type { ThreadRequest, ThreadResponse } from './executor-messages';
+import { adoptFromHost, foreignRealm } from './realm';
 import { TaskRunner, wireError, type TaskOutcome } from './task-runner';
 
 export type { TaskOutcome } from './task-runner';
@@ -56,8 +57,11 @@ export class InlineExecutor implements Executor {
     this.runner = new TaskRunner({ cwd: options.cwd });
   }
 
-  run(job: ExecutorJob): Promise<TaskOutcome> {
-    return this.runner.run(job.spec, job.deps);
+  async run(job: ExecutorJob): Promise<TaskOutcome> {
+    const outcome = await this.runner.run(job.spec, job.deps);
+    // Task code is compiled in the host realm (vm.Script): under jest, adopt its results (no-op otherwise).
+    if (outcome.ok && foreignRealm) outcome.value = adoptFromHost(outcome.value);
+    return outcome;
   }
 
   async close(): Promise<void> {}
@@ -189,7 +193,7 @@ export class ThreadPoolExecutor implements Executor {
     slot.job = null;
     this.release(slot);
     if (res.ok) {
-      let value = res.value;
+      let value = adoptFromHost(res.value);
       if (res.isBuffer && value instanceof Uint8Array) value = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       job.resolve({ ok: true, value, nbytes: res.nbytes, type: res.type, start: res.start, stop: res.stop });
     } else {

@@ -66,12 +66,26 @@ describe('Worker shell', () => {
     const s = await scheduler();
     const a = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
     const b = await worker({ scheduler: s.address, nthreads: 1 });
+    const c = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
     s.send(a.address, computeTask('x', INC, [1]));
     await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'x'));
     s.send(b.address, computeTask('y', ADD, [keyRef('x'), 10], { whoHas: { x: [a.address] }, nbytes: { x: 8 } }));
     const y = await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'y'));
     expect(y.from).toBe(b.address);
     expect(b.data.get('y')).toBe(12);
+    // an object result computed in a thread can be served to a peer (see realm.ts for why this is tested)
+    const OBJ: FunctionRef = { kind: 'source', name: 'obj', source: 'function obj(x) { return { x, list: [x], m: new Map([[1, x]]) }; }', hash: 'obj-1' };
+    s.send(b.address, computeTask('o', OBJ, [keyRef('y')], { whoHas: { y: [b.address] }, nbytes: { y: 8 } }));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'o'));
+    s.send(a.address, computeTask('p', { kind: 'source', name: 'pick', source: 'function pick(o) { return o.list[0] + o.m.get(1); }', hash: 'pick-1' }, [keyRef('o')], { whoHas: { o: [b.address] }, nbytes: { o: 100 } }));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'p'));
+    expect(a.data.get('p')).toBe(24);
+    // the same from the inline executor (task code compiled in the host realm)
+    s.send(a.address, computeTask('o2', OBJ, [5]));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'o2'));
+    s.send(c.address, computeTask('p2', { kind: 'source', name: 'pick', source: 'function pick(o) { return o.list[0] + o.m.get(1); }', hash: 'pick-1' }, [keyRef('o2')], { whoHas: { o2: [a.address] }, nbytes: { o2: 100 } }));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'p2'));
+    expect(c.data.get('p2')).toBe(10);
     expect(s.received.find((m) => m.op === 'add-keys' && m.from === b.address)).toMatchObject({ keys: ['x'] });
   });
 
