@@ -770,7 +770,7 @@ export class SchedulerState {
       }
       toReleased.call(this, ts, local, stimulusId, undefined);
       this.transitionCounter += 1;
-      this.logTransition(key, start, ts.state, local, stimulusId);
+      this.logTransition(key, start, ts.state, local.slice(), stimulusId);
       // What the first half recommends for the key itself wins (e.g. forgotten on lost deps).
       const next = (recGet(local, key) ?? finish) as TaskStateName;
       for (let i = 0; i < local.length; i += 2) if (local[i] === key) local[i] = '';
@@ -1311,6 +1311,11 @@ export class SchedulerState {
     for (const dts of ts.dependencies) for (const ws of dts.whoHas) if (ws.status === 'running') candidates.add(ws);
     if (valid === null) {
       if (candidates.size === 0) candidates = this.running;
+      // dd has no work stealing yet: other workers compete too (all of a small pool, the idle
+      // ones of a large one), so a map over one small scattered value spreads out instead of
+      // queueing on its holder. The objective charges them the bytes they would have to fetch,
+      // so large dependencies keep tasks where the data is.
+      else for (const ws of this.running.size <= LINEAR_POOL_LIMIT ? this.running : this.idle) candidates.add(ws);
     } else {
       const inter = new Set<WorkerState>();
       for (const ws of candidates) if (valid.has(ws)) inter.add(ws);

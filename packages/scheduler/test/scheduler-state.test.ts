@@ -129,6 +129,20 @@ describe('worker choice', () => {
     expect(workerMsgs(out, wBig)[0]).toMatchObject({ whoHas: { small: [wSmall], big: [wBig] }, nbytes: { small: 10, big: 10_000_000 } });
   });
 
+  test('tasks on one small scattered value spread to idle workers instead of queueing on its holder', () => {
+    const s = newState();
+    twoWorkers(s);
+    s.handleStimulus({ kind: 'update-data', client: 'c', whoHas: { d: [A] }, nbytes: { d: 100 }, stimulusId: sid_() });
+    const out = s.handleStimulus(dummyGraph('c', Array.from({ length: 100 }, (_, i) => dummyTask(`f-${i}`, ['d'], { order: i }))));
+    const where = computed(out);
+    expect(where[A]?.length).toBeGreaterThanOrEqual(45);
+    expect(where[B]?.length).toBeGreaterThanOrEqual(40);
+    // but a big dependency keeps its dependents where it is
+    s.handleStimulus({ kind: 'update-data', client: 'c', whoHas: { big: [B] }, nbytes: { big: 1e9 }, stimulusId: sid_() });
+    const o2 = s.handleStimulus(dummyGraph('c', Array.from({ length: 5 }, (_, i) => dummyTask(`g-${i}`, ['big'], { order: i }))));
+    expect(computed(o2)).toEqual({ [B]: ['g-0', 'g-1', 'g-2', 'g-3', 'g-4'] });
+  });
+
   test('a large map is spread across workers in proportion to threads', () => {
     const s = newState({ validate: false });
     s.handleStimulus(dummyWorker(A, { nthreads: 1 }), dummyWorker(B, { nthreads: 3 }));
