@@ -303,6 +303,19 @@ describe('cluster end to end', () => {
     });
   });
 
+  test('losing the scheduler: pending futures become lost, the client closes', async () => {
+    await withCluster({ nWorkers: 1 }, async ({ client, scheduler }) => {
+      const slow = client.submit(sleepThen<number>, 5000, 1);
+      await new Promise((r) => setTimeout(r, 100));
+      await scheduler.close();
+      await until(() => slow.done(), 5000, 'the pending future to be settled');
+      expect(slow.status).toBe('lost');
+      await expect(slow.result()).rejects.toThrow(/lost/);
+      expect(() => client.submit(inc, 1)).toThrow(/scheduler/);
+      await client.close();
+    });
+  });
+
   test('await using closes the client', async () => {
     await withCluster({ nWorkers: 1, client: false }, async ({ scheduler }) => {
       let kept: Client | undefined;
