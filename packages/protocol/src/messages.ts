@@ -204,6 +204,16 @@ export interface RegisterWorkerReply {
   heartbeatIntervalMs: number;
 }
 
+/**
+ * Rpc: the worker is leaving on purpose. `safe` means its running tasks are not to be counted
+ * as suspicious (the worker did not die while running them).
+ */
+export interface UnregisterWorkerRequest {
+  op: 'unregister-worker';
+  address: Address;
+  safe: boolean;
+}
+
 export interface StartStop {
   action: 'compute' | 'transfer' | 'disk-read' | 'disk-write';
   start: number;
