@@ -68,6 +68,8 @@ export class Scheduler {
   private closing = false;
   private resolveClosed!: () => void;
   private sidCounter = 0;
+  private pending: SchedulerEvent[] = [];
+  private drainScheduled = false;
 
   /** Create and start listening. */
   static async create(options: SchedulerOptions = {}): Promise<Scheduler> {
@@ -95,6 +97,8 @@ export class Scheduler {
     this.pool = new ConnectionPool({ connectOptions: this.options.comm });
     const h = <T>(fn: (msg: Obj, ctx: HandlerContext) => T) => (msg: unknown, ctx: HandlerContext) => {
       if (!isObj(msg)) throw new BadMessageError('request must be an object');
+      // Answer from a state that includes every stream message already received.
+      if (this.pending.length > 0 && !this.closing) this.drain();
       return fn(msg, ctx);
     };
     const sh = (fn: (msg: Obj, ctx: HandlerContext) => void) => (msg: unknown, ctx: HandlerContext) => {
@@ -138,7 +142,7 @@ export class Scheduler {
         'add-keys': sh((m, ctx) => this.fromWorker(ctx, m, 'add-keys')),
         'keep-alive': sh((_m, ctx) => {
           const w = this.commWorker.get(ctx.comm);
-          if (w !== undefined) this.feed({ kind: 'worker-heartbeat', worker: w, stimulusId: this.sid('keep-alive') });
+          if (w !== undefined) this.enqueue({ kind: 'worker-heartbeat', worker: w, stimulusId: this.sid('keep-alive') });
         }),
         // client -> scheduler
         'update-graph': sh((m, ctx) => this.fromClient(ctx, m, 'update-graph')),
@@ -184,8 +188,44 @@ export class Scheduler {
     return `${prefix}-${Date.now()}-${++this.sidCounter}`;
   }
 
-  /** Feed events; send the resulting messages. State-machine failures are logged, never thrown at peers. */
+  /**
+   * Queue a stream event: events arriving in the same tick (one wire batch is many messages) are
+   * handled by one handleStimulus call, so validation and instruction flushing happen per batch.
+   */
+  private enqueue(ev: SchedulerEvent): void {
+    this.pending.push(ev);
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      queueMicrotask(this.drain);
+    }
+  }
+
+  private readonly drain = (): void => {
+    this.drainScheduled = false;
+    if (this.pending.length === 0 || this.closing) {
+      this.pending = [];
+      return;
+    }
+    const events = this.pending;
+    this.pending = [];
+    try {
+      this.run(events);
+    } catch {
+      /* logged in run() */
+    }
+  };
+
+  /** Feed events now (after anything queued, to keep order); send the resulting messages. */
   private feed(...events: SchedulerEvent[]): void {
+    if (this.pending.length > 0) {
+      const queued = this.pending;
+      this.pending = [];
+      this.run(queued);
+    }
+    this.run(events);
+  }
+
+  private run(events: SchedulerEvent[]): void {
     let out: Instruction[];
     try {
       out = this.state.handleStimulus(...events);
@@ -308,7 +348,7 @@ export class Scheduler {
         const type = optStr(m, 'type', op);
         if (type !== undefined) ev.type = type;
         if (Array.isArray(m['startstops'])) ev.startstops = m['startstops'] as StartStop[];
-        this.feed(ev);
+        this.enqueue(ev);
         return;
       }
       case 'task-erred': {
@@ -317,19 +357,19 @@ export class Scheduler {
         const exception: WireError = isObj(ex) && typeof ex['message'] === 'string'
           ? (ex as unknown as WireError)
           : { name: 'Error', message: `task ${key} failed (worker sent no exception)` };
-        this.feed({ kind: 'task-erred', worker, key, exception, stimulusId });
+        this.enqueue({ kind: 'task-erred', worker, key, exception, stimulusId });
         return;
       }
       case 'release-worker-data': {
         const keys = Array.isArray(m['keys']) ? strArray(m, 'keys', op) : [str(m, 'key', op)];
-        this.feed({ kind: 'release-worker-data', worker, keys, stimulusId });
+        this.enqueue({ kind: 'release-worker-data', worker, keys, stimulusId });
         return;
       }
       case 'missing-data':
-        this.feed({ kind: 'missing-data', key: str(m, 'key', op), errantWorker: str(m, 'errantWorker', op), stimulusId });
+        this.enqueue({ kind: 'missing-data', key: str(m, 'key', op), errantWorker: str(m, 'errantWorker', op), stimulusId });
         return;
       case 'add-keys':
-        this.feed({ kind: 'add-keys', worker, keys: strArray(m, 'keys', op), nbytes: numRecord(m, 'nbytes', op, true), stimulusId });
+        this.enqueue({ kind: 'add-keys', worker, keys: strArray(m, 'keys', op), nbytes: numRecord(m, 'nbytes', op, true), stimulusId });
         return;
     }
   }
@@ -399,17 +439,17 @@ export class Scheduler {
         if (up !== undefined) ev.userPriority = up;
         const fifo = optNum(m, 'fifoTimeoutMs', op);
         if (fifo !== undefined) ev.fifoTimeoutMs = fifo;
-        this.feed(ev);
+        this.enqueue(ev);
         return;
       }
       case 'client-desires-keys':
-        this.feed({ kind: 'client-desires-keys', client: optStr(m, 'client', op) ?? client, keys: strArray(m, 'keys', op), stimulusId });
+        this.enqueue({ kind: 'client-desires-keys', client: optStr(m, 'client', op) ?? client, keys: strArray(m, 'keys', op), stimulusId });
         return;
       case 'client-releases-keys':
-        this.feed({ kind: 'client-releases-keys', client: optStr(m, 'client', op) ?? client, keys: strArray(m, 'keys', op), stimulusId });
+        this.enqueue({ kind: 'client-releases-keys', client: optStr(m, 'client', op) ?? client, keys: strArray(m, 'keys', op), stimulusId });
         return;
       case 'heartbeat-client':
-        this.feed({ kind: 'client-heartbeat', client, stimulusId });
+        this.enqueue({ kind: 'client-heartbeat', client, stimulusId });
         return;
       case 'close-client': {
         const peer = this.clientPeers.get(client);

@@ -153,8 +153,9 @@ describe.each([
     await c.write([{ op: 'client-releases-keys', client: 'client-1', keys: ['add-2'], stimulusId: 'rel' }]);
     expect((await readUntil(w.stream, (m) => m['op'] === 'free-keys'))['keys']).toEqual(['add-2']);
     await until(() => s.state.tasks.size === 0);
-    c.abort();
+    await c.write({ op: 'close-client', client: 'client-1' });
     await until(() => !s.state.clients.has('client-1'));
+    c.abort();
     await w.close();
   });
 
