@@ -267,13 +267,16 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (opts.retries !== undefined) def.retries = opts.retries;
       if (opts.annotations !== undefined) def.annotations = opts.annotations;
       state.definition = def;
-      state.dependencies = depStates;
       state.userPriority = opts.priority;
       state.fifoTimeoutMs = opts.fifoTimeout;
-      state.onDone(() => {
-        // Only erred tasks need their inputs again (retry); finished ones let them go.
-        if (state!.status === 'finished') state!.dependencies = undefined;
-      });
+      if (depStates.length > 0) {
+        const st = state;
+        st.dependencies = depStates;
+        st.onDone(() => {
+          // Only erred tasks need their inputs again (retry); finished ones let them go.
+          if (st.status === 'finished') st.dependencies = undefined;
+        });
+      }
       this.#queueTask(def, opts.priority, opts.fifoTimeout);
     }
     return this.#makeFuture(key, state);
