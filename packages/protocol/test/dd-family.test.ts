@@ -1,4 +1,4 @@
-import { encodeMessage, decodeMessage } from '../src';
+import { FrameDecoder, decodeMessage, encodeMessage, packFrames } from '../src';
 import { roundTrip } from './helpers';
 
 const TYPED_ARRAYS = [
@@ -46,6 +46,47 @@ describe('dd family round trips keep exact types', () => {
       expect(out.f[0]).toBe(Math.PI);
       expect(Object.is(out.f[1], -0)).toBe(true);
       expect(out.i[0]).toBe(-7);
+    }
+  });
+
+  it('typed arrays in frames that are Node Buffers at an odd byteOffset are copied (Buffer#slice is a view)', () => {
+    // What a stream transport hands the decoder: Buffers from the socket, here a sub-frame that
+    // starts at an odd offset of a larger Buffer (so a Float64Array view of it is impossible).
+    const value = { f: new Float64Array([Math.PI, -1.5, 2 ** 60]), i: new Int32Array([-7, 8]), ab: new Uint8Array([1, 2, 3]).buffer };
+    const frames = encodeMessage(value);
+    for (const shift of [1, 3, 5, 7]) {
+      const total = frames.reduce((n, f) => n + f.byteLength, 0);
+      const backing = Buffer.alloc(total + shift + 8);
+      let offset = shift;
+      const views = frames.map((f) => {
+        backing.set(f, offset);
+        const view = backing.subarray(offset, offset + f.byteLength); // a Buffer view
+        offset += f.byteLength;
+        return view;
+      });
+      expect(views.some((v) => v.byteOffset % 8 !== 0)).toBe(true);
+      const out = decodeMessage(views) as typeof value;
+      expect(out.f).toBeInstanceOf(Float64Array);
+      expect([...out.f]).toEqual([Math.PI, -1.5, 2 ** 60]);
+      expect(out.f.byteOffset % 8).toBe(0);
+      expect([...out.i]).toEqual([-7, 8]);
+      // An ArrayBuffer is always a copy of its own bytes, never the Buffer's whole backing store.
+      expect(out.ab.byteLength).toBe(3);
+      expect([...new Uint8Array(out.ab)]).toEqual([1, 2, 3]);
+    }
+  });
+
+  it('the same through FrameDecoder fed Buffer chunks split at every offset', () => {
+    const value = { pad: 'x', f: new Float64Array([0.1, 0.2, 0.3]) };
+    const packed = Buffer.from(packFrames(encodeMessage(value)));
+    for (let cut = 1; cut < packed.byteLength; cut++) {
+      const backing = Buffer.alloc(packed.byteLength + 1);
+      packed.copy(backing, 1); // the whole stream at an odd offset
+      const stream = backing.subarray(1);
+      const d = new FrameDecoder();
+      const messages = [...d.push(stream.subarray(0, cut)), ...d.push(stream.subarray(cut))];
+      expect(messages).toHaveLength(1);
+      expect([...(decodeMessage(messages[0]!) as typeof value).f]).toEqual([0.1, 0.2, 0.3]);
     }
   });
 

@@ -23,6 +23,16 @@ function viewBytes(value: object): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
+/**
+ * A copy of `bytes` in a fresh ArrayBuffer of its own (offset 0, so aligned for every element
+ * size). Not `bytes.slice()`: on a Node Buffer, slice is a view of the same memory.
+ */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}
+
 function typedArrayType(name: string, ctor: TypedArrayConstructor): BinaryType {
   const size = ctor.BYTES_PER_ELEMENT;
   return {
@@ -32,7 +42,7 @@ function typedArrayType(name: string, ctor: TypedArrayConstructor): BinaryType {
       if (bytes.byteLength % size !== 0) {
         throw new DeserializationError(`${bytes.byteLength} bytes are not a whole number of ${name} elements`);
       }
-      const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+      const aligned = bytes.byteOffset % size === 0 ? bytes : copyBytes(bytes);
       return new ctor(aligned.buffer, aligned.byteOffset, aligned.byteLength / size);
     },
   };
@@ -69,7 +79,7 @@ types.push({
   name: 'ArrayBuffer',
   toBytes: (value) => new Uint8Array(value as ArrayBuffer),
   // An ArrayBuffer cannot be a view, so it is always a copy.
-  fromBytes: (bytes) => bytes.slice().buffer,
+  fromBytes: (bytes) => copyBytes(bytes).buffer,
 });
 
 const prototypes = new Map<object, BinaryType>();
