@@ -28,43 +28,78 @@ export function preludeSize(frameCount: number): number {
   return 8 * (frameCount + 1);
 }
 
+/** Bytes of the packed message (prelude plus frames) that `frames` make. */
+export function packedSize(frames: readonly Uint8Array[]): number {
+  let total = preludeSize(frames.length);
+  for (let i = 0; i < frames.length; i++) total += frames[i]!.byteLength;
+  return total;
+}
+
 /** The prelude alone, so a writer can send frames after it without copying them. */
 export function encodePrelude(frames: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(preludeSize(frames.length));
-  const view = new DataView(out.buffer);
-  // Two uint32 halves instead of setBigUint64: no BigInt allocation per frame on the hot path.
-  // Lengths are below 2^53, so the high half is Math.floor(n / 2^32).
-  writeUint64(view, 0, frames.length);
-  for (let i = 0; i < frames.length; i++) writeUint64(view, 8 * (i + 1), frames[i]!.byteLength);
+  writePrelude(frames, out, 0);
   return out;
 }
 
 /** Prelude and frames in one contiguous buffer (one copy of every frame). */
 export function packFrames(frames: readonly Uint8Array[]): Uint8Array {
-  let total = preludeSize(frames.length);
-  for (const f of frames) total += f.byteLength;
-  const out = new Uint8Array(total);
-  out.set(encodePrelude(frames), 0);
-  let offset = preludeSize(frames.length);
-  for (const f of frames) {
-    out.set(f, offset);
-    offset += f.byteLength;
-  }
+  const out = new Uint8Array(packedSize(frames));
+  packFramesInto(frames, out, 0);
   return out;
 }
 
-function writeUint64(view: DataView, offset: number, value: number): void {
-  view.setUint32(offset, value >>> 0, true);
-  view.setUint32(offset + 4, Math.floor(value / 2 ** 32), true);
+/**
+ * Writes prelude and frames into `target` at `offset` (it needs `packedSize(frames)` bytes
+ * there) and returns the offset after them. For writers that bring their own memory, e.g. a
+ * pooled Node Buffer for a socket write; the one implementation of the packed layout.
+ */
+export function packFramesInto(frames: readonly Uint8Array[], target: Uint8Array, offset = 0): number {
+  if (offset < 0 || offset + packedSize(frames) > target.byteLength) {
+    throw new RangeError(`packFramesInto needs ${packedSize(frames)} bytes at offset ${offset} of a ${target.byteLength}-byte target`);
+  }
+  let at = writePrelude(frames, target, offset);
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i]!;
+    target.set(f, at);
+    at += f.byteLength;
+  }
+  return at;
 }
 
-function readLength(view: DataView, offset: number, what: string, max: number): number {
-  const high = view.getUint32(offset + 4, true);
+function writePrelude(frames: readonly Uint8Array[], out: Uint8Array, offset: number): number {
+  writeUint64(out, offset, frames.length);
+  for (let i = 0; i < frames.length; i++) writeUint64(out, offset + 8 * (i + 1), frames[i]!.byteLength);
+  return offset + preludeSize(frames.length);
+}
+
+// Integers as two uint32 halves, byte by byte: no BigInt and no DataView allocation per
+// message on the hot path. Values are below 2^53, so the high half is Math.floor(n / 2^32).
+function writeUint64(out: Uint8Array, offset: number, value: number): void {
+  const low = value >>> 0;
+  const high = Math.floor(value / 2 ** 32);
+  out[offset] = low;
+  out[offset + 1] = low >>> 8;
+  out[offset + 2] = low >>> 16;
+  out[offset + 3] = low >>> 24;
+  out[offset + 4] = high;
+  out[offset + 5] = high >>> 8;
+  out[offset + 6] = high >>> 16;
+  out[offset + 7] = high >>> 24;
+}
+
+function readUint32(bytes: Uint8Array, offset: number): number {
+  return (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16)) + bytes[offset + 3]! * 2 ** 24;
+}
+
+function readLength(bytes: Uint8Array, offset: number, what: string, max: number): number {
+  const low = readUint32(bytes, offset);
+  const high = readUint32(bytes, offset + 4);
   // Any high half of 2^21 or more is beyond 2^53 and so beyond every limit; below that the
   // number is exact.
-  const value = high * 2 ** 32 + view.getUint32(offset, true);
+  const value = high * 2 ** 32 + low;
   if (high >= 2 ** 21 || value > max) {
-    const exact = (BigInt(high) << 32n) | BigInt(view.getUint32(offset, true));
+    const exact = (BigInt(high) << 32n) | BigInt(low);
     throw new FrameLimitError(`${what} ${exact} exceeds the limit of ${max}`);
   }
   return value;
@@ -78,6 +113,7 @@ function readLength(view: DataView, offset: number, what: string, max: number): 
 export function unpackFrames(bytes: Uint8Array, limits?: Partial<FrameLimits>): Uint8Array[] {
   const decoder = new FrameDecoder(limits);
   const messages = decoder.push(bytes);
+  if (decoder.error !== undefined) throw decoder.error;
   if (messages.length !== 1 || decoder.bufferedBytes !== 0) {
     if (messages.length === 0) throw new ProtocolError(`truncated message: ${bytes.byteLength} bytes do not complete a message`);
     throw new ProtocolError('trailing bytes after the end of the message');
@@ -90,6 +126,12 @@ export function unpackFrames(bytes: Uint8Array, limits?: Partial<FrameLimits>): 
  * message they complete. Pure (no I/O), so it is tested whole, byte by byte and split at every
  * offset. Frames of a message are views into the chunk when a frame lies inside one chunk,
  * otherwise one exact-size copy; nothing is allocated for a frame before its bytes arrive.
+ *
+ * Bad input (a prelude over the limits) ends the stream, since there is no way to find the next
+ * message after it. If the chunk that brought the bad bytes also completed messages before
+ * them, push() returns those messages and records the error in `error`; otherwise it throws.
+ * Either way every later push() throws that error. A caller that sees `error` set after a push
+ * has the complete messages in hand and knows the stream is dead.
  */
 export class FrameDecoder {
   private readonly limits: FrameLimits;
@@ -100,34 +142,97 @@ export class FrameDecoder {
   private lengths: number[] = [];
   private frames: Uint8Array[] = [];
   private messageBytes = 0;
+  /** Bytes of the message in progress already taken out of `chunks` (prelude, whole frames). */
+  private taken = 0;
+  private failure: Error | undefined;
 
   constructor(limits?: Partial<FrameLimits>) {
     this.limits = resolveFrameLimits(limits);
   }
 
-  /** Bytes received but not yet returned as part of a message. */
+  /** Bytes received but not yet returned as part of a message (excluding parsed prelude state). */
   get bufferedBytes(): number {
     return this.buffered;
   }
 
+  /** Bytes received of the message in progress (0 between messages): a stream that ends with this above 0 was cut off mid-message. */
+  get partialMessageBytes(): number {
+    return this.buffered + this.taken;
+  }
+
+  /** The error that ended the stream, once bad input was seen (see the class comment). */
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
   push(chunk: Uint8Array): Uint8Array[][] {
+    if (this.failure !== undefined) throw this.failure;
+    const out: Uint8Array[][] = [];
+    try {
+      if (this.chunks.length === 0 && this.frameCount < 0) {
+        // Fast path, the common case of small messages: nothing is pending, so whole messages
+        // are cut straight out of this chunk; only a trailing partial message is buffered.
+        const used = this.wholeMessages(chunk, out);
+        if (used < chunk.byteLength) this.append(used === 0 ? chunk : chunk.subarray(used));
+      } else {
+        this.append(chunk);
+      }
+      for (;;) {
+        const message = this.step();
+        if (message === undefined) return out;
+        out.push(message);
+      }
+    } catch (error) {
+      this.failure = error as Error;
+      if (out.length === 0) throw error;
+      return out;
+    }
+  }
+
+  private append(chunk: Uint8Array): void {
     if (chunk.byteLength > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.byteLength;
     }
-    const out: Uint8Array[][] = [];
-    for (;;) {
-      const message = this.step();
-      if (message === undefined) return out;
-      out.push(message);
+  }
+
+  /**
+   * Appends to `out` the messages that lie whole in `chunk` from its start; returns the bytes
+   * they used. Limits are checked as in step(), before anything is allocated.
+   */
+  private wholeMessages(chunk: Uint8Array, out: Uint8Array[][]): number {
+    const { maxFrames, maxFrameBytes, maxMessageBytes } = this.limits;
+    const end = chunk.byteLength;
+    let start = 0;
+    while (end - start >= 8) {
+      const count = readLength(chunk, start, 'frame count', maxFrames);
+      let at = start + 8 + 8 * count;
+      if (at > end) return start;
+      let messageBytes = 8;
+      for (let i = 0; i < count; i++) {
+        const length = readLength(chunk, start + 8 + 8 * i, 'frame length', maxFrameBytes);
+        messageBytes += 8 + length;
+        if (messageBytes > maxMessageBytes) {
+          throw new FrameLimitError(`message of at least ${messageBytes} bytes exceeds the limit of ${maxMessageBytes}`);
+        }
+      }
+      if (start + messageBytes > end) return start;
+      const frames: Uint8Array[] = new Array<Uint8Array>(count);
+      for (let i = 0; i < count; i++) {
+        const length = readLength(chunk, start + 8 + 8 * i, 'frame length', maxFrameBytes);
+        frames[i] = chunk.subarray(at, at + length);
+        at += length;
+      }
+      out.push(frames);
+      start = at;
     }
+    return start;
   }
 
   private step(): Uint8Array[] | undefined {
     if (this.frameCount < 0) {
       if (this.buffered < 8) return undefined;
-      const head = this.take(8);
-      this.frameCount = readLength(new DataView(head.buffer, head.byteOffset, 8), 0, 'frame count', this.limits.maxFrames);
+      this.frameCount = readLength(this.take(8), 0, 'frame count', this.limits.maxFrames);
       this.messageBytes = 8;
     }
     while (this.lengths.length < this.frameCount) {
@@ -135,9 +240,8 @@ export class FrameDecoder {
       const want = Math.min(this.frameCount - this.lengths.length, Math.floor(this.buffered / 8));
       if (want === 0) return undefined;
       const bytes = this.take(8 * want);
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < want; i++) {
-        const length = readLength(view, 8 * i, 'frame length', this.limits.maxFrameBytes);
+        const length = readLength(bytes, 8 * i, 'frame length', this.limits.maxFrameBytes);
         this.messageBytes += 8 + length;
         if (this.messageBytes > this.limits.maxMessageBytes) {
           throw new FrameLimitError(`message of at least ${this.messageBytes} bytes exceeds the limit of ${this.limits.maxMessageBytes}`);
@@ -154,12 +258,14 @@ export class FrameDecoder {
     this.frameCount = -1;
     this.lengths = [];
     this.frames = [];
+    this.taken = 0;
     return message;
   }
 
   /** Removes exactly n buffered bytes (n <= buffered): a view when they lie in one chunk. */
   private take(n: number): Uint8Array {
     this.buffered -= n;
+    this.taken += n;
     const first = this.chunks[0];
     if (n === 0) return new Uint8Array(0);
     if (first !== undefined && first.byteLength >= n) {

@@ -1,4 +1,4 @@
-import { FrameDecoder, FrameLimitError, ProtocolError, packFrames, unpackFrames, encodePrelude } from '../src';
+import { FrameDecoder, FrameLimitError, ProtocolError, packFrames, packFramesInto, packedSize, unpackFrames, encodePrelude } from '../src';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -62,6 +62,68 @@ describe('frames', () => {
     expect(() => new FrameDecoder().push(manyFrames)).toThrow(/frame count/);
     expect(() => new FrameDecoder({ maxMessageBytes: 100 }).push(packFrames([new Uint8Array(200)]))).toThrow(FrameLimitError);
     expect(() => new FrameDecoder({ maxFrames: 2 }).push(packed)).toThrow(FrameLimitError);
+  });
+
+  test('packFramesInto writes the packFrames layout into a given buffer at an offset', () => {
+    const target = Buffer.alloc(packed.byteLength + 5, 0xee);
+    expect(packedSize(frames)).toBe(packed.byteLength);
+    expect(packFramesInto(frames, target, 3)).toBe(3 + packed.byteLength);
+    expect(new Uint8Array(target.subarray(3, 3 + packed.byteLength))).toEqual(packed);
+    expect(target[2]).toBe(0xee);
+    expect(target[3 + packed.byteLength]).toBe(0xee);
+    expect(() => packFramesInto(frames, new Uint8Array(packed.byteLength - 1))).toThrow(RangeError);
+  });
+
+  describe('bad bytes after complete messages in the same chunk', () => {
+    // A valid message, then a prelude announcing a frame over the limit.
+    const bad = new Uint8Array(16);
+    new DataView(bad.buffer).setBigUint64(0, 1n, true);
+    new DataView(bad.buffer).setBigUint64(8, 2n ** 40n, true);
+    const chunk = new Uint8Array(packed.byteLength * 2 + bad.byteLength);
+    chunk.set(packed, 0);
+    chunk.set(packed, packed.byteLength);
+    chunk.set(bad, packed.byteLength * 2);
+
+    test('push returns the complete messages, records the error, and throws it on every later push', () => {
+      const d = new FrameDecoder({ maxFrameBytes: 1 << 20 });
+      expect(d.push(chunk)).toEqual([frames, frames]);
+      expect(d.error).toBeInstanceOf(FrameLimitError);
+      expect(() => d.push(new Uint8Array(0))).toThrow(d.error!);
+      expect(() => d.push(packed)).toThrow(FrameLimitError);
+    });
+
+    test('the same when the messages were already partly buffered (slow path)', () => {
+      for (const cut of [1, 8, 17, packed.byteLength + 3]) {
+        const d = new FrameDecoder({ maxFrameBytes: 1 << 20 });
+        const first = d.push(chunk.subarray(0, cut));
+        const rest = d.push(chunk.subarray(cut));
+        expect([...first, ...rest]).toEqual([frames, frames]);
+        expect(d.error).toBeInstanceOf(FrameLimitError);
+      }
+    });
+
+    test('push throws at once when no message precedes the bad bytes', () => {
+      const d = new FrameDecoder({ maxFrameBytes: 1 << 20 });
+      expect(() => d.push(bad)).toThrow(FrameLimitError);
+      expect(d.error).toBeInstanceOf(FrameLimitError);
+    });
+
+    test('unpackFrames reports the bad prelude, not trailing bytes', () => {
+      const one = new Uint8Array(packed.byteLength + bad.byteLength);
+      one.set(packed);
+      one.set(bad, packed.byteLength);
+      expect(() => unpackFrames(one, { maxFrameBytes: 1 << 20 })).toThrow(FrameLimitError);
+    });
+  });
+
+  test('partialMessageBytes counts the received bytes of the message in progress', () => {
+    const d = new FrameDecoder();
+    for (let i = 0; i < packed.byteLength; i++) {
+      d.push(packed.subarray(i, i + 1));
+      expect(d.partialMessageBytes).toBe(i + 1 === packed.byteLength ? 0 : i + 1);
+    }
+    d.push(packed.subarray(0, 20));
+    expect(d.partialMessageBytes).toBe(20);
   });
 
   test('errors carry stable codes and work with instanceof', () => {
