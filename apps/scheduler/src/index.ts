@@ -1,1 +1,1 @@
-export {};
+export { main, buildCommand, listenAddress, type SchedulerCliOptions } from './main';

@@ -1,0 +1,95 @@
+// dd-scheduler: parse the command line, start a Scheduler, print where it serves, and shut down
+// cleanly on SIGINT/SIGTERM.
+
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { parseTimedelta } from '@dd/protocol';
+import { Scheduler } from '@dd/scheduler';
+
+export interface SchedulerCliOptions {
+  host: string;
+  port: number;
+  protocol: 'tcp' | 'tls' | 'ws' | 'wss';
+  schedulerFile?: string;
+  idleTimeout?: string;
+  tlsCaFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+export function buildCommand(): Command {
+  return new Command('dd-scheduler')
+    .description('Run the dd scheduler: it coordinates workers and clients.')
+    .option('--host <host>', 'interface to listen on (use 0.0.0.0 to accept remote workers)', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 picks a free port)', (v) => parsePort(v), 8786)
+    .addOption(new Option('--protocol <protocol>', 'transport for workers and clients').choices(['tcp', 'tls', 'ws', 'wss']).default('tcp'))
+    .option('--scheduler-file <file>', 'write the scheduler address to this JSON file (workers and clients can read it)')
+    .option('--idle-timeout <duration>', 'shut down after this long with no clients and no tasks, e.g. "1h"')
+    .option('--tls-ca-file <file>', 'CA certificate (PEM) that peers must be signed by (tls/wss)')
+    .option('--tls-cert <file>', 'this scheduler\'s certificate (PEM)')
+    .option('--tls-key <file>', 'this scheduler\'s private key (PEM)')
+    .showHelpAfterError()
+    .exitOverride();
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`invalid port ${JSON.stringify(value)}`);
+  return port;
+}
+
+export function listenAddress(options: SchedulerCliOptions): string {
+  const host = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
+  return `${options.protocol}://${host}:${options.port}`;
+}
+
+function tlsOptions(options: SchedulerCliOptions): Record<string, Buffer> | undefined {
+  if (!options.tlsCaFile && !options.tlsCert && !options.tlsKey) return undefined;
+  if (!options.tlsCaFile || !options.tlsCert || !options.tlsKey) {
+    throw new Error('TLS needs all three of --tls-ca-file, --tls-cert and --tls-key');
+  }
+  return { ca: readFileSync(options.tlsCaFile), cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const command = buildCommand();
+  try {
+    command.parse(argv);
+  } catch (err) {
+    // commander has printed the usage error or the help text already.
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
+  }
+  const options = command.opts<SchedulerCliOptions>();
+  const tls = tlsOptions(options);
+  if ((options.protocol === 'tls' || options.protocol === 'wss') && !tls) {
+    throw new Error(`--protocol ${options.protocol} needs --tls-ca-file, --tls-cert and --tls-key`);
+  }
+  const scheduler = await Scheduler.create({
+    address: listenAddress(options),
+    ...(tls ? { comm: tls } : {}),
+    ...(options.idleTimeout ? { idleTimeoutMs: parseTimedelta(options.idleTimeout) } : {}),
+  });
+  // The file first: whoever sees the address printed may read the file at once.
+  if (options.schedulerFile) {
+    writeFileSync(options.schedulerFile, JSON.stringify({ type: 'Scheduler', id: scheduler.id, address: scheduler.address }, null, 2));
+  }
+  if (options.host === '127.0.0.1' || options.host === 'localhost') {
+    console.log('Listening on 127.0.0.1 only: use --host 0.0.0.0 (or an interface address) for workers on other machines');
+  }
+  console.log(`Scheduler at: ${scheduler.address}`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`Received ${signal}, closing the scheduler`);
+    void scheduler.close();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await scheduler.closed;
+  if (options.schedulerFile) rmSync(options.schedulerFile, { force: true });
+  console.log('Scheduler closed');
+  return 0;
+}

@@ -1,0 +1,57 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rpc } from '@dd/comm';
+import { binaries, killAll, startProcess } from '../../../tools/testing/processes';
+
+jest.setTimeout(30_000);
+
+describe('dd-scheduler', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await killAll();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('prints its address, serves rpc, and closes cleanly on SIGTERM', async () => {
+    const p = startProcess(binaries.scheduler, ['--port', '0']);
+    const line = await p.waitForLine(/^Scheduler at: /);
+    const address = line.replace('Scheduler at: ', '');
+    expect(address).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
+    expect(p.lines.join('\n')).toMatch(/Listening on 127\.0\.0\.1 only/);
+
+    const r = rpc(address);
+    try {
+      const identity = await r.call<{ type: string; address: string; workers: object }>('identity');
+      expect(identity).toMatchObject({ type: 'Scheduler', address, workers: {} });
+    } finally {
+      await r.close();
+    }
+
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(p.lines).toContain('Scheduler closed');
+  });
+
+  test('--scheduler-file writes the address and removes the file on shutdown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dd-sched-'));
+    dirs.push(dir);
+    const file = join(dir, 'scheduler.json');
+    const p = startProcess(binaries.scheduler, ['--port', '0', '--scheduler-file', file]);
+    const address = (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ type: 'Scheduler', address });
+    p.child.kill('SIGINT');
+    expect((await p.exited).code).toBe(0);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  test('bad options fail with a clear message and a non-zero exit', async () => {
+    const badPort = startProcess(binaries.scheduler, ['--port', 'eighty']);
+    expect((await badPort.exited).code).not.toBe(0);
+    expect(badPort.lines.join('\n')).toMatch(/invalid port "eighty"/);
+
+    const tlsWithoutCerts = startProcess(binaries.scheduler, ['--port', '0', '--protocol', 'tls']);
+    expect((await tlsWithoutCerts.exited).code).not.toBe(0);
+    expect(tlsWithoutCerts.lines.join('\n')).toMatch(/--protocol tls needs --tls-ca-file/);
+  });
+});

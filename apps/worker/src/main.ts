@@ -1,0 +1,48 @@
+// dd-worker: parse the command line, then either supervise worker processes (the default) or run
+// one worker in this process (--no-nanny). Shuts down cleanly on SIGINT/SIGTERM.
+
+import { CommanderError } from 'commander';
+import { Worker } from '@dd/worker';
+import { buildCommand, compileWorkerCli, type WorkerCliArgs } from './options';
+import { WorkerSupervisor } from './supervisor';
+
+function onSignals(stop: (signal: string) => void): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`Received ${signal}, closing workers`);
+    stop(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const command = buildCommand();
+  try {
+    command.parse(argv);
+  } catch (err) {
+    // commander has printed the usage error or the help text already.
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
+  }
+  const cli = compileWorkerCli(command.args[0], command.opts<WorkerCliArgs>());
+
+  if (!cli.nanny) {
+    const options = cli.workers[0]!;
+    const worker = await Worker.start(options);
+    console.log(`Worker at: ${worker.address}`);
+    onSignals(() => void worker.close());
+    if (cli.lifetimeMs !== undefined) setTimeout(() => void worker.close(), cli.lifetimeMs).unref();
+    await worker.closed;
+    console.log('Worker closed');
+    return 0;
+  }
+
+  const supervisor = new WorkerSupervisor(cli.workers, cli.lifetimeMs !== undefined ? { lifetimeMs: cli.lifetimeMs } : {});
+  onSignals(() => void supervisor.close());
+  supervisor.start();
+  await supervisor.done;
+  return 0;
+}

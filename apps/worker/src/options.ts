@@ -1,0 +1,131 @@
+// dd-worker's command line, compiled once into the options the supervisor and workers use.
+
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import { parseBytes, parseResources, parseTimedelta } from '@dd/protocol';
+import { getAddressHost, getLocalIp, parseAddress } from '@dd/comm';
+
+export interface WorkerCliArgs {
+  nthreads?: string;
+  nworkers: string;
+  name?: string;
+  memoryLimit: string;
+  resources?: string;
+  localDirectory?: string;
+  nanny: boolean;
+  schedulerFile?: string;
+  lifetime?: string;
+  deathTimeout?: string;
+  host?: string;
+  workerPort: string;
+}
+
+/** What one worker process is started with (JSON-serialisable: it crosses a fork). */
+export interface WorkerProcessOptions {
+  scheduler: string;
+  listen: string;
+  nthreads: number;
+  name?: string;
+  memoryLimit: number;
+  resources: Record<string, number>;
+  localDirectory?: string;
+  deathTimeoutMs?: number;
+}
+
+export interface CompiledWorkerCli {
+  nworkers: number;
+  nanny: boolean;
+  lifetimeMs?: number;
+  workers: WorkerProcessOptions[];
+}
+
+export function buildCommand(): Command {
+  return new Command('dd-worker')
+    .description('Run dd worker processes that connect to a scheduler.')
+    .argument('[address]', 'scheduler address, e.g. tcp://127.0.0.1:8786 (or use --scheduler-file)')
+    .option('--nthreads <n>', 'threads per worker process (default: cores / nworkers)')
+    .option('--nworkers <n>', 'number of worker processes', '1')
+    .option('--name <name>', 'worker name (with --nworkers N, workers are named NAME-0 .. NAME-N-1)')
+    .option('--memory-limit <bytes>', 'memory per worker: "auto" (share of total memory by threads), bytes, "4GB", or 0 for none', 'auto')
+    .option('--resources <spec>', 'abstract resources, e.g. "GPU=2 MEM=10e9"')
+    .option('--local-directory <dir>', 'directory for worker files (spilled data, uploads)')
+    .option('--no-nanny', 'run the worker inside this process instead of a supervised child process')
+    .option('--scheduler-file <file>', 'read the scheduler address from this JSON file')
+    .option('--lifetime <duration>', 'close each worker after this long, e.g. "1h"')
+    .option('--death-timeout <duration>', 'close a worker that cannot reach the scheduler for this long, e.g. "60s"')
+    .option('--host <host>', 'interface workers listen on (default: loopback for a loopback scheduler, else this machine\'s address)')
+    .option('--worker-port <port>', 'port for the worker to listen on (0 picks a free port; with --nworkers, each next port)', '0')
+    .showHelpAfterError()
+    .exitOverride();
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function schedulerAddressFrom(address: string | undefined, schedulerFile: string | undefined): string {
+  if (address && schedulerFile) throw new Error('give either a scheduler address or --scheduler-file, not both');
+  if (address) return address;
+  if (!schedulerFile) throw new Error('a scheduler address is required, e.g. dd-worker tcp://127.0.0.1:8786 (or --scheduler-file F)');
+  let parsed: { address?: unknown };
+  try {
+    parsed = JSON.parse(readFileSync(schedulerFile, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read scheduler file ${schedulerFile}: ${(err as Error).message}`);
+  }
+  if (typeof parsed.address !== 'string') throw new Error(`scheduler file ${schedulerFile} has no "address"`);
+  return parsed.address;
+}
+
+/** "auto" gives each worker the share of the machine's memory that its threads are of the cores. */
+export function memoryLimitFor(text: string, nthreads: number): number {
+  if (text === 'auto') {
+    return Math.floor(totalmem() * Math.min(1, nthreads / availableParallelism()));
+  }
+  const asFraction = Number(text);
+  if (Number.isFinite(asFraction) && asFraction > 0 && asFraction <= 1) return Math.floor(totalmem() * asFraction);
+  return parseBytes(text);
+}
+
+function defaultHost(scheduler: string): string {
+  const host = getAddressHost(scheduler);
+  const loopback = host === 'localhost' || host.startsWith('127.') || host === '::1' || parseAddress(scheduler)[0] === 'inproc';
+  return loopback ? '127.0.0.1' : getLocalIp();
+}
+
+export function compileWorkerCli(address: string | undefined, args: WorkerCliArgs): CompiledWorkerCli {
+  const scheduler = schedulerAddressFrom(address, args.schedulerFile);
+  const nworkers = positiveInt(args.nworkers, '--nworkers');
+  if (!args.nanny && nworkers > 1) throw new Error('--no-nanny runs one worker in this process; it cannot be combined with --nworkers > 1');
+  const nthreads = args.nthreads === undefined
+    ? Math.max(1, Math.floor(availableParallelism() / nworkers))
+    : positiveInt(args.nthreads, '--nthreads');
+  const memoryLimit = memoryLimitFor(args.memoryLimit, nthreads);
+  const resources = args.resources ? parseResources(args.resources) : {};
+  const deathTimeoutMs = args.deathTimeout ? parseTimedelta(args.deathTimeout) : undefined;
+  const lifetimeMs = args.lifetime ? parseTimedelta(args.lifetime) : undefined;
+  const host = args.host ?? defaultHost(scheduler);
+  const basePort = Number(args.workerPort);
+  if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65535) throw new Error(`invalid --worker-port ${JSON.stringify(args.workerPort)}`);
+  const scheme = parseAddress(scheduler)[0] === 'inproc' ? 'tcp' : parseAddress(scheduler)[0];
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+
+  const workers: WorkerProcessOptions[] = [];
+  for (let i = 0; i < nworkers; i++) {
+    const port = basePort === 0 ? 0 : basePort + i;
+    workers.push({
+      scheduler,
+      listen: `${scheme}://${bracketed}:${port}`,
+      nthreads,
+      ...(args.name !== undefined ? { name: nworkers > 1 ? `${args.name}-${i}` : args.name } : {}),
+      memoryLimit,
+      resources,
+      ...(args.localDirectory !== undefined ? { localDirectory: args.localDirectory } : {}),
+      ...(deathTimeoutMs !== undefined ? { deathTimeoutMs } : {}),
+    });
+  }
+  return { nworkers, nanny: args.nanny, ...(lifetimeMs !== undefined ? { lifetimeMs } : {}), workers };
+}

@@ -1,0 +1,125 @@
+// Test helpers for starting the real binaries: spawn with a bounded wait for a line, and a
+// registry that kills whatever a test started, so no process outlives its test.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const repoRoot = resolve(__dirname, '..', '..');
+export const binaries = {
+  scheduler: resolve(repoRoot, 'apps/scheduler/bin/dd-scheduler.js'),
+  worker: resolve(repoRoot, 'apps/worker/bin/dd-worker.js'),
+};
+
+export interface RunningProcess {
+  child: ChildProcess;
+  /** Every line printed so far, stdout and stderr interleaved. */
+  lines: string[];
+  /** Resolves with the first line (already printed or yet to come) matching `pattern`. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with all lines matching `pattern` once there are `count` of them. */
+  waitForLines(pattern: RegExp, count: number, timeoutMs?: number): Promise<string[]>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const started = new Set<ChildProcess>();
+
+export function startProcess(script: string, args: string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  started.add(child);
+  const lines: string[] = [];
+  const listeners = new Set<() => void>();
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      for (const l of listeners) l();
+    });
+  }
+  // 'close' (not 'exit') so that every line the process printed has been read.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
+    child.once('close', (code, signal) => {
+      started.delete(child);
+      res({ code, signal });
+      for (const l of listeners) l();
+    });
+  });
+  const waitForLines = (pattern: RegExp, count: number, timeoutMs = 20_000) =>
+    new Promise<string[]>((res, rej) => {
+      const check = () => {
+        const matching = lines.filter((l) => pattern.test(l));
+        if (matching.length >= count) {
+          done();
+          res(matching.slice(0, count));
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          done();
+          rej(new Error(`process exited before printing ${count} x ${pattern}; output:\n${lines.join('\n')}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        rej(new Error(`timed out after ${timeoutMs} ms waiting for ${count} x ${pattern}; output:\n${lines.join('\n')}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        listeners.delete(check);
+      };
+      listeners.add(check);
+      check();
+    });
+  return {
+    child,
+    lines,
+    waitForLines,
+    waitForLine: (pattern, timeoutMs) => waitForLines(pattern, 1, timeoutMs).then((m) => m[0]!),
+    exited,
+  };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`, every process this module started that is still alive. */
+export async function killAll(graceMs = 5_000): Promise<void> {
+  await Promise.all([...started].map((child) => new Promise<void>((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      res();
+    });
+    child.kill('SIGTERM');
+  })));
+}
+
+/** True while a process with this pid exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pids of the direct children of `pid` (Linux /proc). */
+export function childPids(pid: number): number[] {
+  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 is the parent pid; the command name (field 2) may contain spaces, so split after ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
