@@ -350,14 +350,29 @@ export class Client implements FutureOwner, AsyncDisposable {
     queueMicrotask(() => this.#flush());
   }
 
-  /** Sends everything queued, in order. */
+  /**
+   * Sends everything queued, in order. A graph that depends on data still being scattered waits
+   * (with everything after it) until the scheduler has registered that data: the scheduler
+   * rejects a graph naming keys it does not know.
+   */
   #flush(): void {
     this.#flushScheduled = false;
     const out = this.#outgoing;
     if (out.length === 0) return;
-    this.#outgoing = [];
-    if (this.#status === 'closed' || this.#link === undefined) return;
+    if (this.#status === 'closed' || this.#link === undefined) {
+      this.#outgoing = [];
+      return;
+    }
+    let sent = 0;
     for (const o of out) {
+      if (o.kind === 'graph') {
+        const scattering = this.#scatterPendingFor(o.tasks);
+        if (scattering !== undefined) {
+          void scattering.then(() => this.#scheduleFlush());
+          break;
+        }
+      }
+      sent++;
       let msg: ClientToSchedulerMsg;
       if (o.kind === 'graph') {
         for (let i = 0; i < o.tasks.length; i++) o.tasks[i]!.order = i;
@@ -375,6 +390,18 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
       this.#link.send(msg);
     }
+    out.splice(0, sent);
+  }
+
+  /** A scatter still registering data that one of `tasks` depends on, if any. */
+  #scatterPendingFor(tasks: readonly TaskDefinition[]): Promise<void> | undefined {
+    for (const task of tasks) {
+      for (const dep of task.dependencies) {
+        const scattering = this.#states.get(dep)?.scattering;
+        if (scattering !== undefined) return scattering;
+      }
+    }
+    return undefined;
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -248,6 +248,17 @@ describe('cluster end to end', () => {
     });
   });
 
+  test('a task submitted on scattered data before the scatter finished waits for it', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+      const [data] = client.scatter([Buffer.alloc(1 << 16, 7)]);
+      // Same tick: the scheduler has not registered the scattered key yet.
+      const length = client.submit((b: Uint8Array) => b.byteLength, data!);
+      const pair = client.submit(add, client.scatter(20), 22);
+      expect(await length).toBe(1 << 16);
+      expect(await pair).toBe(42);
+    });
+  });
+
   test('wait FIRST_COMPLETED and asCompleted', async () => {
     await withCluster({ workers: [{ nthreads: 4 }] }, async ({ client }) => {
       const fast = client.submit(sleepThen, 10, 'fast');
