@@ -1,0 +1,104 @@
+// The workloads of ../shared/peer/dask_bench.py, on dd, with the same names and JSON keys so the
+// two systems compare as ratios measured in one run.
+
+import { Client, LocalCluster, wait } from '@dd/client';
+
+// Task functions travel by source: self-contained.
+const inc = (x: number) => x + 1;
+const add = (x: number, y: number) => x + y;
+const makeBytes = (n: number) => Buffer.alloc(n, 120);
+const byteLength = (b: Uint8Array) => b.byteLength;
+
+export interface WorkloadOptions {
+  nWorkers: number;
+  /** Run only the workloads whose key contains one of these substrings. */
+  only?: string[];
+  log?: (line: string) => void;
+}
+
+export type Figures = Record<string, number>;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+export async function runClusterWorkloads(options: WorkloadOptions): Promise<Figures> {
+  const wanted = (key: string) => !options.only || options.only.some((s) => key.includes(s));
+  const log = options.log ?? (() => {});
+  const cluster = await LocalCluster.start({ nWorkers: options.nWorkers, threadsPerWorker: 1, processes: true });
+  const client = await Client.connect(cluster);
+  const impure = client.options({ pure: false });
+  const out: Figures = {};
+  try {
+    await client.gather(impure.map(inc, range(200)));
+
+    if (wanted('roundtrip_ms_median')) {
+      const lat: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now();
+        await impure.submit(inc, i);
+        lat.push(performance.now() - t);
+      }
+      out.roundtrip_ms_median = median(lat);
+      log(`roundtrip_ms_median ${out.roundtrip_ms_median.toFixed(3)}`);
+    }
+
+    if (wanted('map_10000_tasks_per_s')) {
+      const t = performance.now();
+      const fs = impure.map(inc, range(10_000));
+      await client.gather(fs);
+      out.map_10000_tasks_per_s = 10_000 / ((performance.now() - t) / 1000);
+      for (const f of fs) f.release();
+      log(`map_10000_tasks_per_s ${out.map_10000_tasks_per_s.toFixed(0)}`);
+    }
+
+    if (wanted('tree_reduce_8191_tasks_per_s')) {
+      const t = performance.now();
+      let level = impure.map(inc, range(4096));
+      while (level.length > 1) {
+        const next = [];
+        for (let i = 0; i < level.length; i += 2) next.push(impure.submit(add, level[i]!, level[i + 1]!));
+        level = next;
+      }
+      await level[0]!;
+      out.tree_reduce_8191_tasks_per_s = 8191 / ((performance.now() - t) / 1000);
+      level[0]!.release();
+      log(`tree_reduce_8191_tasks_per_s ${out.tree_reduce_8191_tasks_per_s.toFixed(0)}`);
+    }
+
+    const workers = Object.keys((await client.schedulerInfo()).workers);
+    if (wanted('p2p_transfer_MB_per_s') && workers.length >= 2) {
+      const size = 200 * 2 ** 20;
+      const big = client.options({ pure: false, workers: [workers[0]!] }).submit(makeBytes, size);
+      await wait([big]);
+      const t = performance.now();
+      const n = await client.options({ pure: false, workers: [workers[1]!] }).submit(byteLength, big);
+      const dt = (performance.now() - t) / 1000;
+      if (n !== size) throw new Error(`p2p transfer returned ${n} bytes, expected ${size}`);
+      out.p2p_transfer_MB_per_s = size / dt / 2 ** 20;
+      big.release();
+      log(`p2p_transfer_MB_per_s ${out.p2p_transfer_MB_per_s.toFixed(0)}`);
+    }
+
+    if (wanted('gather_MB_per_s')) {
+      const size = 100 * 2 ** 20;
+      const big = impure.submit(makeBytes, size);
+      await wait([big]);
+      const t = performance.now();
+      const value = await big.result();
+      const dt = (performance.now() - t) / 1000;
+      if (value.byteLength !== size) throw new Error(`gather returned ${value.byteLength} bytes, expected ${size}`);
+      out.gather_MB_per_s = size / dt / 2 ** 20;
+      big.release();
+      log(`gather_MB_per_s ${out.gather_MB_per_s.toFixed(0)}`);
+    }
+  } finally {
+    await client.close();
+    await cluster.close();
+  }
+  return out;
+}
