@@ -26,5 +26,6 @@ export {
 } from './errors';
 export type * from './events';
 export { Scheduler } from './scheduler';
+export { SchedulerObservers, type SchedulerObserver } from './observers';
 export { compileSchedulerOptions } from './scheduler-options';
 export type { SchedulerOptions, CompiledSchedulerOptions } from './scheduler-options';

@@ -25,6 +25,7 @@ import type { Instruction, SchedulerEvent } from './events';
 import { compileSchedulerOptions } from './scheduler-options';
 import type { CompiledSchedulerOptions, SchedulerOptions } from './scheduler-options';
 import { SchedulerState } from './scheduler-state';
+import { SchedulerObservers, type SchedulerObserver } from './observers';
 import { FIRE_AND_FORGET_CLIENT } from './state-types';
 import {
   isObj,
@@ -70,6 +71,7 @@ export class Scheduler {
   private sidCounter = 0;
   private pending: SchedulerEvent[] = [];
   private drainScheduled = false;
+  private readonly observers: SchedulerObservers;
 
   /** Create and start listening. */
   static async create(options: SchedulerOptions = {}): Promise<Scheduler> {
@@ -93,6 +95,7 @@ export class Scheduler {
     this.id = this.options.id ?? `Scheduler-${randomUUID()}`;
     this.logger = this.options.logger ?? consoleLogger('dd-scheduler');
     this.state = new SchedulerState(this.options.state);
+    this.observers = new SchedulerObservers(this.logger);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.pool = new ConnectionPool({ connectOptions: this.options.comm });
     const h = <T>(fn: (msg: Obj, ctx: HandlerContext) => T) => (msg: unknown, ctx: HandlerContext) => {
@@ -172,6 +175,7 @@ export class Scheduler {
     if (this.closing) return this.closed;
     this.closing = true;
     if (this.timer !== undefined) clearInterval(this.timer);
+    this.observers.close();
     for (const p of [...this.workerPeers.values(), ...this.clientPeers.values()]) p.bsend.abort();
     try {
       await this.server.close();
@@ -234,6 +238,12 @@ export class Scheduler {
       throw err;
     }
     this.dispatch(out);
+    if (this.observers.size > 0) this.observers.stimuli(events);
+  }
+
+  /** Register a read-only observer of handled stimuli (see observers.ts); returns its remover. */
+  addObserver(observer: SchedulerObserver): () => void {
+    return this.observers.add(observer);
   }
 
   private dispatch(instructions: Instruction[]): void {
