@@ -23,10 +23,3 @@ export function decodeFrames(frames: Uint8Array[], options?: DecodeOptions): unk
     throw new DeserializationError(`cannot decode message: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
 }
-
-/** Bytes of a message's frames, to pick between one packed write and a gathered write. */
-export function framesByteLength(frames: readonly Uint8Array[]): number {
-  let n = 0;
-  for (let i = 0; i < frames.length; i++) n += frames[i]!.byteLength;
-  return n;
-}

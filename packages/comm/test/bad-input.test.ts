@@ -34,8 +34,8 @@ async function start(limits?: { maxFrames?: number; maxFrameBytes?: number; maxM
 
 /**
  * Sends a valid handshake and waits for the server's, so what follows is read by the request
- * loop. (Garbage arriving in the same chunk as the handshake fails the handshake instead: the
- * decoder throws for the whole chunk.)
+ * loop. (Garbage arriving in the same chunk as the handshake would end the connection right
+ * after the handshake is read.)
  */
 async function handshaken(address: string): Promise<import('node:net').Socket> {
   const s = await rawConnect(address, res);
@@ -173,4 +173,25 @@ test('a peer that connects and says nothing is dropped after the handshake timeo
   await waitForClose(s, 2000);
   expect(warnings.join('\n')).toMatch(/handshake/);
   await stillServes(server);
+});
+
+test('messages that arrive in the same chunk before bad bytes are still read, then the error', async () => {
+  // A raw peer answers the handshake, then sends two whole messages and a prelude over the
+  // limit in one write: the reader gets both messages, then the FrameLimitError, then closed.
+  const { createServer } = await import('node:net');
+  const { FrameLimitError } = await import('@dd/protocol');
+  const raw = createServer((socket) => {
+    res.socket(socket);
+    socket.once('data', () => {
+      socket.write(Buffer.concat([packed(HANDSHAKE), packed({ n: 1 }), packed({ n: 2 }), u64(1n), u64(2n ** 40n)]));
+    });
+  });
+  res.add(() => new Promise((r) => raw.close(r)));
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+  const port = (raw.address() as import('node:net').AddressInfo).port;
+  const comm = res.comm(await connect(`tcp://127.0.0.1:${port}`, { limits: { maxFrameBytes: 1 << 20 } }));
+  expect(await comm.read()).toEqual({ n: 1 });
+  expect(await comm.read()).toEqual({ n: 2 });
+  await expect(comm.read()).rejects.toBeInstanceOf(FrameLimitError);
+  expect(comm.closed).toBe(true);
 });

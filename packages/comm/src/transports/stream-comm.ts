@@ -2,9 +2,9 @@
 // incremental FrameDecoder; writes send the prelude and the frames with one gathered write.
 
 import type { Socket } from 'node:net';
-import { FrameDecoder, ProtocolError, encodePrelude, preludeSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
+import { FrameDecoder, ProtocolError, encodePrelude, packFramesInto, packedSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
 import { BaseComm, RESOLVED } from '../base-comm';
-import { decodeFrames, encodeFrames, framesByteLength } from '../codec';
+import { decodeFrames, encodeFrames } from '../codec';
 
 /**
  * Messages below this size are packed into one buffer (one small copy, one write call), which
@@ -21,8 +21,6 @@ export class StreamComm extends BaseComm {
   private readonly decodeOptions: DecodeOptions | undefined;
   private drainWait: Promise<void> | undefined;
   private socketError: Error | undefined;
-  /** Bytes received that are not yet part of a whole message (the decoder keeps its prelude state privately). */
-  private partialBytes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -43,17 +41,14 @@ export class StreamComm extends BaseComm {
 
   private onData(chunk: Buffer): void {
     let messages: Uint8Array[][];
-    this.partialBytes += chunk.byteLength;
     try {
-      // A plain Uint8Array view, not a Buffer: protocol code may rely on Uint8Array semantics
-      // (Buffer#slice does not copy), and it is runtime-neutral by design.
-      messages = this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      // The Buffer itself: protocol copies misaligned typed-array payloads even out of a Buffer.
+      messages = this.decoder.push(chunk);
     } catch (err) {
       this.fail(err as Error);
       return;
     }
     for (let i = 0; i < messages.length; i++) {
-      this.partialBytes -= preludeSize(messages[i]!.length) + framesByteLength(messages[i]!);
       let msg: unknown;
       try {
         msg = decodeFrames(messages[i]!, this.decodeOptions);
@@ -64,13 +59,16 @@ export class StreamComm extends BaseComm {
       this.deliver(msg);
       if (this.closed) return;
     }
+    // Bad bytes after whole messages in this chunk: those were delivered, now the stream is dead.
+    if (this.decoder.error !== undefined) this.fail(this.decoder.error);
   }
 
   private onSocketClose(): void {
-    if (this.socketError === undefined && this.partialBytes > 0 && !this.closed) {
+    const partial = this.decoder.partialMessageBytes;
+    if (this.socketError === undefined && partial > 0 && !this.closed) {
       // The reader gets a ProtocolError (not just "closed"): the peer broke off mid-message.
       this.fail(new ProtocolError(
-        `connection from ${this.peerAddress} closed in the middle of a message (${this.partialBytes} bytes of it received)`,
+        `connection from ${this.peerAddress} closed in the middle of a message (${partial} bytes of it received)`,
       ));
       return;
     }
@@ -95,9 +93,12 @@ export class StreamComm extends BaseComm {
     }
     const socket = this.socket;
     let flushed: boolean;
-    const bytes = framesByteLength(frames);
-    if (bytes < PACK_BELOW_BYTES) {
-      flushed = socket.write(packSmall(frames, bytes));
+    const size = packedSize(frames);
+    if (size < PACK_BELOW_BYTES) {
+      // One pooled Buffer, one write call; a Buffer, so the socket need not wrap a Uint8Array.
+      const out = Buffer.allocUnsafe(size);
+      packFramesInto(frames, out, 0);
+      flushed = socket.write(out);
     } else {
       socket.cork();
       socket.write(encodePrelude(frames));
@@ -152,27 +153,3 @@ export class StreamComm extends BaseComm {
   }
 }
 
-
-/**
- * The wire format of protocol's packFrames (u64 count, u64 lengths, frames; little-endian),
- * written straight into one Buffer. This is the rpc hot path: it avoids BigInt arithmetic and
- * a second allocation, and hands the socket a Buffer (no Uint8Array-to-Buffer conversion).
- * Lengths here are < 2^32, so each u64 is written as two u32 halves.
- */
-function packSmall(frames: readonly Uint8Array[], frameBytes: number): Buffer {
-  const n = frames.length;
-  const out = Buffer.allocUnsafe(8 * (n + 1) + frameBytes);
-  out.writeUInt32LE(n, 0);
-  out.writeUInt32LE(0, 4);
-  let offset = 8;
-  for (let i = 0; i < n; i++, offset += 8) {
-    out.writeUInt32LE(frames[i]!.byteLength, offset);
-    out.writeUInt32LE(0, offset + 4);
-  }
-  for (let i = 0; i < n; i++) {
-    const f = frames[i]!;
-    out.set(f, offset);
-    offset += f.byteLength;
-  }
-  return out;
-}

@@ -7,9 +7,9 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { DEFAULT_FRAME_LIMITS, ProtocolError, encodePrelude, packFrames, unpackFrames, type FrameLimits } from '@dd/protocol';
+import { DEFAULT_FRAME_LIMITS, ProtocolError, encodePrelude, packFrames, packedSize, unpackFrames, type FrameLimits } from '@dd/protocol';
 import { BaseComm, RESOLVED } from '../base-comm';
-import { decodeFrames, encodeFrames, framesByteLength } from '../codec';
+import { decodeFrames, encodeFrames } from '../codec';
 import type { ConfigurableComm, ListenOptions, Listener } from '../comm';
 import { unparseAddress, unparseHostPort } from '../addressing';
 import type { Backend, BackendConnectOptions } from '../registry';
@@ -27,11 +27,10 @@ const PACK_BELOW_BYTES = 64 * 1024;
 const WRITE_HIGH_WATER = 1024 * 1024;
 const CLOSE_GRACE_MS = 2000;
 
-/** A plain Uint8Array view of what ws delivered (see StreamComm.onData for why not a Buffer). */
+/** The bytes of what ws delivered (a Buffer is fine: protocol handles misaligned Buffer frames). */
 function toBytes(data: RawData): Uint8Array {
   const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
-  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
 }
 
 export class WsComm extends BaseComm {
@@ -83,7 +82,7 @@ export class WsComm extends BaseComm {
       written = true;
       waiter?.(err);
     };
-    if (framesByteLength(frames) < PACK_BELOW_BYTES) {
+    if (packedSize(frames) < PACK_BELOW_BYTES) {
       this.ws.send(packFrames(frames), { binary: true }, onWritten);
     } else {
       this.ws.send(encodePrelude(frames), { binary: true, fin: false });
