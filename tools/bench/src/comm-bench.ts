@@ -4,7 +4,10 @@
 //   node tools/bench/dist/comm-bench.js [--calls 5000] [--total-mib 256] [--message-mib 8]
 //
 // (1) rpc latency: sequential calls of a tiny op (dd: pool.rpc(addr).call('ping') through
-//     Server; raw: a 4-byte-length-prefixed "ping" echoed as "pong" on a net socket).
+//     Server; raw: a 4-byte-length-prefixed "ping" answered by "pong" on a net socket, both
+//     padded to the byte sizes of dd's packed request and reply, Nagle off on both ends). Also
+//     CPU time per call in the client and in the server process (less sensitive to machine
+//     load than latency, and on a busy 2-core machine latency tracks the sum of the two).
 // (2) bulk: total-mib of data in message-mib messages, client -> server; the server must hold
 //     each message as one contiguous buffer (dd: decoded message; raw: the reassembled frame)
 //     and answers once it has them all. Both honour socket backpressure.
@@ -13,6 +16,19 @@ import { fork } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { ConnectionPool, Server, connect, silentLogger, type HandlerContext } from '@dd/comm';
+import { encodeMessage, packFrames } from '@dd/protocol';
+
+/** Wire sizes of dd's rpc request and reply for the tiny op, so the raw series moves the same bytes. */
+const DD_REQUEST_BYTES = packFrames(encodeMessage({ op: 'ping' })).byteLength;
+const DD_REPLY_BYTES = packFrames(encodeMessage({ status: 'OK', result: 'pong' })).byteLength;
+
+/** A raw message of `total` bytes on the wire: u32 length prefix, then `word` zero-padded. */
+function rawMessage(word: string, total: number): Buffer {
+  const b = Buffer.alloc(total);
+  b.writeUInt32LE(total - 4, 0);
+  b.write(word, 4, 'latin1');
+  return b;
+}
 
 interface Args {
   calls: number;
@@ -55,6 +71,7 @@ async function runChild(): Promise<void> {
 
   process.send?.({ dd: dd.address, raw: rawPort });
   process.on('message', async (m) => {
+    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
     if (m === 'exit') {
       await dd.close();
       raw.close();
@@ -64,7 +81,8 @@ async function runChild(): Promise<void> {
 }
 
 /**
- * Raw protocol: [u32 length][payload]. A 4-byte payload "ping" is answered with "pong"; a
+ * Raw protocol: [u32 length][payload]. A payload "ping" is answered with "pong" (both padded
+ * to dd's sizes); a
  * payload starting with "BULK" announces n messages and is answered with "done" after the n
  * messages have been reassembled.
  */
@@ -73,7 +91,7 @@ function serveRaw(socket: Socket): void {
   let chunks: Buffer[] = [];
   let buffered = 0;
   let bulkRemaining = 0;
-  const pong = Buffer.from([4, 0, 0, 0, 0x70, 0x6f, 0x6e, 0x67]);
+  const pong = rawMessage('pong', DD_REPLY_BYTES);
   const done = Buffer.from([4, 0, 0, 0, 0x64, 0x6f, 0x6e, 0x65]);
   socket.on('data', (chunk: Buffer) => {
     chunks.push(chunk);
@@ -113,11 +131,18 @@ function percentile(sorted: number[], p: number): number {
 interface LatencyResult {
   medianUs: number;
   p99Us: number;
+  /** CPU time (user + system) per call in this process and in the server process. */
+  clientCpuUs: number;
+  serverCpuUs: number;
 }
 
-function summarize(samples: number[]): LatencyResult {
+function summarize(samples: number[], clientCpuUs: number, serverCpuUs: number): LatencyResult {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { medianUs: percentile(sorted, 50), p99Us: percentile(sorted, 99) };
+  return { medianUs: percentile(sorted, 50), p99Us: percentile(sorted, 99), clientCpuUs, serverCpuUs };
+}
+
+function cpuMicros(u: NodeJS.CpuUsage): number {
+  return u.user + u.system;
 }
 
 function rawClient(port: number): Promise<{ socket: Socket; next(): Promise<Buffer> }> {
@@ -165,11 +190,15 @@ function rawClient(port: number): Promise<{ socket: Socket; next(): Promise<Buff
  * Both latency series are measured in interleaved blocks (raw, dd, raw, dd, ...), so that load
  * from other processes on the machine affects both alike.
  */
-async function latencies(addresses: { dd: string; raw: number }, calls: number): Promise<{ raw: LatencyResult; dd: LatencyResult }> {
+async function latencies(
+  addresses: { dd: string; raw: number },
+  calls: number,
+  serverCpu: () => Promise<number>,
+): Promise<{ raw: LatencyResult; dd: LatencyResult }> {
   const pool = new ConnectionPool({ limit: 4 });
   const r = pool.rpc(addresses.dd);
   const { socket, next } = await rawClient(addresses.raw);
-  const ping = Buffer.from([4, 0, 0, 0, 0x70, 0x69, 0x6e, 0x67]);
+  const ping = rawMessage('ping', DD_REQUEST_BYTES);
   const rawCall = async (): Promise<void> => {
     socket.write(ping);
     await next();
@@ -181,21 +210,28 @@ async function latencies(addresses: { dd: string; raw: number }, calls: number):
     await rawCall();
     await ddCall();
   }
-  const rawSamples: number[] = [];
-  const ddSamples: number[] = [];
+  const series = [
+    { call: rawCall, samples: [] as number[], clientCpu: 0, serverCpu: 0 },
+    { call: ddCall, samples: [] as number[], clientCpu: 0, serverCpu: 0 },
+  ];
   const blocks = 10;
   for (let b = 0; b < blocks; b++) {
-    for (const [call, samples] of [[rawCall, rawSamples], [ddCall, ddSamples]] as const) {
+    for (const s of series) {
+      const server0 = await serverCpu();
+      const client0 = process.cpuUsage();
       for (let i = 0; i < calls / blocks; i++) {
         const t0 = process.hrtime.bigint();
-        await call();
-        samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+        await s.call();
+        s.samples.push(Number(process.hrtime.bigint() - t0) / 1000);
       }
+      s.clientCpu += cpuMicros(process.cpuUsage(client0));
+      s.serverCpu += (await serverCpu()) - server0;
     }
   }
   socket.destroy();
   await pool.close();
-  return { raw: summarize(rawSamples), dd: summarize(ddSamples) };
+  const [raw, dd] = series.map((s) => summarize(s.samples, s.clientCpu / s.samples.length, s.serverCpu / s.samples.length));
+  return { raw: raw!, dd: dd! };
 }
 
 function makePayload(bytes: number): Buffer {
@@ -255,9 +291,13 @@ async function runParent(args: Args): Promise<void> {
   });
   try {
     console.log(`comm benchmark: node ${process.version}, server in a child process (pid ${child.pid}), tcp over loopback`);
-    console.log(`rpc: ${args.calls} sequential calls each (after 1000 warm-up), raw and dd interleaved in 10 blocks; bulk: ${args.totalMiB} MiB in ${args.messageMiB} MiB messages, median of ${args.rounds} rounds\n`);
+    console.log(`rpc: ${args.calls} sequential calls each (after 1000 warm-up), raw and dd interleaved in 10 blocks, ${DD_REQUEST_BYTES}/${DD_REPLY_BYTES}-byte request/reply on the wire for both; bulk: ${args.totalMiB} MiB in ${args.messageMiB} MiB messages, median of ${args.rounds} rounds\n`);
 
-    const { raw: rawLat, dd: ddLat } = await latencies(addresses, args.calls);
+    const serverCpu = (): Promise<number> => {
+      child.send('cpu');
+      return new Promise((resolve) => child.once('message', (m) => resolve(cpuMicros((m as { cpu: NodeJS.CpuUsage }).cpu))));
+    };
+    const { raw: rawLat, dd: ddLat } = await latencies(addresses, args.calls, serverCpu);
 
     const payload = makePayload(args.messageMiB * 1024 * 1024);
     const count = Math.max(1, Math.round(args.totalMiB / args.messageMiB));
@@ -275,6 +315,8 @@ async function runParent(args: Args): Promise<void> {
       ['measure', 'raw net', 'dd (Server+rpc / tcp comm)', 'dd vs raw'],
       ['rpc median latency', `${rawLat.medianUs.toFixed(1)} us`, `${ddLat.medianUs.toFixed(1)} us`, `${(ddLat.medianUs / rawLat.medianUs).toFixed(2)}x (target <= 1.5x)`],
       ['rpc p99 latency', `${rawLat.p99Us.toFixed(1)} us`, `${ddLat.p99Us.toFixed(1)} us`, `${(ddLat.p99Us / rawLat.p99Us).toFixed(2)}x`],
+      ['rpc cpu/call client', `${rawLat.clientCpuUs.toFixed(1)} us`, `${ddLat.clientCpuUs.toFixed(1)} us`, `${(ddLat.clientCpuUs / rawLat.clientCpuUs).toFixed(2)}x`],
+      ['rpc cpu/call server', `${rawLat.serverCpuUs.toFixed(1)} us`, `${ddLat.serverCpuUs.toFixed(1)} us`, `${(ddLat.serverCpuUs / rawLat.serverCpuUs).toFixed(2)}x`],
       [`bulk ${mib} MiB / ${args.messageMiB} MiB msgs`, `${rawMiBs.toFixed(0)} MiB/s`, `${ddMiBs.toFixed(0)} MiB/s`, `${((100 * ddMiBs) / rawMiBs).toFixed(0)}% of raw (target >= 70%)`],
     ];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
