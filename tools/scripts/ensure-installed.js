@@ -22,8 +22,9 @@ function manifests() {
 const installedAt = mtime(marker);
 const stale = installedAt === 0 || manifests().some((f) => mtime(f) > installedAt);
 if (stale) {
-  const lockExists = fs.existsSync(path.join(root, 'package-lock.json'));
-  const cmd = installedAt === 0 && lockExists ? 'npm ci --no-audit --no-fund' : 'npm install --no-audit --no-fund';
-  console.log(`dd: installing dependencies (${cmd})`);
-  execSync(cmd, { cwd: root, stdio: 'inherit' });
+  // npm install, not npm ci: this registry serves only this platform's native packages, so the
+  // lock cannot list other platforms' optional ones and npm ci would call it out of sync. npm
+  // install still installs the locked versions.
+  console.log('dd: installing dependencies (npm install)');
+  execSync('npm install --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
 }
