@@ -42,7 +42,7 @@ export interface ConnectOptions {
   timeout?: number;
   /** Options for the LocalCluster started when no address is given. */
   cluster?: LocalClusterOptions;
-  /** Interval of the client's stream batches, ms (default 2). */
+  /** Interval of the client's stream batches, ms (default 0: a message is written at once when the stream is idle). */
   batchIntervalMs?: number;
   /** Heartbeat to the scheduler, ms (default 5000; 0 disables). */
   heartbeatIntervalMs?: number;

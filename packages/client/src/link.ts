@@ -33,7 +33,7 @@ export interface LinkOptions {
   clientId: string;
   timeout?: number;
   versions?: Record<string, string>;
-  /** BatchedSend interval for the stream, ms. */
+  /** BatchedSend interval for the stream, ms (default 0: write at once when idle). */
   batchIntervalMs?: number;
 }
 
@@ -74,7 +74,15 @@ class CommLink implements SchedulerLink {
     options: LinkOptions,
   ) {
     this.schedulerId = reply.schedulerId;
-    this.bsend = new BatchedSend({ intervalMs: options.batchIntervalMs ?? 2, name: `client ${options.clientId}` });
+    // Interval 0 (the default) = write when idle: with a batch limit of one message send() writes
+    // at once unless a write is in flight; what queues meanwhile goes out together after it. The
+    // client already coalesces one tick's submissions into one update-graph.
+    const interval = options.batchIntervalMs ?? 0;
+    this.bsend = new BatchedSend(
+      interval > 0
+        ? { intervalMs: interval, name: `client ${options.clientId}` }
+        : { intervalMs: 1, maxBatchMessages: 1, name: `client ${options.clientId}` },
+    );
     this.bsend.start(comm);
     void this.readLoop();
   }

@@ -18,7 +18,12 @@ export interface SchedulerOptions extends Omit<SchedulerStateOptions, 'validate'
   fifoTimeoutMs?: number;
   /** Close the scheduler after this long with no clients and no work; null = never. Default null. */
   idleTimeoutMs?: number | null;
-  /** BatchedSend interval for streams to workers and clients. Default 2 ms. */
+  /**
+   * BatchedSend interval for streams to workers and clients. Default 0: a message is written at
+   * once when the stream is idle, and messages queued while a write is in progress go together
+   * in the next write (coalescing under load without adding latency to a lone message). A
+   * positive value holds each batch up to that many ms.
+   */
   batchIntervalMs?: number;
   /** Timeout for rpcs the scheduler makes to workers (gather, broadcast). Default 30 s. */
   rpcTimeoutMs?: number;
@@ -60,7 +65,7 @@ export function compileSchedulerOptions(o: SchedulerOptions = {}): CompiledSched
     allowedFailures: o.allowedFailures ?? 3,
     fifoTimeoutMs: o.fifoTimeoutMs ?? 100,
     idleTimeoutMs: o.idleTimeoutMs ?? null,
-    batchIntervalMs: o.batchIntervalMs ?? 2,
+    batchIntervalMs: o.batchIntervalMs ?? 0,
     rpcTimeoutMs: positive('rpcTimeoutMs', o.rpcTimeoutMs, 30_000),
     comm: o.comm ?? {},
     id: o.id,

@@ -5,7 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { BatchedSend, CommClosedError, ConnectionPool, NO_REPLY, Server, consoleLogger } from '@dd/comm';
-import type { Comm, HandlerContext, Logger } from '@dd/comm';
+import type { BatchedSendOptions, Comm, HandlerContext, Logger } from '@dd/comm';
 import type {
   Address,
   GatherReply,
@@ -278,7 +278,7 @@ export class Scheduler {
       if (ws.name === name) throw new WorkerExistsError(`a worker named ${JSON.stringify(name)} is already registered (${ws.address})`);
     }
     const comm = ctx.comm;
-    const bsend = new BatchedSend({ intervalMs: this.options.batchIntervalMs, name: `to-worker ${address}` });
+    const bsend = new BatchedSend(streamOptions(this.options.batchIntervalMs, `to-worker ${address}`));
     this.workerPeers.set(address, { comm, bsend });
     this.commWorker.set(comm, address);
     const ev: SchedulerEvent = {
@@ -399,7 +399,7 @@ export class Scheduler {
       old.bsend.abort();
       old.comm.abort();
     }
-    const bsend = new BatchedSend({ intervalMs: this.options.batchIntervalMs, name: `to-client ${client}` });
+    const bsend = new BatchedSend(streamOptions(this.options.batchIntervalMs, `to-client ${client}`));
     this.clientPeers.set(client, { comm, bsend });
     this.commClient.set(comm, client);
     this.feed({ kind: 'add-client', client, stimulusId: this.sid('add-client') });
@@ -684,6 +684,16 @@ export class Scheduler {
       }
     }
   }
+}
+
+/**
+ * BatchedSend options for a stream. Interval 0 means "write when idle": a batch limit of one
+ * message makes send() write at once unless a write is in flight, and what queues meanwhile
+ * goes out as one batch when that write completes. (dispatch() hands each destination all of
+ * one stimulus's messages in one send() call, so they share a write.)
+ */
+function streamOptions(intervalMs: number, name: string): BatchedSendOptions {
+  return intervalMs > 0 ? { intervalMs, name } : { intervalMs: 1, maxBatchMessages: 1, name };
 }
 
 function hostOf(address: string): string {

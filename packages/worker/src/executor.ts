@@ -168,7 +168,7 @@ export class ThreadPoolExecutor implements Executor {
       deps[k] = v;
       if (Buffer.isBuffer(v)) (bufferKeys ??= []).push(k);
     }
-    const req: ThreadRequest = { id, spec: job.spec, deps };
+    const req: ThreadRequest = { id, spec: tightSpec(job.spec), deps };
     if (bufferKeys) req.bufferKeys = bufferKeys;
     try {
       slot.thread.postMessage(req);
@@ -257,6 +257,18 @@ export class ThreadPoolExecutor implements Executor {
       }),
     );
   }
+}
+
+/**
+ * The spec with its bytes in an ArrayBuffer of their own. A spec decoded from the wire is a view
+ * into the whole received chunk, and structured clone copies a view's entire ArrayBuffer: posting
+ * a 300-byte spec that lives in a 1 MiB chunk cost ~2 ms instead of ~20 us (measured), which
+ * dominated a worker's per-task cost.
+ */
+function tightSpec(spec: WireRunSpec): WireRunSpec {
+  const data = spec.data;
+  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) return spec;
+  return { language: spec.language, data: data.slice() };
 }
 
 /** Creates the executor a Worker asked for. */

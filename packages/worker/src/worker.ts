@@ -228,8 +228,12 @@ export class Worker {
       return;
     }
     this.stream = comm;
+    // No batch interval: a batch limit of one message writes at once when the stream is idle
+    // (a finished task is reported without delay), and what queues while a write is in flight
+    // goes out together when it completes. handle() passes one stimulus's messages in one send().
     const batched = new BatchedSend({
-      intervalMs: 2,
+      intervalMs: 1,
+      maxBatchMessages: 1,
       name: 'worker->scheduler',
       onError: (err) => this.options.logger.warn(`stream to the scheduler failed: ${err.message}`),
     });
@@ -384,7 +388,13 @@ export class Worker {
   private handle(...events: WorkerEvent[]): void {
     if (this.closing) return;
     const instructions = this.state.handleStimulus(...events);
-    for (const ins of instructions) this.carryOut(ins);
+    let toScheduler: WorkerToSchedulerMsg[] | undefined;
+    for (const ins of instructions) {
+      if (ins.type === 'send-to-scheduler') (toScheduler ??= []).push(ins.msg);
+      else this.carryOut(ins);
+    }
+    // One send() per stimulus: its messages share one write.
+    if (toScheduler !== undefined) this.sendToScheduler(...toScheduler);
   }
 
   private carryOut(ins: Instruction): void {
@@ -412,9 +422,9 @@ export class Worker {
     }
   }
 
-  private sendToScheduler(msg: WorkerToSchedulerMsg): void {
+  private sendToScheduler(...msgs: WorkerToSchedulerMsg[]): void {
     // While disconnected, messages are dropped: re-registration reports the data this worker holds.
-    if (this.batched && !this.batched.closed) this.batched.send(msg);
+    if (this.batched && !this.batched.closed) this.batched.send(...msgs);
   }
 
   private async execute(key: Key): Promise<void> {
