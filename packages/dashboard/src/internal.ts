@@ -1,0 +1,3 @@
+// Internals for tests and sibling packages (not a stable API).
+export * from './index';
+export { LagMonitor } from './lag';
