@@ -29,6 +29,7 @@ import { LocalCluster, type LocalClusterOptions } from './local-cluster';
 import { commLink, type LinkFactory, type SchedulerLink } from './link';
 import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
 import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
+import { getGraph, type GetOptions, type Graph, type KeysSpec } from './graph';
 
 /** Anything with a scheduler address: a LocalCluster or your own cluster manager. */
 export interface ClusterLike {
@@ -122,6 +123,10 @@ export class ClientView {
 
   options(options: ClientOptions): ClientView {
     return new ClientView(this.client, mergeOptions(this._options, options));
+  }
+
+  get(graph: Graph, keys: KeysSpec, options: GetOptions = {}): Promise<unknown> {
+    return getGraph(this.client, graph, keys, mergeOptions(this._options, options as ClientOptions) as GetOptions);
   }
 }
 
@@ -234,6 +239,14 @@ export class Client implements FutureOwner, AsyncDisposable {
     return new ClientView(this, options);
   }
 
+  /**
+   * Computes `keys` (one key or a nested list) of a dask-style graph and resolves to their
+   * values in the same shape; intermediate results are freed as soon as they are used (graph.ts).
+   */
+  get(graph: Graph, keys: KeysSpec, options: GetOptions = {}): Promise<unknown> {
+    return getGraph(this, graph, keys, options);
+  }
+
   /** @internal */
   _submit(opts: ClientOptions, fn: Runnable, args: readonly unknown[], key?: string): Future {
     this.#checkRunning();
@@ -323,6 +336,43 @@ export class Client implements FutureOwner, AsyncDisposable {
       out.push(f._state);
     }
     return out;
+  }
+
+  /**
+   * @internal Queues a whole graph (graph.ts, delayed.ts): `tasks` go out as given, in order
+   * (their position is their graph order); the client holds Futures for `wanted` only (returned
+   * in that order), so the scheduler frees intermediate results once their dependents are done.
+   * `deps` are the Futures the tasks use. Nothing is sent when every wanted key is already held.
+   */
+  _submitGraph(tasks: readonly TaskDefinition[], wanted: readonly Key[], deps: readonly Future[], opts: ClientOptions): Future[] {
+    this.#checkRunning();
+    this.#checkDependencies(deps as Future[]);
+    let fresh = false;
+    const states = wanted.map((key) => {
+      let state = this.#states.get(key);
+      if (state === undefined || state.status === 'cancelled' || state.status === 'lost') {
+        state = new FutureState(key);
+        this.#states.set(key, state);
+        state.userPriority = opts.priority;
+        state.fifoTimeoutMs = opts.fifoTimeout;
+        fresh = true;
+      }
+      return state;
+    });
+    if (fresh) {
+      const last = this.#outgoing[this.#outgoing.length - 1];
+      let batch: Extract<Outgoing, { kind: 'graph' }>;
+      if (last !== undefined && last.kind === 'graph' && last.userPriority === opts.priority && last.fifoTimeoutMs === opts.fifoTimeout) {
+        batch = last;
+      } else {
+        batch = { kind: 'graph', userPriority: opts.priority, fifoTimeoutMs: opts.fifoTimeout, tasks: [], keys: [] };
+        this.#outgoing.push(batch);
+      }
+      for (const t of tasks) batch.tasks.push(t);
+      for (const k of wanted) batch.keys.push(k);
+      this.#scheduleFlush();
+    }
+    return wanted.map((key, i) => this.#makeFuture(key, states[i]!));
   }
 
   #queueTask(def: TaskDefinition, userPriority: number | undefined, fifoTimeoutMs: number | undefined): void {

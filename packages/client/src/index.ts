@@ -27,3 +27,5 @@ export {
   GatherError,
 } from './errors';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster';
+export { InvalidGraphError, GraphCycleError } from './graph-errors';
+export type { Graph, GraphKey, KeysSpec, GetOptions, GraphOptions } from './graph';

@@ -5,3 +5,5 @@ export { toFunctionRef, functionSource, functionName } from './function-ref';
 export { taskKey, dataKey, randomToken, typeName } from './keys';
 export { replaceFutures, collectFutures, substituteFutures, SKIP } from './structure';
 export { commLink, type SchedulerLink, type LinkFactory, type LinkHandlers, type LinkOptions } from './link';
+export { orderGraph } from './order';
+export { lowerGraph, graphEntries, graphDefinitions, resolveKeys, identity, type GraphTask } from './graph';

@@ -58,7 +58,11 @@ export class FakeScheduler {
     switch (msg.op) {
       case 'update-graph':
         for (const t of msg.tasks) if (!this.tasks.has(t.key)) this.tasks.set(t.key, { def: t, state: 'waiting' });
-        for (const k of msg.keys) this.wanted.add(k);
+        for (const k of msg.keys) {
+          this.wanted.add(k);
+          // Like the real scheduler: a wanted key already in memory is reported at once.
+          if (this.data.has(k)) this.report({ op: 'key-in-memory', key: k });
+        }
         if (this.auto) setImmediate(() => this.run());
         break;
       case 'client-releases-keys':

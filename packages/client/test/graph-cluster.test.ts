@@ -1,0 +1,61 @@
+// Graphs end to end: a real scheduler and workers in this process (test/harness.ts).
+
+import type { Worker } from '@dd/worker';
+import { RemoteError } from '../src/index';
+import { until, withCluster } from './harness';
+
+jest.setTimeout(60_000);
+
+function inc(x: number): number {
+  return x + 1;
+}
+function add(a: number, b: number): number {
+  return a + b;
+}
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+function boom(x: number): number {
+  throw new TypeError(`boom ${x}`);
+}
+
+/** Keys in a worker's data store. */
+function workerKeys(w: Worker): string[] {
+  const any = w as unknown as Record<string, unknown>;
+  const candidates = [any['data'], (any['state'] as Record<string, unknown> | undefined)?.['data']];
+  for (const c of candidates) {
+    if (c === undefined || c === null) continue;
+    const store = c as { keys?: () => Iterable<string> };
+    if (typeof store.keys === 'function') return [...store.keys()];
+  }
+  throw new Error('cannot find the worker data store');
+}
+
+describe('graphs on a cluster', () => {
+  test('get: tuple keys, a reduction over all, intermediates freed afterwards', async () => {
+    await withCluster({ nWorkers: 2, timeoutMs: 30_000 }, async ({ client, workers }) => {
+      const n = 500;
+      const g = new Map<string | (string | number)[], unknown>();
+      for (let i = 0; i < n; i++) g.set(['x', i], [inc, i]);
+      g.set('total', [sum, Array.from({ length: n }, (_, i) => ['x', i])]);
+      g.set('pair', [add, ['x', 0], ['x', 1]]);
+      expect(await client.get(g, ['total', 'pair', ['x', 7]])).toEqual([(n * (n + 1)) / 2, 3, 8]);
+      // Nobody wants anything any more: every result is freed on every worker.
+      await until(() => workers.every((w) => workerKeys(w).length === 0), 10_000, 'workers to free all keys');
+      expect(client.refcounts().size).toBe(0);
+    });
+  });
+
+  test('get with Futures and scattered data inside, nested tasks, and task errors', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+      const f = client.submit(inc, 10);
+      const [s] = client.scatter([100]);
+      const g = { a: [add, f, s], b: [sum, [[inc, 'a'], 'a', [add, f, 1]]], c: [boom, 'a'], d: [inc, 'c'] };
+      expect(await client.get(g, ['a', 'b'])).toEqual([111, 112 + 111 + 12]);
+      const err = await client.get(g, 'd').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as RemoteError).message).toMatch(/TypeError: boom 111/);
+      expect(await f).toBe(11);
+    });
+  });
+});
