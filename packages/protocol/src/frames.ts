@@ -121,11 +121,38 @@ export function unpackFrames(bytes: Uint8Array, limits?: Partial<FrameLimits>): 
   return messages[0]!;
 }
 
+/** Reassembly buffers of at least this many bytes are shared memory once setSharedReassembly(true). */
+export const SHARED_REASSEMBLY_MIN_BYTES = 1 << 20;
+let sharedReassembly = false;
+
+/**
+ * Process-wide: FrameDecoder reassembles large messages (at least SHARED_REASSEMBLY_MIN_BYTES)
+ * into SharedArrayBuffer memory instead of a private ArrayBuffer. Values decoded from such a
+ * message (Buffers, typed arrays) are views of shared memory, which postMessage hands to a
+ * worker_thread without copying (structured clone shares a SharedArrayBuffer). For processes
+ * that pass received data to threads: dd workers with a thread pool turn it on. Buffer and typed
+ * array code works the same on shared memory; a few web APIs refuse it, hence off by default.
+ */
+export function setSharedReassembly(on: boolean): void {
+  sharedReassembly = on;
+}
+
+function allocateBody(size: number): Uint8Array {
+  return sharedReassembly && size >= SHARED_REASSEMBLY_MIN_BYTES && typeof SharedArrayBuffer === 'function'
+    ? new Uint8Array(new SharedArrayBuffer(size))
+    : new Uint8Array(size);
+}
+
 /**
  * Incremental frame reader for stream transports: push chunks as they arrive, get back every
  * message they complete. Pure (no I/O), so it is tested whole, byte by byte and split at every
- * offset. Frames of a message are views into the chunk when a frame lies inside one chunk,
- * otherwise one exact-size copy; nothing is allocated for a frame before its bytes arrive.
+ * offset. Frames of a message are views into the chunk when a frame lies inside one chunk.
+ * Otherwise the rest of the message (that frame and all after it) is reassembled in one
+ * allocation of exactly its announced size, made when its first bytes arrive, and each chunk is
+ * copied into it as it arrives (one copy, while the chunk is still in cache; chunks are not held
+ * back). The frames are then adjacent views of that one buffer, so a reader that joins
+ * consecutive frames (split payloads) can do it without copying. The announced size is bounded
+ * by the limits; zero-filled memory that has not been written yet costs no physical memory.
  *
  * Bad input (a prelude over the limits) ends the stream, since there is no way to find the next
  * message after it. If the chunk that brought the bad bytes also completed messages before
@@ -144,6 +171,10 @@ export class FrameDecoder {
   private messageBytes = 0;
   /** Bytes of the message in progress already taken out of `chunks` (prelude, whole frames). */
   private taken = 0;
+  /** Reassembly buffer of the frames from `bodyFrom` to the end of the message, once one is needed. */
+  private body: Uint8Array | null = null;
+  private bodyFrom = 0;
+  private bodyFilled = 0;
   private failure: Error | undefined;
 
   constructor(limits?: Partial<FrameLimits>) {
@@ -250,9 +281,29 @@ export class FrameDecoder {
       }
     }
     while (this.frames.length < this.frameCount) {
-      const length = this.lengths[this.frames.length]!;
-      if (this.buffered < length) return undefined;
-      this.frames.push(this.take(length));
+      if (this.body === null) {
+        const length = this.lengths[this.frames.length]!;
+        const first = this.chunks[0];
+        if (length === 0 || (first !== undefined && first.byteLength >= length)) {
+          this.frames.push(this.take(length)); // a view
+          continue;
+        }
+        if (this.buffered === 0) return undefined;
+        let size = 0;
+        for (let i = this.frames.length; i < this.frameCount; i++) size += this.lengths[i]!;
+        this.body = allocateBody(size);
+        this.bodyFrom = this.frames.length;
+        this.bodyFilled = 0;
+      }
+      if (!this.fillBody()) return undefined;
+      const body = this.body;
+      let at = 0;
+      for (let i = this.bodyFrom; i < this.frameCount; i++) {
+        const length = this.lengths[i]!;
+        this.frames.push(body.subarray(at, at + length));
+        at += length;
+      }
+      this.body = null;
     }
     const message = this.frames;
     this.frameCount = -1;
@@ -260,6 +311,23 @@ export class FrameDecoder {
     this.frames = [];
     this.taken = 0;
     return message;
+  }
+
+  /** Moves buffered bytes into `body`; true once it is full. */
+  private fillBody(): boolean {
+    const body = this.body!;
+    while (this.bodyFilled < body.byteLength) {
+      const c = this.chunks[0];
+      if (c === undefined) return false;
+      const part = Math.min(c.byteLength, body.byteLength - this.bodyFilled);
+      body.set(part === c.byteLength ? c : c.subarray(0, part), this.bodyFilled);
+      this.bodyFilled += part;
+      this.buffered -= part;
+      this.taken += part;
+      if (part === c.byteLength) this.chunks.shift();
+      else this.chunks[0] = c.subarray(part);
+    }
+    return true;
   }
 
   /** Removes exactly n buffered bytes (n <= buffered): a view when they lie in one chunk. */

@@ -122,9 +122,21 @@ export function readPayloadFrames(frames: readonly Uint8Array[], index: number, 
   return joined;
 }
 
+/**
+ * The sub-frames joined. When they are adjacent windows of one buffer (FrameDecoder reassembles
+ * a message that spans socket chunks into one allocation, so the pieces of a split frame are),
+ * the join is a view of that buffer: no copy of a large payload.
+ */
 function concat(frames: readonly Uint8Array[], start: number, n: number): Uint8Array {
-  let size = 0;
-  for (let i = start; i < start + n; i++) size += frames[i]!.byteLength;
+  const first = frames[start]!;
+  let size = first.byteLength;
+  let adjacent = true;
+  for (let i = start + 1; i < start + n; i++) {
+    const f = frames[i]!;
+    if (f.buffer !== first.buffer || f.byteOffset !== first.byteOffset + size) adjacent = false;
+    size += f.byteLength;
+  }
+  if (adjacent) return new Uint8Array(first.buffer, first.byteOffset, size);
   const out = new Uint8Array(size);
   let offset = 0;
   for (let i = start; i < start + n; i++) {

@@ -1,4 +1,7 @@
-import { FrameDecoder, FrameLimitError, ProtocolError, packFrames, packFramesInto, packedSize, unpackFrames, encodePrelude } from '../src';
+import {
+  FrameDecoder, FrameLimitError, ProtocolError, SHARED_REASSEMBLY_MIN_BYTES, decodeMessage, encodeMessage, encodePrelude, packFrames,
+  packFramesInto, packedSize, setSharedReassembly, unpackFrames,
+} from '../src';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -124,6 +127,55 @@ describe('frames', () => {
     }
     d.push(packed.subarray(0, 20));
     expect(d.partialMessageBytes).toBe(20);
+  });
+
+  test('a message spanning chunks is reassembled into one buffer: its frames are adjacent views, each chunk copied once', () => {
+    const d = new FrameDecoder();
+    const out: Uint8Array[][] = [];
+    for (let i = 0; i < packed.byteLength; i += 7) out.push(...d.push(packed.subarray(i, i + 7)));
+    expect(out).toEqual([frames]);
+    const got = out[0]!;
+    // From the first frame that crossed a chunk boundary on, all frames share one buffer, back to back.
+    const shared = got.filter((f) => f.buffer === got[got.length - 1]!.buffer);
+    expect(shared.length).toBeGreaterThan(1);
+    for (let i = 1; i < shared.length; i++) expect(shared[i]!.byteOffset).toBe(shared[i - 1]!.byteOffset + shared[i - 1]!.byteLength);
+  });
+
+  test('a split payload that arrived in chunks is joined without a copy', () => {
+    const data = Buffer.alloc(10_000);
+    for (let i = 0; i < data.length; i++) data[i] = i % 251;
+    const bytes = packFrames(encodeMessage({ data }, { splitSize: 3000 }));
+    const d = new FrameDecoder();
+    const out: Uint8Array[][] = [];
+    for (let i = 0; i < bytes.byteLength; i += 1000) out.push(...d.push(bytes.subarray(i, i + 1000)));
+    expect(out.length).toBe(1);
+    const got = (decodeMessage(out[0]!) as { data: Buffer }).data;
+    expect(got.equals(data)).toBe(true);
+    expect(got.buffer).toBe(out[0]![out[0]!.length - 1]!.buffer);
+  });
+
+  test('setSharedReassembly(true) reassembles large messages into a SharedArrayBuffer', () => {
+    const big = new Uint8Array(SHARED_REASSEMBLY_MIN_BYTES).fill(3);
+    const bytes = packFrames([enc('x'), big]);
+    const reassemble = () => {
+      const d = new FrameDecoder();
+      const half = bytes.byteLength >> 1;
+      return [...d.push(bytes.subarray(0, half)), ...d.push(bytes.subarray(half))][0]!;
+    };
+    expect(reassemble()[1]!.buffer).toBeInstanceOf(ArrayBuffer);
+    setSharedReassembly(true);
+    try {
+      const got = reassemble();
+      expect(got[1]!.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(got[1]).toEqual(big);
+      // Small messages stay in private memory.
+      const small = packFrames([enc('small message')]);
+      const d = new FrameDecoder();
+      expect(d.push(small.subarray(0, 10))).toEqual([]);
+      expect(d.push(small.subarray(10))[0]![0]!.buffer).toBeInstanceOf(ArrayBuffer);
+    } finally {
+      setSharedReassembly(false);
+    }
   });
 
   test('errors carry stable codes and work with instanceof', () => {
