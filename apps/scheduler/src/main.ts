@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { parseTimedelta } from '@dd/protocol';
+import { DashboardServer, parseDashboardAddress } from '@dd/dashboard';
 import { Scheduler } from '@dd/scheduler';
 
 export interface SchedulerCliOptions {
@@ -12,6 +13,8 @@ export interface SchedulerCliOptions {
   protocol: 'tcp' | 'tls' | 'ws' | 'wss';
   schedulerFile?: string;
   idleTimeout?: string;
+  dashboardAddress: string;
+  dashboard: boolean;
   tlsCaFile?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -24,6 +27,8 @@ export function buildCommand(): Command {
     .option('--port <port>', 'port to listen on (0 picks a free port)', (v) => parsePort(v), 8786)
     .addOption(new Option('--protocol <protocol>', 'transport for workers and clients').choices(['tcp', 'tls', 'ws', 'wss']).default('tcp'))
     .option('--scheduler-file <file>', 'write the scheduler address to this JSON file (workers and clients can read it)')
+    .option('--dashboard-address <address>', 'where the dashboard listens: ":PORT" (on --host) or "HOST:PORT"; port 0 picks a free one', ':8787')
+    .option('--no-dashboard', 'do not serve the dashboard')
     .option('--idle-timeout <duration>', 'shut down after this long with no clients and no tasks, e.g. "1h"')
     .option('--tls-ca-file <file>', 'CA certificate (PEM) that peers must be signed by (tls/wss)')
     .option('--tls-cert <file>', 'this scheduler\'s certificate (PEM)')
@@ -65,20 +70,13 @@ export async function main(argv: string[]): Promise<number> {
   if ((options.protocol === 'tls' || options.protocol === 'wss') && !tls) {
     throw new Error(`--protocol ${options.protocol} needs --tls-ca-file, --tls-cert and --tls-key`);
   }
+  const dashboardAt = options.dashboard ? parseDashboardAddress(options.dashboardAddress, options.host) : undefined;
   const scheduler = await Scheduler.create({
     address: listenAddress(options),
     ...(tls ? { comm: tls } : {}),
     ...(options.idleTimeout ? { idleTimeoutMs: parseTimedelta(options.idleTimeout) } : {}),
   });
-  // The file first: whoever sees the address printed may read the file at once.
-  if (options.schedulerFile) {
-    writeFileSync(options.schedulerFile, JSON.stringify({ type: 'Scheduler', id: scheduler.id, address: scheduler.address }, null, 2));
-  }
-  if (options.host === '127.0.0.1' || options.host === 'localhost') {
-    console.log('Listening on 127.0.0.1 only: use --host 0.0.0.0 (or an interface address) for workers on other machines');
-  }
-  console.log(`Scheduler at: ${scheduler.address}`);
-
+  // Signals first: whoever sees the address printed may stop us at once.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -88,7 +86,26 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // The file first: whoever sees the address printed may read the file at once.
+  if (options.schedulerFile) {
+    writeFileSync(options.schedulerFile, JSON.stringify({ type: 'Scheduler', id: scheduler.id, address: scheduler.address }, null, 2));
+  }
+  if (options.host === '127.0.0.1' || options.host === 'localhost') {
+    console.log('Listening on 127.0.0.1 only: use --host 0.0.0.0 (or an interface address) for workers on other machines');
+  }
+  console.log(`Scheduler at: ${scheduler.address}`);
+  let dashboard: DashboardServer | undefined;
+  if (dashboardAt !== undefined) {
+    try {
+      dashboard = await DashboardServer.start(scheduler, dashboardAt);
+      console.log(`Dashboard at: ${dashboard.url}/status`);
+    } catch (err) {
+      // The scheduler is useful without its dashboard (e.g. the port is taken): say so and go on.
+      console.log(`Dashboard not started: ${(err as Error).message}`);
+    }
+  }
   await scheduler.closed;
+  await dashboard?.close();
   if (options.schedulerFile) rmSync(options.schedulerFile, { force: true });
   console.log('Scheduler closed');
   return 0;

@@ -14,7 +14,7 @@ describe('dd-scheduler', () => {
   });
 
   test('prints its address, serves rpc, and closes cleanly on SIGTERM', async () => {
-    const p = startProcess(binaries.scheduler, ['--port', '0']);
+    const p = startProcess(binaries.scheduler, ['--port', '0', '--dashboard-address', ':0']);
     const line = await p.waitForLine(/^Scheduler at: /);
     const address = line.replace('Scheduler at: ', '');
     expect(address).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
@@ -28,16 +28,36 @@ describe('dd-scheduler', () => {
       await r.close();
     }
 
+    const dashboard = (await p.waitForLine(/^Dashboard at: /)).replace('Dashboard at: ', '');
+    expect(dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status$/);
+    const health = await fetch(dashboard.replace('/status', '/health'), { signal: AbortSignal.timeout(5000) });
+    expect(await health.text()).toBe('ok');
+    const status = await fetch(dashboard, { signal: AbortSignal.timeout(5000) });
+    expect(status.status).toBe(200);
+    expect(await status.text()).toContain('/statics/dashboard.js');
+
     p.child.kill('SIGTERM');
     expect(await p.exited).toEqual({ code: 0, signal: null });
     expect(p.lines).toContain('Scheduler closed');
+  });
+
+  test('--no-dashboard serves no dashboard; a bad --dashboard-address is refused', async () => {
+    const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard']);
+    await p.waitForLine(/^Scheduler at: /);
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code).toBe(0);
+    expect(p.lines.join('\n')).not.toMatch(/Dashboard at:/);
+
+    const bad = startProcess(binaries.scheduler, ['--port', '0', '--dashboard-address', 'nowhere']);
+    expect((await bad.exited).code).not.toBe(0);
+    expect(bad.lines.join('\n')).toMatch(/invalid dashboard address "nowhere"/);
   });
 
   test('--scheduler-file writes the address and removes the file on shutdown', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dd-sched-'));
     dirs.push(dir);
     const file = join(dir, 'scheduler.json');
-    const p = startProcess(binaries.scheduler, ['--port', '0', '--scheduler-file', file]);
+    const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard', '--scheduler-file', file]);
     const address = (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ type: 'Scheduler', address });
     p.child.kill('SIGINT');
