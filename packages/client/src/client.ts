@@ -29,7 +29,9 @@ import { LocalCluster, type LocalClusterOptions } from './local-cluster';
 import { commLink, type LinkFactory, type SchedulerLink } from './link';
 import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
 import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
-import { getGraph, type GetOptions, type Graph, type KeysSpec } from './graph';
+import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec } from './graph';
+import { computeDelayed, persistDelayed, type Delayed } from './delayed';
+import { registerClient, unregisterClient } from './default-client';
 
 /** Anything with a scheduler address: a LocalCluster or your own cluster manager. */
 export interface ClusterLike {
@@ -128,6 +130,18 @@ export class ClientView {
   get(graph: Graph, keys: KeysSpec, options: GetOptions = {}): Promise<unknown> {
     return getGraph(this.client, graph, keys, mergeOptions(this._options, options as ClientOptions) as GetOptions);
   }
+
+  compute<T>(value: Delayed<T>): Future<T>;
+  compute(value: readonly Delayed[]): Future[];
+  compute(value: Delayed | readonly Delayed[]): Future | Future[] {
+    return computeDelayed(this.client, value as Delayed, this._options as GraphOptions);
+  }
+
+  persist<T>(value: Delayed<T>): Delayed<T>;
+  persist(value: readonly Delayed[]): Delayed[];
+  persist(value: Delayed | readonly Delayed[]): Delayed | Delayed[] {
+    return persistDelayed(this.client, value as Delayed, this._options as GraphOptions);
+  }
 }
 
 export type ClientStatus = 'running' | 'closing' | 'closed';
@@ -193,6 +207,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       throw err;
     }
     client.#cluster = owned;
+    registerClient(client);
     const hb = options.heartbeatIntervalMs ?? 5000;
     if (hb > 0) {
       client.#heartbeat = setInterval(() => {
@@ -245,6 +260,20 @@ export class Client implements FutureOwner, AsyncDisposable {
    */
   get(graph: Graph, keys: KeysSpec, options: GetOptions = {}): Promise<unknown> {
     return getGraph(this, graph, keys, options);
+  }
+
+  /** Starts computing Delayed values (delayed.ts): a Future for one, an array of Futures for an array; at once. */
+  compute<T>(value: Delayed<T>, options?: GraphOptions): Future<T>;
+  compute(value: readonly Delayed[], options?: GraphOptions): Future[];
+  compute(value: Delayed | readonly Delayed[], options: GraphOptions = {}): Future | Future[] {
+    return computeDelayed(this, value as Delayed, options);
+  }
+
+  /** Starts computing Delayed values; the same values, now backed by the running Futures. */
+  persist<T>(value: Delayed<T>, options?: GraphOptions): Delayed<T>;
+  persist(value: readonly Delayed[], options?: GraphOptions): Delayed[];
+  persist(value: Delayed | readonly Delayed[], options: GraphOptions = {}): Delayed | Delayed[] {
+    return persistDelayed(this, value as Delayed, options);
   }
 
   /** @internal */
@@ -369,7 +398,7 @@ export class Client implements FutureOwner, AsyncDisposable {
         this.#outgoing.push(batch);
       }
       for (const t of tasks) batch.tasks.push(t);
-      for (const k of wanted) batch.keys.push(k);
+      for (const k of new Set(wanted)) batch.keys.push(k);
       this.#scheduleFlush();
     }
     return wanted.map((key, i) => this.#makeFuture(key, states[i]!));
@@ -982,6 +1011,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   async #close(): Promise<void> {
     const wasRunning = this.#status === 'running';
     this.#status = 'closing';
+    unregisterClient(this);
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     if (wasRunning && this.#link !== undefined) {
       this.#flush();

@@ -284,15 +284,13 @@ export function graphDefinitions(tasks: ReadonlyMap<Key, GraphTask>, wanted: rea
   return out;
 }
 
-/** Submits `tasks` so that `wanted` get computed; one Future per wanted key (in that order, deduplicated). */
-export function submitTasks(client: Client, tasks: ReadonlyMap<Key, GraphTask>, futures: readonly Future[], wanted: readonly Key[], options: GraphOptions): Map<Key, Future> {
-  const keys = [...new Set(wanted)];
-  const defs = graphDefinitions(tasks, keys, options);
-  const fs = client._submitGraph(defs, keys, futures, {
+/** Submits what `wanted` needs of `tasks`; one Future per entry of `wanted` (duplicates share a key). */
+export function submitTasks(client: Client, tasks: ReadonlyMap<Key, GraphTask>, futures: readonly Future[], wanted: readonly Key[], options: GraphOptions): Future[] {
+  const defs = graphDefinitions(tasks, [...new Set(wanted)], options);
+  return client._submitGraph(defs, wanted, futures, {
     ...options,
     fifoTimeout: options.fifoTimeout ?? GRAPH_FIFO_TIMEOUT_MS,
   });
-  return new Map(keys.map((k, i) => [k, fs[i]!]));
 }
 
 /** client.get: computes `keys` of `graph` and resolves to their values in the shape of `keys`. */
@@ -300,11 +298,13 @@ export async function getGraph(client: Client, graph: Graph, keys: KeysSpec, opt
   const entries = graphEntries(graph);
   const tree = resolveKeys(keys, (k) => entries.has(k));
   const { tasks, futures } = lowerGraph(entries);
-  const byKey = submitTasks(client, tasks, futures, treeKeys(tree), options);
+  const wanted = treeKeys(tree);
+  const fs = submitTasks(client, tasks, futures, wanted, options);
   try {
-    const shaped = mapTree(tree, (k) => byKey.get(k)!);
+    let i = 0;
+    const shaped = mapTree(tree, () => fs[i++]!); // leaves in the order treeKeys listed them
     return await client.gather(shaped, options.timeout === undefined ? {} : { timeout: options.timeout });
   } finally {
-    for (const f of byKey.values()) f.release();
+    for (const f of fs) f.release();
   }
 }

@@ -29,3 +29,5 @@ export {
 export { LocalCluster, type LocalClusterOptions } from './local-cluster';
 export { InvalidGraphError, GraphCycleError } from './graph-errors';
 export type { Graph, GraphKey, KeysSpec, GetOptions, GraphOptions } from './graph';
+export { delayed, Delayed, isDelayed, type DelayedOptions, type DelayedArg, type DelayedArgs, type Computed } from './delayed';
+export { defaultClient } from './default-client';

@@ -7,3 +7,4 @@ export { replaceFutures, collectFutures, substituteFutures, SKIP } from './struc
 export { commLink, type SchedulerLink, type LinkFactory, type LinkHandlers, type LinkOptions } from './link';
 export { orderGraph } from './order';
 export { lowerGraph, graphEntries, graphDefinitions, resolveKeys, identity, type GraphTask } from './graph';
+export { collectGraph, computeDelayed, persistDelayed } from './delayed';
