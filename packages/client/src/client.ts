@@ -17,7 +17,7 @@ import {
 import {
   CancelledError,
   ClientClosedError,
-  ClientTimeoutError,
+  TimeoutError,
   FutureLostError,
   GatherError,
   RemoteError,
@@ -556,7 +556,7 @@ export class Client implements FutureOwner, AsyncDisposable {
         if (st === undefined) break;
         const wire = explainRemoteError(msg.exception);
         const origin = typeof wire.data?.['key'] === 'string' ? (wire.data['key'] as string) : msg.key;
-        st.setError(new RemoteError(wire, origin), wire);
+        st.setError(new RemoteError(wire, { key: origin }), wire);
         break;
       }
       case 'lost-data': {
@@ -852,7 +852,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
       if (chosen.length > 0) return chosen;
       if (Date.now() >= deadline) {
-        throw new ClientTimeoutError(wanted !== undefined ? `scatter: none of the workers ${wanted.join(', ')} exists` : 'scatter: no workers');
+        throw new TimeoutError(wanted !== undefined ? `scatter: none of the workers ${wanted.join(', ')} exists` : 'scatter: no workers');
       }
       await sleep(50);
     }
@@ -939,7 +939,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       const info = await this.schedulerInfo();
       const count = Object.keys(info.workers).length;
       if (count >= n) return;
-      if (Date.now() >= deadline) throw new ClientTimeoutError(`waited ${options.timeout} ms for ${n} workers; have ${count}`);
+      if (Date.now() >= deadline) throw new TimeoutError(`waited ${options.timeout} ms for ${n} workers; have ${count}`);
       await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
     }
   }

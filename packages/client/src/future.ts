@@ -3,7 +3,7 @@
 // the last one goes away.
 
 import type { TaskDefinition, WireError } from '@dd/protocol';
-import { CancelledError, ClientTimeoutError, FutureLostError } from './errors';
+import { CancelledError, TimeoutError, FutureLostError } from './errors';
 
 export type FutureStatus = 'pending' | 'finished' | 'error' | 'cancelled' | 'lost';
 
@@ -265,7 +265,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
 export function withTimeout<T>(promise: Promise<T>, ms: number | undefined, what: string): Promise<T> {
   if (ms === undefined || ms === Infinity) return promise;
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ClientTimeoutError(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    const timer = setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms waiting for ${what}`)), ms);
     promise.then(
       (v) => {
         clearTimeout(timer);

@@ -23,7 +23,7 @@ export {
   FutureLostError,
   FunctionSerializationError,
   ClientClosedError,
-  ClientTimeoutError,
+  TimeoutError,
   GatherError,
 } from './errors';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster';

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Scheduler } from '@dd/scheduler';
 import { Worker } from '@dd/worker';
-import { ClientTimeoutError } from './errors';
+import { TimeoutError } from './errors';
 
 export interface LocalClusterOptions {
   /** Number of workers (default: min(4, cores)). */
@@ -158,7 +158,7 @@ export class LocalCluster implements AsyncDisposable {
       const timer = setTimeout(() => {
         cleanup();
         child.kill('SIGKILL');
-        reject(new ClientTimeoutError(`worker process ${slot.name} did not start within ${timeoutMs} ms`));
+        reject(new TimeoutError(`worker process ${slot.name} did not start within ${timeoutMs} ms`));
       }, timeoutMs);
       const onMessage = (msg: { type?: string; address?: string; message?: string }): void => {
         if (msg?.type === 'ready' && typeof msg.address === 'string') {

@@ -1,6 +1,6 @@
 // wait, asCompleted, fireAndForget: coordinating many Futures.
 
-import { ClientTimeoutError } from './errors';
+import { TimeoutError } from './errors';
 import { isFuture, type Future } from './future';
 
 export type ReturnWhen = 'ALL_COMPLETED' | 'FIRST_COMPLETED' | 'FIRST_EXCEPTION';
@@ -53,7 +53,7 @@ export function wait<T>(futures: Iterable<Future<T>> | Future<T>, options: WaitO
         if (finished) return;
         finished = true;
         const { notDone } = split();
-        reject(new ClientTimeoutError(`wait: ${notDone.size} of ${list.length} futures not done after ${options.timeout} ms`));
+        reject(new TimeoutError(`wait: ${notDone.size} of ${list.length} futures not done after ${options.timeout} ms`));
       }, options.timeout);
     }
     for (const f of list) if (!f.done()) f._state.onDone(check);

@@ -2,7 +2,7 @@
 // (built on @dd/protocol's DdError, so `instanceof` works across realms). Wire-format errors
 // (ProtocolError and its subclasses) live in @dd/protocol and are re-exported here.
 
-import { DdError, type DdErrorOptions } from '@dd/protocol';
+import { DdError, type DdErrorOptions, type WireError } from '@dd/protocol';
 
 export { DdError, ProtocolError, FrameLimitError, DeserializationError, SerializationError } from '@dd/protocol';
 
@@ -44,13 +44,8 @@ export class BadRequestError extends DdError {
   override readonly code: string = 'DD_ERR_BAD_REQUEST';
 }
 
-/** The error a remote handler threw, as received in an error reply. */
-export interface WireError {
-  name: string;
-  message: string;
-  stack?: string | undefined;
-  code?: string | undefined;
-}
+/** The error a remote handler threw, as received in an error reply (protocol's shape). */
+export type { WireError } from '@dd/protocol';
 
 /**
  * A remote handler failed. `remoteName`, `remoteMessage`, `remoteStack` and `remoteCode` are the
@@ -63,14 +58,33 @@ export class RemoteError extends DdError {
   readonly remoteMessage: string;
   readonly remoteStack: string | undefined;
   readonly remoteCode: string | undefined;
+  /** Extra detail the remote side attached (e.g. KilledWorker's task and worker). */
+  readonly data: Record<string, unknown> | undefined;
+  /** The peer that raised it, when known. */
+  readonly address: string | undefined;
+  /** The task that raised it, for task errors. */
+  readonly key: string | undefined;
 
-  constructor(wire: WireError, readonly address?: string) {
-    super(`${wire.name}: ${wire.message}${address === undefined ? '' : ` (from ${address})`}`);
+  constructor(wire: WireError, context: { address?: string; key?: string } = {}) {
+    super(`${wire.name}: ${wire.message}${context.address === undefined ? '' : ` (from ${context.address})`}`);
     this.remoteName = wire.name;
     this.remoteMessage = wire.message;
     this.remoteStack = wire.stack;
     this.remoteCode = wire.code;
+    this.data = wire.data;
+    this.address = context.address;
+    this.key = context.key;
+    if (wire.stack !== undefined) {
+      // The remote stack is what the user wants to read; the local frames follow it.
+      const local = (this.stack ?? '').split('\n').slice(1).join('\n');
+      const where = context.key !== undefined ? ` (task ${context.key})` : context.address !== undefined ? ` (${context.address})` : '';
+      this.stack = `${this.name}: ${this.message}\n  remote stack${where}:\n${indent(wire.stack)}\n  local stack:\n${local}`;
+    }
   }
+}
+
+function indent(text: string): string {
+  return text.split('\n').map((l) => `    ${l.trimStart()}`).join('\n');
 }
 
 /** The wire form of any thrown value, for an error reply. */

@@ -266,7 +266,7 @@ export function unwrapReply(reply: unknown, address?: string): unknown {
           stack: typeof e.stack === 'string' ? e.stack : undefined,
           code: typeof e.code === 'string' ? e.code : undefined,
         },
-        address,
+        address === undefined ? {} : { address },
       );
     }
   }
