@@ -28,15 +28,19 @@ function fmtAge(ms: number): string {
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
+// Prefix colours: a qualitative palette (no reds: red means transfer), handed out in order of first
+// appearance so the prefixes on screen differ; hues beyond the palette are derived from a hash.
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#edc948', '#76b7b2', '#9c755f', '#bab0ac', '#1f77b4', '#8c564b', '#17becf', '#bcbd22'];
 const colours = new Map<string, string>();
 function prefixColour(prefix: string): string {
   let c = colours.get(prefix);
   if (c === undefined) {
-    let h = 2166136261;
-    for (let i = 0; i < prefix.length; i++) h = Math.imul(h ^ prefix.charCodeAt(i), 16777619);
-    // Hues away from red (transfers) and grey.
-    const hue = 30 + ((h >>> 0) % 300);
-    c = `hsl(${hue}, 62%, 52%)`;
+    if (colours.size < PALETTE.length) c = PALETTE[colours.size] as string;
+    else {
+      let h = 2166136261;
+      for (let i = 0; i < prefix.length; i++) h = Math.imul(h ^ prefix.charCodeAt(i), 16777619);
+      c = `hsl(${30 + ((h >>> 0) % 300)}, 55%, 55%)`;
+    }
     colours.set(prefix, c);
   }
   return c;
@@ -151,7 +155,7 @@ function drawTaskStream(canvas: HTMLCanvasElement, windowMs: number, rowHeight: 
   for (let s = 0; s <= windowMs / 1000; s += windowMs > 20_000 ? 10 : 2) {
     const xx = x(now - s * 1000);
     ctx.fillRect(xx, axisY - 10, 1, 3);
-    ctx.fillText(s === 0 ? 'now' : `-${s}s`, xx - 8, axisY);
+    ctx.fillText(s === 0 ? 'now' : `-${s}s`, s === 0 ? xx - 22 : xx - 8, axisY);
   }
   canvas.dataset['bars'] = String(bars);
   canvas.dataset['rows'] = String(rows.length);
