@@ -39,12 +39,12 @@ const transports: Transport[] = [
 ];
 
 /** Listens, connects once, and returns both ends. */
-async function pair(t: Transport, extra: ListenOptions = {}): Promise<{ client: Comm; server: Comm; address: string }> {
+async function pair(t: Transport, extra: ListenOptions = {}, extraConnect: ConnectOptions = {}): Promise<{ client: Comm; server: Comm; address: string }> {
   let resolveServer!: (c: Comm) => void;
   const serverSide = new Promise<Comm>((r) => (resolveServer = r));
   const listener = res.listener(listen(t.listenAddress, (c) => resolveServer(res.comm(c)), { ...t.listenOptions(), ...extra }));
   await listener.start();
-  const client = res.comm(await connect(listener.contactAddress, { timeout: 5000, ...t.connectOptions() }));
+  const client = res.comm(await connect(listener.contactAddress, { timeout: 5000, ...t.connectOptions(), ...extraConnect }));
   const server = await serverSide;
   return { client, server, address: listener.contactAddress };
 }
@@ -97,8 +97,16 @@ describe.each(transports)('$name transport', (t) => {
     await Promise.all(writes);
   });
 
-  test('compression is agreed in the handshake', async () => {
+  test('the default offer does not compress towards a peer on this host', async () => {
     const { client, server } = await pair(t);
+    expect(client.peerInfo?.protocol).toBe(1);
+    expect(client.peerInfo?.compression).toEqual(['lz4']);
+    expect(client.compression).toBe(null);
+    expect(server.compression).toBe(null);
+  });
+
+  test('compression is agreed in the handshake (explicit offers are honoured on this host too)', async () => {
+    const { client, server } = await pair(t, { compression: ['lz4'] }, { compression: ['lz4'] });
     expect(client.peerInfo?.protocol).toBe(1);
     expect(server.compression).toBe(client.compression);
     expect(client.compression).toBe(t.byReference ? null : 'lz4');
@@ -191,3 +199,19 @@ describe('tls mutual authentication', () => {
   });
 });
 
+
+describe('compressesTowards', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { compressesTowards } = require('../src/handshake') as typeof import('../src/handshake');
+  test('default offer: lz4 towards another host, not towards this one', () => {
+    expect(compressesTowards(undefined, ['lz4'], 'tcp://10.0.0.1:1', 'tcp://10.0.0.2:2')).toBe('lz4');
+    expect(compressesTowards(undefined, ['lz4'], 'tcp://10.0.0.1:1', 'tcp://10.0.0.1:2')).toBe(null);
+    expect(compressesTowards(undefined, ['lz4'], 'tcp://10.0.0.1:1', 'tcp://127.0.0.1:2')).toBe(null);
+    expect(compressesTowards(undefined, ['lz4'], 'tcp://[::1]:1', 'tcp://[::1]:2')).toBe(null);
+  });
+  test('an explicit offer is honoured everywhere; no common codec, no compression', () => {
+    expect(compressesTowards(['lz4'], ['lz4'], 'tcp://127.0.0.1:1', 'tcp://127.0.0.1:2')).toBe('lz4');
+    expect(compressesTowards([], ['lz4'], 'tcp://10.0.0.1:1', 'tcp://10.0.0.2:2')).toBe(null);
+    expect(compressesTowards(undefined, [], 'tcp://10.0.0.1:1', 'tcp://10.0.0.2:2')).toBe(null);
+  });
+});
