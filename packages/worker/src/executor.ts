@@ -6,7 +6,10 @@
 //    the result back. Decoding and sizing happen in the thread, so the main thread (which also
 //    serves the network) does as little per task as possible. Values cross by structured clone:
 //    dependency values are copied into the thread (the worker keeps its own copy, so nothing can
-//    be transferred there); result buffers the task owns outright are transferred, not copied.
+//    be transferred there), except binary data in shared memory (large values the worker received
+//    from the network: setSharedReassembly in worker.ts), which the thread sees without a copy, so
+//    tasks must not mutate their arguments (as in the reference, and with the inline executor);
+//    result buffers the task owns outright are transferred, not copied.
 //    Limits of structured clone apply: class instances arrive as plain objects, functions cannot
 //    cross (the task fails with DataCloneError), nested Buffers arrive as Uint8Array (top-level
 //    Buffers are restored).

@@ -50,3 +50,43 @@ test('two workers compute a small graph submitted to the real scheduler', async 
     await scheduler.close();
   }
 });
+
+test('a large Buffer fetched from a peer reaches the consuming task in a thread intact, from shared memory', async () => {
+  const scheduler = await Scheduler.create({ validate: true, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+  const workers: Worker[] = [];
+  let client: Comm | undefined;
+  try {
+    for (let i = 0; i < 2; i++) workers.push(await Worker.start({ scheduler: scheduler.address, nthreads: 1, validate: true, logger: quiet }));
+    const [a, b] = workers as [Worker, Worker];
+    client = await connect(scheduler.address, { timeout: 5000 });
+    await client.write({ op: 'register-client', client: 'c1', versions: {} });
+    expect(await client.read()).toMatchObject({ status: 'OK' });
+    const MAKE: FunctionRef = {
+      kind: 'source',
+      name: 'make',
+      source: 'function make(n) { const b = Buffer.alloc(n); for (let i = 0; i < n; i += 4096) b[i] = (i / 4096) % 251; return b; }',
+      hash: 'make-1',
+    };
+    // Checks the bytes and says what memory the task saw.
+    const CHECK: FunctionRef = {
+      kind: 'source',
+      name: 'check',
+      source:
+        'function check(b) { for (let i = 0; i < b.length; i += 4096) if (b[i] !== (i / 4096) % 251) return "bad byte at " + i; ' +
+        'return [Buffer.isBuffer(b), b.length, b.buffer.constructor.name]; }',
+      hash: 'check-1',
+    };
+    const n = 3 * 2 ** 20;
+    const tasks = [
+      { ...task('big', MAKE, [n]), workers: [a.address] },
+      { ...task('check', CHECK, [keyRef('big')], ['big']), workers: [b.address] },
+    ];
+    await client.write([{ op: 'update-graph', client: 'c1', tasks, keys: ['check'], stimulusId: 'ug-1' }]);
+    await readUntil(client, (m) => m['op'] === 'key-in-memory' && m['key'] === 'check');
+    expect(b.data.get('check')).toEqual([true, n, 'SharedArrayBuffer']);
+  } finally {
+    await client?.close();
+    await Promise.all(workers.map((w) => w.close()));
+    await scheduler.close();
+  }
+});
