@@ -153,10 +153,12 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
   const futures: Future[] = [];
   const seenFutures = new Set<Future>();
 
-  const lowerArg = (value: unknown, owner: Key, path: (string | number)[], deps: Set<Key>, depth: number): unknown => {
+  // `path` is the argument path of `value` in its task, a stack shared by the walk (no
+  // allocation per argument); `deps` collects dependency keys (deduplicated at the end).
+  const lowerArg = (value: unknown, owner: Key, path: (string | number)[], deps: Key[], depth: number): unknown => {
     if (typeof value === 'string') {
       if (entries.has(value)) {
-        deps.add(value);
+        deps.push(value);
         return keyRef(value);
       }
       return value;
@@ -175,7 +177,7 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
         seenFutures.add(value);
         futures.push(value);
       }
-      deps.add(value.key);
+      deps.push(value.key);
       return keyRef(value.key);
     }
     if (isModuleFunction(value)) {
@@ -186,18 +188,20 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
         const sub = `${functionName(value[0])}-${tokenize(owner, path)}`;
         if (entries.has(sub)) throw new InvalidGraphError(`graph key ${sub} collides with the key generated for a nested task of ${owner}`, sub);
         lowerEntry(sub, value, depth + 1);
-        deps.add(sub);
+        deps.push(sub);
         return keyRef(sub);
       }
       const tk = tupleKey(value);
       if (tk !== undefined && entries.has(tk)) {
-        deps.add(tk);
+        deps.push(tk);
         return keyRef(tk);
       }
       let out: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const v: unknown = value[i];
-        const s = lowerArg(v, owner, [...path, i], deps, depth + 1);
+        path.push(i);
+        const s = lowerArg(v, owner, path, deps, depth + 1);
+        path.pop();
         if (s !== v) (out ??= value.slice())[i] = s;
       }
       return out ?? value;
@@ -206,14 +210,17 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
     let out: Record<string, unknown> | undefined;
     for (const k of Object.keys(value)) {
       const v = value[k];
-      const s = lowerArg(v, owner, [...path, k], deps, depth + 1);
+      path.push(k);
+      const s = lowerArg(v, owner, path, deps, depth + 1);
+      path.pop();
       if (s !== v) (out ??= { ...value })[k] = s;
     }
     return out ?? value;
   };
 
   const lowerEntry = (key: Key, value: unknown, depth: number): void => {
-    const deps = new Set<Key>();
+    const deps: Key[] = [];
+    const path: (string | number)[] = [];
     let fn: Runnable;
     let args: unknown[];
     if (isTaskExpression(value)) {
@@ -224,15 +231,19 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
         throw new InvalidGraphError(`graph key ${key}: ${(err as Error).message}`, key);
       }
       args = new Array<unknown>(value.length - 1);
-      for (let i = 1; i < value.length; i++) args[i - 1] = lowerArg(value[i], key, [i - 1], deps, depth + 1);
+      for (let i = 1; i < value.length; i++) {
+        path.push(i - 1);
+        args[i - 1] = lowerArg(value[i], key, path, deps, depth + 1);
+        path.pop();
+      }
     } else if (typeof value === 'function' || isModuleFunction(value)) {
       throw new InvalidGraphError(`graph key ${key} is a function, not a task: write [fn, ...args] to call it`, key);
     } else {
       fn = identity;
-      args = [lowerArg(value, key, [], deps, depth + 1)];
+      args = [lowerArg(value, key, path, deps, depth + 1)];
     }
     // A task naming its own key keeps that dependency: orderGraph reports the cycle.
-    tasks.set(key, { key, fn, args, dependencies: [...deps] });
+    tasks.set(key, { key, fn, args, dependencies: deps.length > 1 ? [...new Set(deps)] : deps });
   };
 
   for (const [key, value] of entries) lowerEntry(key, value, 0);

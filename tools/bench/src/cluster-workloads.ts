@@ -8,6 +8,7 @@ const inc = (x: number) => x + 1;
 const add = (x: number, y: number) => x + y;
 const makeBytes = (n: number) => Buffer.alloc(n, 120);
 const byteLength = (b: Uint8Array) => b.byteLength;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 export interface WorkloadOptions {
   nWorkers: number;
@@ -68,6 +69,22 @@ export async function runClusterWorkloads(options: WorkloadOptions): Promise<Fig
       out.tree_reduce_8191_tasks_per_s = 8191 / ((performance.now() - t) / 1000);
       level[0]!.release();
       log(`tree_reduce_8191_tasks_per_s ${out.tree_reduce_8191_tasks_per_s.toFixed(0)}`);
+    }
+
+    if (wanted('get_graph_10001_tasks_per_s')) {
+      // dask_bench.py: {("x", i): (inc, i)} for 10 000 i, plus "total": (sum, [("x", i), ...]).
+      // The graph is built outside the timed region, as in the reference; a fresh token per run
+      // keeps keys from colliding with an earlier run's.
+      const n = 10_000;
+      const g = new Map<string | (string | number)[], unknown>();
+      const run = `x-${Date.now()}`;
+      for (let i = 0; i < n; i++) g.set([run, i], [inc, i]);
+      g.set('total', [sum, Array.from({ length: n }, (_, i) => [run, i])]);
+      const t = performance.now();
+      const total = await client.get(g, 'total');
+      out.get_graph_10001_tasks_per_s = (n + 1) / ((performance.now() - t) / 1000);
+      if (total !== (n * (n + 1)) / 2) throw new Error(`get_graph returned ${String(total)}, expected ${(n * (n + 1)) / 2}`);
+      log(`get_graph_10001_tasks_per_s ${out.get_graph_10001_tasks_per_s.toFixed(0)}`);
     }
 
     const workers = Object.keys((await client.schedulerInfo()).workers);
