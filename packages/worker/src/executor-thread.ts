@@ -1,6 +1,6 @@
-// Entry file of an executor thread (runs as dist/executor-thread.js). Receives one task at a
-// time from the pool, runs it with the shared TaskRunner (its function cache lives as long as
-// the thread), and posts the outcome back. Results are structured-cloned; binary buffers that
+// Entry file of an executor thread (runs as dist/executor-thread.js). Runs the pool's tasks one
+// at a time with the shared TaskRunner (its function cache lives as long as the thread), and
+// posts each outcome back. Results are structured-cloned; binary buffers that
 // the result owns outright are transferred instead of copied.
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -13,9 +13,24 @@ if (!port) throw new Error('executor-thread.js must run in a worker thread');
 
 const runner = new TaskRunner({ cwd: (workerData as { cwd: string }).cwd });
 
+// Jobs run one at a time in arrival order: the pool may post the next ones before this one ends
+// (its queue depth), and an async task must not overlap them.
+const queue: ThreadRequest[] = [];
+let running = false;
+
 port.on('message', (req: ThreadRequest) => {
-  void handle(req);
+  queue.push(req);
+  if (!running) void drain();
 });
+
+async function drain(): Promise<void> {
+  running = true;
+  try {
+    for (let req = queue.shift(); req !== undefined; req = queue.shift()) await handle(req);
+  } finally {
+    running = false;
+  }
+}
 
 async function handle(req: ThreadRequest): Promise<void> {
   if (req.bufferKeys) {

@@ -1,9 +1,10 @@
 // Executors run tasks for the Worker shell. Two kinds:
 //
-//  - ThreadPoolExecutor: `nthreads` worker_threads, one task at a time each (WorkerState never
-//    starts more than nthreads tasks). Per task the main thread posts {spec bytes, dependency
-//    values}; the thread decodes the spec, substitutes KeyRefs, runs, measures sizeof, and posts
-//    the result back. Decoding and sizing happen in the thread, so the main thread (which also
+//  - ThreadPoolExecutor: `nthreads` worker_threads, each running one task at a time and holding
+//    up to `queueDepth` (the next ones wait in the thread, so it need not wait for the main
+//    thread between tasks; WorkerState hands out at most nthreads x depth). Per task the main
+//    thread posts {spec bytes, dependency values}; the thread decodes the spec, substitutes
+//    KeyRefs, runs, measures sizeof, and posts the result back. Decoding and sizing happen in the thread, so the main thread (which also
 //    serves the network) does as little per task as possible. Values cross by structured clone:
 //    dependency values are copied into the thread (the worker keeps its own copy, so nothing can
 //    be transferred there), except binary data in shared memory (large values the worker received
@@ -38,6 +39,8 @@ export interface ExecutorJob {
 export interface Executor {
   readonly kind: 'threads' | 'inline';
   readonly nthreads: number;
+  /** Tasks it takes at once (WorkerState's executeSlots): nthreads x queue depth. */
+  readonly slotCount: number;
   /** Runs a task; resolves with its outcome (task errors are outcomes, never rejections). */
   run(job: ExecutorJob): Promise<TaskOutcome>;
   /** Stops the threads (running tasks are abandoned). Idempotent. */
@@ -46,6 +49,12 @@ export interface Executor {
 
 export interface ExecutorOptions {
   nthreads: number;
+  /**
+   * Thread pool: jobs each thread holds at once (default 1). Above 1, a thread keeps the next
+   * jobs in its own queue and starts them as soon as the previous one ends, instead of waiting
+   * for the main thread's next postMessage (a hop that costs more than a tiny task).
+   */
+  queueDepth?: number;
   /** Directory for relative module specifiers and `require` in task functions. */
   cwd: string;
 }
@@ -58,6 +67,10 @@ export class InlineExecutor implements Executor {
   constructor(options: ExecutorOptions) {
     this.nthreads = options.nthreads;
     this.runner = new TaskRunner({ cwd: options.cwd });
+  }
+
+  get slotCount(): number {
+    return this.nthreads;
   }
 
   async run(job: ExecutorJob): Promise<TaskOutcome> {
@@ -81,18 +94,29 @@ export function executorThreadPath(): string {
   return path.join(here, 'executor-thread.js');
 }
 
+interface Job {
+  job: ExecutorJob;
+  resolve: (o: TaskOutcome) => void;
+}
+
 interface Slot {
   thread: Thread;
-  job: { id: number; resolve: (o: TaskOutcome) => void } | null;
+  /**
+   * Jobs posted to this thread and not answered yet, in posting order: the thread runs them one
+   * at a time in that order, so the first is the running one and the others wait in its queue.
+   */
+  jobs: Map<number, Job>;
   ready: Promise<void>;
 }
 
 export class ThreadPoolExecutor implements Executor {
   readonly kind = 'threads' as const;
   readonly nthreads: number;
+  /** Jobs each thread holds at once (1 running + depth-1 queued in the thread). */
+  readonly depth: number;
   private readonly slots: Slot[] = [];
-  private readonly idle: Slot[] = [];
-  private readonly queue: Array<{ job: ExecutorJob; resolve: (o: TaskOutcome) => void }> = [];
+  /** Jobs beyond nthreads x depth (WorkerState normally never hands out more). */
+  private readonly queue: Job[] = [];
   private nextId = 1;
   private closing = false;
   private readonly entry: string;
@@ -100,8 +124,13 @@ export class ThreadPoolExecutor implements Executor {
 
   private constructor(options: ExecutorOptions) {
     this.nthreads = options.nthreads;
+    this.depth = Math.max(1, Math.floor(options.queueDepth ?? 1));
     this.cwd = path.resolve(options.cwd);
     this.entry = executorThreadPath();
+  }
+
+  get slotCount(): number {
+    return this.nthreads * this.depth;
   }
 
   /** Starts the threads and waits until they are online. */
@@ -128,7 +157,7 @@ export class ThreadPoolExecutor implements Executor {
     let onlineReject!: (e: unknown) => void;
     const slot: Slot = {
       thread,
-      job: null,
+      jobs: new Map(),
       ready: new Promise<void>((res, rej) => {
         onlineResolve = res;
         onlineReject = rej;
@@ -146,7 +175,6 @@ export class ThreadPoolExecutor implements Executor {
       this.onThreadDeath(slot, new ExecutorError(`executor thread exited with code ${code}`));
     });
     this.slots.push(slot);
-    this.idle.push(slot);
     return slot;
   }
 
@@ -156,15 +184,24 @@ export class ThreadPoolExecutor implements Executor {
       return Promise.resolve({ ok: false, error: wireError(new ExecutorError('executor is closed')), start: now, stop: now });
     }
     return new Promise<TaskOutcome>((resolve) => {
-      const slot = this.idle.pop();
-      if (slot) this.dispatch(slot, job, resolve);
+      const slot = this.leastBusy();
+      if (slot) this.dispatch(slot, { job, resolve });
       else this.queue.push({ job, resolve });
     });
   }
 
-  private dispatch(slot: Slot, job: ExecutorJob, resolve: (o: TaskOutcome) => void): void {
+  /** The thread with the fewest jobs, if one has room. */
+  private leastBusy(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.jobs.size < this.depth && (best === undefined || s.jobs.size < best.jobs.size)) best = s;
+    }
+    return best;
+  }
+
+  private dispatch(slot: Slot, entry: Job): void {
+    const { job, resolve } = entry;
     const id = this.nextId++;
-    slot.job = { id, resolve };
     const deps: Record<Key, unknown> = {};
     let bufferKeys: Key[] | undefined;
     for (const [k, v] of job.deps) {
@@ -177,8 +214,6 @@ export class ThreadPoolExecutor implements Executor {
       slot.thread.postMessage(req);
     } catch (err) {
       // A dependency value that structured clone cannot copy (e.g. a function).
-      slot.job = null;
-      this.release(slot);
       const now = Date.now();
       const e = wireError(err);
       resolve({
@@ -187,43 +222,42 @@ export class ThreadPoolExecutor implements Executor {
         start: now,
         stop: now,
       });
+      return;
     }
+    slot.jobs.set(id, entry);
   }
 
   private onResponse(slot: Slot, res: ThreadResponse): void {
-    const job = slot.job;
-    if (!job || job.id !== res.id) return;
-    slot.job = null;
-    this.release(slot);
+    const entry = slot.jobs.get(res.id);
+    if (!entry) return;
+    slot.jobs.delete(res.id);
+    const next = this.queue.shift();
+    if (next) this.dispatch(slot, next);
     if (res.ok) {
       let value = adoptFromHost(res.value);
       if (res.isBuffer && value instanceof Uint8Array) value = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-      job.resolve({ ok: true, value, nbytes: res.nbytes, type: res.type, start: res.start, stop: res.stop });
+      entry.resolve({ ok: true, value, nbytes: res.nbytes, type: res.type, start: res.start, stop: res.stop });
     } else {
       // Re-create the error object in this realm (structured clone makes it in the host realm,
       // which differs from a vm context such as jest's, where plain-object checks would fail).
-      job.resolve({ ok: false, error: { ...res.error }, start: res.start, stop: res.stop });
+      entry.resolve({ ok: false, error: { ...res.error }, start: res.start, stop: res.stop });
     }
-  }
-
-  private release(slot: Slot): void {
-    const next = this.queue.shift();
-    if (next) this.dispatch(slot, next.job, next.resolve);
-    else this.idle.push(slot);
   }
 
   private onThreadDeath(slot: Slot, err: unknown): void {
     const i = this.slots.indexOf(slot);
     if (i < 0) return; // already handled ('error' is followed by 'exit')
     this.slots.splice(i, 1);
-    const j = this.idle.indexOf(slot);
-    if (j >= 0) this.idle.splice(j, 1);
-    const job = slot.job;
-    slot.job = null;
-    if (job) {
+    const jobs = [...slot.jobs.values()];
+    slot.jobs.clear();
+    // The first job was the running one: it fails. The ones queued behind it never started: they
+    // go to the front of the queue, for the replacement thread.
+    const running = jobs.shift();
+    this.queue.unshift(...jobs);
+    if (running) {
       const now = Date.now();
       const e = wireError(err);
-      job.resolve({
+      running.resolve({
         ok: false,
         error: { ...e, name: e.name === 'Error' ? 'ExecutorError' : e.name, message: `the executor thread died while running the task: ${e.message}` },
         start: now,
@@ -232,12 +266,7 @@ export class ThreadPoolExecutor implements Executor {
     }
     if (!this.closing) {
       const fresh = this.spawn();
-      // spawn() put it in idle; hand it queued work if any.
-      const k = this.idle.indexOf(fresh);
-      if (k >= 0 && this.queue.length > 0) {
-        this.idle.splice(k, 1);
-        this.release(fresh);
-      }
+      while (this.queue.length > 0 && fresh.jobs.size < this.depth) this.dispatch(fresh, this.queue.shift()!);
     }
   }
 
@@ -245,17 +274,13 @@ export class ThreadPoolExecutor implements Executor {
     if (this.closing) return;
     this.closing = true;
     const slots = this.slots.splice(0);
-    this.idle.length = 0;
     const now = Date.now();
-    for (const q of this.queue.splice(0)) {
-      q.resolve({ ok: false, error: wireError(new ExecutorError('executor closed')), start: now, stop: now });
-    }
+    const closed = (): TaskOutcome => ({ ok: false, error: wireError(new ExecutorError('executor closed')), start: now, stop: now });
+    for (const q of this.queue.splice(0)) q.resolve(closed());
     await Promise.all(
       slots.map(async (s) => {
-        if (s.job) {
-          s.job.resolve({ ok: false, error: wireError(new ExecutorError('executor closed')), start: now, stop: now });
-          s.job = null;
-        }
+        for (const j of s.jobs.values()) j.resolve(closed());
+        s.jobs.clear();
         await s.thread.terminate();
       }),
     );

@@ -22,6 +22,12 @@ export interface WorkerOptions {
   cwd?: string;
   /** 'threads' (default): a worker_threads pool; 'inline': on the main event loop. */
   executor?: 'threads' | 'inline';
+  /**
+   * Thread pool: tasks each thread holds at once, the running one and the next ones queued in
+   * the thread (default 4). Above 1 a thread goes straight to its next task instead of waiting
+   * a main-thread round trip, which costs more than a tiny task; 1 is strict one-task-per-thread.
+   */
+  executorQueueDepth?: number;
   /** Default 1000 ms (the scheduler's register reply may change it). */
   heartbeatIntervalMs?: number;
   /** Close if the scheduler cannot be reached for this long (ms or '60s'). Default 60 s; 0 = never. */
@@ -50,6 +56,7 @@ export interface CompiledWorkerOptions {
   localDirectory: string | undefined;
   cwd: string;
   executor: 'threads' | 'inline';
+  executorQueueDepth: number;
   heartbeatIntervalMs: number;
   deathTimeoutMs: number;
   validate: boolean;
@@ -67,6 +74,10 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
   if (!Number.isInteger(nthreads) || nthreads < 1) throw new RangeError(`Worker: nthreads must be a positive integer, got ${nthreads}`);
   const executor = o.executor ?? 'threads';
   if (executor !== 'threads' && executor !== 'inline') throw new TypeError(`Worker: executor must be 'threads' or 'inline', got ${String(executor)}`);
+  const executorQueueDepth = o.executorQueueDepth ?? 4;
+  if (!Number.isInteger(executorQueueDepth) || executorQueueDepth < 1) {
+    throw new RangeError(`Worker: executorQueueDepth must be a positive integer, got ${executorQueueDepth}`);
+  }
   let memoryLimit: number;
   if (o.memoryLimit === undefined || o.memoryLimit === 'auto') memoryLimit = Math.floor(os.totalmem() * Math.min(1, nthreads / cpus));
   else memoryLimit = typeof o.memoryLimit === 'number' ? o.memoryLimit : parseBytes(o.memoryLimit);
@@ -81,6 +92,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
     localDirectory: o.localDirectory,
     cwd: o.cwd ?? process.cwd(),
     executor,
+    executorQueueDepth,
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? 1000,
     deathTimeoutMs: death,
     validate: o.validate ?? false,

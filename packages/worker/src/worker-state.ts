@@ -9,7 +9,8 @@
 //   waiting      to compute here; some dependencies are not in memory yet
 //   ready        to compute here; all dependencies in memory; in the ready heap
 //   constrained  like ready, but needs resources (e.g. {GPU: 1}); in the constrained heap
-//   executing    running in the executor (at most nthreads at a time)
+//   executing    handed to the executor (at most executeSlots at a time: nthreads, or a few per
+//                thread when the executor queues tasks per thread)
 //   fetch        a dependency to fetch from a peer that holds it; in the fetch heaps
 //   missing      a dependency that no known peer holds (the scheduler was told)
 //   flight       being fetched by a `gather-dep` request
@@ -57,6 +58,20 @@ export const TASK_STATES = [
   'forgotten',
 ] as const;
 export type TaskStateName = (typeof TASK_STATES)[number];
+
+/**
+ * Beyond nthreads (up to executeSlots), a task is handed to the executor only if it and every
+ * task already there are expected to take at most this long: a task queued in a thread waits
+ * for the ones ahead of it, so only tiny tasks may queue (a higher-priority task arriving later
+ * then waits a few ms at most, not behind a long task).
+ */
+const QUEUE_BEHIND_MAX_MS = 2;
+
+/** `inc-3f2a...` -> `inc`: the kind of task, for duration estimates (the part before the last '-'). */
+function keyPrefix(key: Key): string {
+  const i = key.lastIndexOf('-');
+  return i > 0 ? key.slice(0, i) : key;
+}
 
 /** Priority of replicas asked for by `acquire-replicas`: after every task's dependencies. */
 const REPLICA_PRIORITY: readonly number[] = [Number.MAX_SAFE_INTEGER];
@@ -125,6 +140,14 @@ export interface WorkerStateOptions {
   /** This worker's address (excluded from every who_has). */
   address: Address;
   nthreads: number;
+  /**
+   * Most tasks handed to the executor at once. Default nthreads. A thread-pool executor that
+   * keeps a short queue per thread takes more (nthreads x depth), so a thread goes from one tiny
+   * task to the next without waiting for the main thread in between. The slots beyond nthreads
+   * are used only for tasks expected to be tiny (QUEUE_BEHIND_MAX_MS), by durations measured here
+   * per key prefix.
+   */
+  executeSlots?: number;
   /** Resources this worker offers, e.g. {GPU: 2}. */
   resources?: Record<string, number>;
   data?: DataStore;
@@ -152,6 +175,7 @@ const MAX_TRANSITIONS_PER_STIMULUS = 1_000_000;
 export class WorkerState {
   readonly address: Address;
   readonly nthreads: number;
+  readonly executeSlots: number;
   readonly totalResources: Readonly<Record<string, number>>;
   readonly availableResources: Record<string, number>;
   readonly data: DataStore;
@@ -188,12 +212,15 @@ export class WorkerState {
   private readonly storyLimit: number;
   private readonly log: StoryEntry[] = [];
   private readonly now: () => number;
+  /** Average execution time per key prefix measured on this worker, ms. */
+  private readonly prefixDurations = new Map<string, number>();
   /** Keys that reached memory from a peer during the current stimulus (one add-keys per stimulus). */
   private addKeys: WorkerTask[] = [];
 
   constructor(options: WorkerStateOptions) {
     this.address = options.address;
     this.nthreads = options.nthreads;
+    this.executeSlots = Math.max(options.nthreads, options.executeSlots ?? options.nthreads);
     this.totalResources = { ...(options.resources ?? {}) };
     this.availableResources = { ...(options.resources ?? {}) };
     this.data = options.data ?? new MemoryStore();
@@ -251,6 +278,7 @@ export class WorkerState {
         const ts = this.executingJob(ev.key);
         if (!ts) return this.logEvent(ev.key, 'execute-success-ignored', ev.stimulusId);
         this.endExecution(ts);
+        this.recordDuration(ts, ev.start, ev.stop);
         ts.startstops.push({ action: 'compute', start: ev.start, stop: ev.stop });
         ts.pendingValue = { value: ev.value, nbytes: ev.nbytes, type: ev.valueType };
         return this.afterJob(ts, true, recs, ev.stimulusId);
@@ -259,6 +287,7 @@ export class WorkerState {
         const ts = this.executingJob(ev.key);
         if (!ts) return this.logEvent(ev.key, 'execute-failure-ignored', ev.stimulusId);
         this.endExecution(ts);
+        this.recordDuration(ts, ev.start, ev.stop);
         if (ev.start !== undefined && ev.stop !== undefined) ts.startstops.push({ action: 'compute', start: ev.start, stop: ev.stop });
         ts.exception = ev.exception;
         return this.afterJob(ts, false, recs, ev.stimulusId);
@@ -569,19 +598,43 @@ export class WorkerState {
 
   private ensureComputing(stimulusId: StimulusId, out: Instruction[]): void {
     if (this.paused) return;
-    while (this.executing.size < this.nthreads) {
+    while (this.executing.size < this.executeSlots) {
       const r = this.peekValid(this.ready, 'ready');
       const c = this.peekValid(this.constrained, 'constrained');
       let ts: WorkerTask;
-      if (c && this.resourcesFit(c.ts) && (!r || entryLess(c, r))) {
-        this.constrained.pop();
-        ts = c.ts;
-      } else if (r) {
-        this.ready.pop();
-        ts = r.ts;
-      } else break;
+      const fromConstrained = c !== undefined && this.resourcesFit(c.ts) && (!r || entryLess(c, r));
+      if (fromConstrained) ts = c.ts;
+      else if (r) ts = r.ts;
+      else break;
+      if (this.executing.size >= this.nthreads && !this.mayQueueBehind(ts)) break;
+      if (fromConstrained) this.constrained.pop();
+      else this.ready.pop();
       this.transition(ts, 'executing', stimulusId, new Map(), out);
     }
+  }
+
+  /** Whether `ts` may wait in the executor behind the tasks already there: all of them tiny. */
+  private mayQueueBehind(ts: WorkerTask): boolean {
+    if (this.expectedMs(ts) > QUEUE_BEHIND_MAX_MS) return false;
+    for (const e of this.executing) if (this.expectedMs(e) > QUEUE_BEHIND_MAX_MS) return false;
+    return true;
+  }
+
+  /**
+   * Expected execution time, as measured here for its key prefix; unknown (Infinity) until one
+   * task of the prefix ran here. (Not the scheduler's estimate: for a prefix it has not seen
+   * finish, that is a default, which says nothing about this task.)
+   */
+  private expectedMs(ts: WorkerTask): number {
+    return this.prefixDurations.get(keyPrefix(ts.key)) ?? Infinity;
+  }
+
+  private recordDuration(ts: WorkerTask, start: number | undefined, stop: number | undefined): void {
+    if (start === undefined || stop === undefined) return;
+    const prefix = keyPrefix(ts.key);
+    const old = this.prefixDurations.get(prefix);
+    const d = Math.max(0, stop - start);
+    this.prefixDurations.set(prefix, old === undefined ? d : 0.5 * old + 0.5 * d);
   }
 
   private resourcesFit(ts: WorkerTask): boolean {
@@ -1150,7 +1203,7 @@ export class WorkerState {
     }
     if (bytes !== this.bytesInFlight) fail(`bytesInFlight ${this.bytesInFlight} != sum of requests ${bytes}`);
     if (this.inFlightWorkers.size > this.transferIncomingCountLimit) fail('too many peers in flight');
-    if (this.executing.size > this.nthreads) fail(`${this.executing.size} executing on ${this.nthreads} threads`);
+    if (this.executing.size > this.executeSlots) fail(`${this.executing.size} executing with ${this.executeSlots} slots`);
 
     const used: Record<string, number> = {};
     for (const ts of this.executing) {

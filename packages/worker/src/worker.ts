@@ -73,6 +73,8 @@ export class Worker {
   private readonly sleepers = new Set<() => void>();
   private readonly busyCounts = new Map<string, number>();
   private outgoing = 0;
+  private outcomes: WorkerEvent[] = [];
+  private outcomesScheduled = false;
   private closePromise: Promise<void> | undefined;
   private resolveClosed!: () => void;
   private ownsLocalDirectory = false;
@@ -149,13 +151,14 @@ export class Worker {
       this.localDirectory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'dd-worker-'));
       this.ownsLocalDirectory = true;
     }
-    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd });
+    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth });
     await this.server.listen(o.listen);
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
     (this as { state: WorkerState }).state = new WorkerState({
       address: this.addressValue,
       nthreads: o.nthreads,
+      executeSlots: this.executor.slotCount,
       resources: o.resources,
       data: this.data,
       validate: o.validate,
@@ -427,6 +430,20 @@ export class Worker {
     }
   }
 
+  /**
+   * Task outcomes gathered in one turn of the event loop, handled as one stimulus: the executor
+   * threads' results arrive as separate messages, and one handleStimulus + one stream write for
+   * all of them costs much less than one each (setImmediate runs right after the poll phase
+   * that delivered them, so a lone result is not held back).
+   */
+  private readonly handleOutcomes = (): void => {
+    this.outcomesScheduled = false;
+    const events = this.outcomes;
+    if (events.length === 0) return;
+    this.outcomes = [];
+    this.handle(...events);
+  };
+
   private sendToScheduler(...msgs: WorkerToSchedulerMsg[]): void {
     // While disconnected, messages are dropped: re-registration reports the data this worker holds.
     if (this.batched && !this.batched.closed) this.batched.send(...msgs);
@@ -465,7 +482,8 @@ export class Worker {
         };
       } else {
         const outcome = await executor.run({ key, spec: ts.spec, deps });
-        event = outcome.ok
+        // Outcomes that arrive in one turn of the event loop go into the state machine together.
+        this.outcomes.push(outcome.ok
           ? {
               type: 'execute-success',
               key,
@@ -483,7 +501,12 @@ export class Worker {
               start: outcome.start,
               stop: outcome.stop,
               stimulusId: this.nextStimulus('task-erred'),
-            };
+            });
+        if (!this.outcomesScheduled) {
+          this.outcomesScheduled = true;
+          setImmediate(this.handleOutcomes);
+        }
+        return;
       }
     }
     this.handle(event);

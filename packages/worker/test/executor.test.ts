@@ -131,3 +131,37 @@ describe('thread pool', () => {
     }
   });
 });
+
+describe('thread pool with a queue depth', () => {
+  test('a thread holds several jobs and runs them one at a time, in order, async ones included', async () => {
+    const ex = await ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES, queueDepth: 3 });
+    try {
+      expect(ex.slotCount).toBe(3);
+      // Each task records when it started and ended on the thread's clock; no overlap allowed.
+      const f = src(
+        'async function span(i) { const a = performance.now(); await new Promise((r) => setTimeout(r, 15)); return [i, a, performance.now()]; }',
+        'span',
+      );
+      const outs = (await Promise.all([0, 1, 2, 3, 4].map((i) => ex.run(job(f, [i]))))).map(value) as Array<[number, number, number]>;
+      expect(outs.map((o) => o[0])).toEqual([0, 1, 2, 3, 4]);
+      for (let i = 1; i < outs.length; i++) expect(outs[i]![1]).toBeGreaterThanOrEqual(outs[i - 1]![2]);
+    } finally {
+      await ex.close();
+    }
+  });
+
+  test('jobs queued behind a task that kills its thread run on the replacement thread', async () => {
+    const ex = await ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES, queueDepth: 3 });
+    try {
+      const inc = src('function inc(x) { return x + 1; }', 'inc');
+      const [dies, ...rest] = await Promise.all([
+        ex.run(job(src('function dies() { process.exit(3); }', 'dies'), [])),
+        ...[1, 2, 3].map((i) => ex.run(job(inc, [i]))),
+      ]);
+      expect(dies!.ok).toBe(false);
+      expect(rest.map(value)).toEqual([2, 3, 4]);
+    } finally {
+      await ex.close();
+    }
+  });
+});

@@ -36,6 +36,26 @@ function strip(instrs: Instruction[]): unknown[] {
   });
 }
 
+describe('WorkerState: extra execute slots (executor queue depth)', () => {
+  const slow = (key: string): WorkerEvent => ({ type: 'execute-success', key, value: 1, nbytes: 8, start: 0, stop: 50, stimulusId: `s${++sid}` });
+  const executes = (instrs: Instruction[]) => instrs.filter((i) => i.type === 'execute').map((i) => (i as { key: string }).key);
+
+  test('tasks of a prefix measured tiny fill the extra slots; unknown or slow ones wait for a thread', () => {
+    const s = ws({ nthreads: 1, executeSlots: 3 });
+    // Unknown duration: one at a time.
+    expect(executes(s.handleStimulus(compute('inc-1'), compute('inc-2'), compute('inc-3'), compute('inc-4')))).toEqual(['inc-1']);
+    // inc-1 took 1 ms: inc is tiny, so up to 3 go to the executor.
+    expect(executes(s.handleStimulus(ok('inc-1')))).toEqual(['inc-4', 'inc-3', 'inc-2']);
+    expect(s.executing.size).toBe(3);
+    // A slow prefix never queues, and nothing queues behind it.
+    s.handleStimulus(ok('inc-4'), ok('inc-3'), ok('inc-2'));
+    expect(executes(s.handleStimulus(compute('sleep-1'), compute('sleep-2')))).toEqual(['sleep-1']);
+    expect(executes(s.handleStimulus(slow('sleep-1')))).toEqual(['sleep-2']);
+    expect(executes(s.handleStimulus(compute('inc-5')))).toEqual([]);
+    expect(executes(s.handleStimulus(ok('sleep-2')))).toEqual(['inc-5']);
+  });
+});
+
 describe('WorkerState: computing', () => {
   test('a task without dependencies executes, then reports task-finished', () => {
     const s = ws();
