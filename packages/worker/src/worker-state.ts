@@ -658,6 +658,10 @@ export class WorkerState {
     if (this.paused) return;
     const skipped: QueueEntry[] = [];
     while (this.inFlightWorkers.size < this.transferIncomingCountLimit) {
+      // Without a peer to ask, every fetch task would be popped and pushed back (on every
+      // stimulus: with one peer in flight and thousands of keys to fetch, that dominated a tree
+      // reduction's worker time).
+      if (!this.somePeerAskable()) break;
       const e = this.peekValid(this.fetchQueue, 'fetch');
       if (!e) break;
       const ts = e.ts;
@@ -705,6 +709,13 @@ export class WorkerState {
       out.push({ type: 'gather-dep', worker, keys: selected.map((s) => s.key), totalNbytes: total, stimulusId });
     }
     for (const e of skipped) this.fetchQueue.push(e);
+  }
+
+  /** Whether some peer believed to hold data is neither busy nor serving a request of ours. */
+  private somePeerAskable(): boolean {
+    if (this.inFlightWorkers.size + this.busyWorkers.size < this.hasWhat.size) return true;
+    for (const w of this.hasWhat.keys()) if (!this.inFlightWorkers.has(w) && !this.busyWorkers.has(w)) return true;
+    return false;
   }
 
   /** A holder of `ts` that is neither busy nor already serving a request of ours; same host first. */
