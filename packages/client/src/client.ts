@@ -32,6 +32,7 @@ import { collectFutures, replaceFutures, SKIP, substituteFutures } from './struc
 import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec } from './graph';
 import { computeDelayed, persistDelayed, type Delayed } from './delayed';
 import { registerClient, unregisterClient } from './default-client';
+import * as clusterData from './cluster-data';
 
 /** Anything with a scheduler address: a LocalCluster or your own cluster manager. */
 export interface ClusterLike {
@@ -979,6 +980,62 @@ export class Client implements FutureOwner, AsyncDisposable {
     this.#checkRunning();
     this.#flush();
     return await this.#link.call<T>(op, args);
+  }
+
+  /** @internal rpc to the scheduler after flushing the stream (extensions: cluster-data.ts). */
+  _rpc<T = unknown>(op: string, args: Record<string, unknown>): Promise<T> {
+    return this.#call<T>(op, args);
+  }
+
+  /** @internal a message on the stream, after everything queued before it. */
+  _sendStream(msg: { op: string; [field: string]: unknown }): void {
+    this.#checkRunning();
+    this.#flush();
+    this.#link.send(msg as unknown as ClientToSchedulerMsg);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Datasets, metadata, events (scheduler extensions; cluster-data.ts)
+
+  /** Publishes named values (Futures inside are kept alive on the cluster until unpublished). */
+  async publishDataset(datasets: Record<string, unknown>, options?: clusterData.PublishOptions): Promise<void> {
+    await clusterData.publishDataset(this, datasets, options);
+  }
+
+  /** Names of the published datasets. */
+  async listDatasets(): Promise<string[]> {
+    return await clusterData.listDatasets(this);
+  }
+
+  /** A published dataset, with new Futures of this client for its keys (one Future alone resolves to its value). */
+  async getDataset<T = unknown>(name: string): Promise<T> {
+    return (await clusterData.getDataset(this, name)) as T;
+  }
+
+  async unpublishDataset(name: string): Promise<void> {
+    await clusterData.unpublishDataset(this, name);
+  }
+
+  /** Stores a value in the scheduler's metadata at a key path (`'a'` or `['a', 'b']`). */
+  async setMetadata(path: string | readonly string[], value: unknown): Promise<void> {
+    await clusterData.setMetadata(this, path, value);
+  }
+
+  /** The metadata at a key path; rejects when there is none, unless a default is given. */
+  async getMetadata<T = unknown>(path: string | readonly string[], ...defaultValue: [] | [T]): Promise<T> {
+    return (await clusterData.getMetadata(this, path, ...defaultValue)) as T;
+  }
+
+  /** Logs a structured event (topic or topics); returns at once. */
+  logEvent(topic: string | readonly string[], msg: unknown): void {
+    clusterData.logEvent(this, topic, msg);
+  }
+
+  /** Events of a topic as `[timeInSeconds, msg][]`, or every topic's when none is given. */
+  async getEvents(topic: string): Promise<Array<[number, unknown]>>;
+  async getEvents(): Promise<Record<string, Array<[number, unknown]>>>;
+  async getEvents(topic?: string): Promise<unknown> {
+    return await clusterData.getEvents(this, topic);
   }
 
   // ---------------------------------------------------------------------------------------------

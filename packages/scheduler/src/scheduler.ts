@@ -27,6 +27,7 @@ import type { CompiledSchedulerOptions, SchedulerOptions } from './scheduler-opt
 import { SchedulerState } from './scheduler-state';
 import { SchedulerObservers, type SchedulerObserver } from './observers';
 import { FIRE_AND_FORGET_CLIENT } from './state-types';
+import { builtinExtensions, extensionClientStreamHandlers, extensionHandlers, type SchedulerExtension } from './extensions';
 import {
   isObj,
   num,
@@ -72,6 +73,8 @@ export class Scheduler {
   private pending: SchedulerEvent[] = [];
   private drainScheduled = false;
   private readonly observers: SchedulerObservers;
+  /** Datasets, metadata, events (extensions/). */
+  readonly extensions: readonly SchedulerExtension[];
 
   /** Create and start listening. */
   static async create(options: SchedulerOptions = {}): Promise<Scheduler> {
@@ -114,11 +117,23 @@ export class Scheduler {
         else this.logger.error(`stream message ${String((msg as Obj)['op'])} from ${ctx.peerAddress} failed`, err);
       }
     };
+    this.extensions = builtinExtensions({
+      feed: (...events) => this.feed(...events),
+      sid: (prefix) => this.sid(prefix),
+      addObserver: (o) => this.addObserver(o),
+      logger: this.logger,
+      now: () => Date.now(),
+    });
+    const extRpc = Object.entries(extensionHandlers(this.extensions)).map(([op, fn]) => [op, h((m) => fn(m))] as const);
+    const extStream = Object.entries(extensionClientStreamHandlers(this.extensions)).map(
+      ([op, fn]) => [op, sh((m, ctx) => fn(m, this.commClient.get(ctx.comm) ?? ''))] as const,
+    );
     this.server = new Server({
       ...this.options.comm,
       name: 'dd-scheduler',
       logger: this.logger,
       handlers: {
+        ...Object.fromEntries(extRpc),
         'register-worker': h((m, ctx) => this.registerWorker(m, ctx)),
         'register-client': h((m, ctx) => this.registerClient(m, ctx)),
         'heartbeat-worker': h((m) => this.heartbeatWorker(m)),
@@ -137,6 +152,7 @@ export class Scheduler {
         broadcast: h((m) => this.broadcast(m)),
       },
       streamHandlers: {
+        ...Object.fromEntries(extStream),
         // worker -> scheduler
         'task-finished': sh((m, ctx) => this.fromWorker(ctx, m, 'task-finished')),
         'task-erred': sh((m, ctx) => this.fromWorker(ctx, m, 'task-erred')),
