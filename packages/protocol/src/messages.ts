@@ -259,13 +259,20 @@ export interface AddKeysMsg {
 export interface KeepAliveMsg {
   op: 'keep-alive';
 }
+/** The worker paused (memory pressure: no new tasks start there) or runs again. */
+export interface WorkerStatusChangeMsg {
+  op: 'worker-status-change';
+  status: 'paused' | 'running';
+  stimulusId: StimulusId;
+}
 export type WorkerToSchedulerMsg =
   | TaskFinishedMsg
   | TaskErredMsg
   | ReleaseWorkerDataMsg
   | MissingDataMsg
   | AddKeysMsg
-  | KeepAliveMsg;
+  | KeepAliveMsg
+  | WorkerStatusChangeMsg;
 
 export interface WorkerMetrics {
   executing: number;

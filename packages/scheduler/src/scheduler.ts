@@ -159,6 +159,7 @@ export class Scheduler {
         'release-worker-data': sh((m, ctx) => this.fromWorker(ctx, m, 'release-worker-data')),
         'missing-data': sh((m, ctx) => this.fromWorker(ctx, m, 'missing-data')),
         'add-keys': sh((m, ctx) => this.fromWorker(ctx, m, 'add-keys')),
+        'worker-status-change': sh((m, ctx) => this.fromWorker(ctx, m, 'worker-status-change')),
         'keep-alive': sh((_m, ctx) => {
           const w = this.commWorker.get(ctx.comm);
           if (w !== undefined) this.enqueue({ kind: 'worker-heartbeat', worker: w, stimulusId: this.sid('keep-alive') });
@@ -397,6 +398,13 @@ export class Scheduler {
       case 'add-keys':
         this.enqueue({ kind: 'add-keys', worker, keys: strArray(m, 'keys', op), nbytes: numRecord(m, 'nbytes', op, true), stimulusId });
         return;
+      case 'worker-status-change': {
+        // Memory pressure: a paused worker gets no new tasks until it runs again.
+        const status = str(m, 'status', op);
+        if (status !== 'paused' && status !== 'running') throw new BadMessageError(`${op}: unknown status ${JSON.stringify(status)}`);
+        this.enqueue({ kind: status === 'paused' ? 'worker-paused' : 'worker-resumed', worker, stimulusId });
+        return;
+      }
     }
   }
 

@@ -3,6 +3,8 @@ export * from './events';
 export * from './errors';
 export { sizeof } from './sizeof';
 export { MemoryStore, type DataStore } from './data-store';
+export { SpillStore, type SpillStoreOptions, type SpillStats } from './spill-store';
+export { MemoryMonitor, DEFAULT_MEMORY_FRACTIONS, type MemoryFractions, type MemoryMonitorOptions } from './memory-monitor';
 export {
   InlineExecutor,
   ThreadPoolExecutor,

@@ -2,6 +2,7 @@
 
 import * as os from 'node:os';
 import { parseBytes, parseTimedelta } from '@dd/protocol';
+import { DEFAULT_MEMORY_FRACTIONS, type MemoryFractions } from './memory-monitor';
 
 export interface WorkerOptions {
   /** Scheduler address, e.g. `tcp://127.0.0.1:8786` or `inproc://...`. */
@@ -16,6 +17,15 @@ export interface WorkerOptions {
   resources?: Record<string, number>;
   /** Bytes (or '4GB', or 'auto': total memory × min(1, nthreads / CPUs)). Reported to the scheduler. */
   memoryLimit?: number | string;
+  /**
+   * What the worker does as memory grows, as fractions of memoryLimit (false turns one off):
+   * target 0.6 (results beyond it, by sizeof, are spilled to disk, least recently used first),
+   * spill 0.7 (process memory beyond it spills too), pause 0.8 (no new task starts while process
+   * memory is beyond it), terminate 0.95 (the nanny restarts the worker). `monitorIntervalMs`
+   * (default 200) is how often process memory is read; `processMemory` replaces the reading
+   * (RSS; for tests, in-process only).
+   */
+  memory?: Partial<MemoryFractions> & { monitorIntervalMs?: number; processMemory?: () => number };
   /** Scratch directory (spilled data, uploaded files later). Default: a fresh temp directory, removed on close. */
   localDirectory?: string;
   /** Directory that module references and `require` in task functions resolve against. Default: process.cwd(). */
@@ -53,6 +63,7 @@ export interface CompiledWorkerOptions {
   name: string | undefined;
   resources: Record<string, number>;
   memoryLimit: number;
+  memory: MemoryFractions & { monitorIntervalMs: number; processMemory: () => number };
   localDirectory: string | undefined;
   cwd: string;
   executor: 'threads' | 'inline';
@@ -89,6 +100,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
     name: o.name,
     resources: { ...(o.resources ?? {}) },
     memoryLimit,
+    memory: compileMemory(o.memory),
     localDirectory: o.localDirectory,
     cwd: o.cwd ?? process.cwd(),
     executor,
@@ -102,4 +114,17 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     logger: o.logger ?? { warn: (msg, ...rest) => console.warn(`[dd-worker] ${msg}`, ...rest) },
   };
+}
+
+function compileMemory(m: WorkerOptions['memory']): CompiledWorkerOptions['memory'] {
+  const out = { ...DEFAULT_MEMORY_FRACTIONS };
+  for (const name of ['target', 'spill', 'pause', 'terminate'] as const) {
+    const v = m?.[name];
+    if (v === undefined) continue;
+    if (v !== false && !(typeof v === 'number' && v > 0)) throw new RangeError(`Worker: memory.${name} must be a positive fraction or false, got ${String(v)}`);
+    out[name] = v;
+  }
+  const monitorIntervalMs = m?.monitorIntervalMs ?? 200;
+  if (!(monitorIntervalMs > 0)) throw new RangeError(`Worker: memory.monitorIntervalMs must be positive, got ${monitorIntervalMs}`);
+  return { ...out, monitorIntervalMs, processMemory: m?.processMemory ?? (() => process.memoryUsage.rss()) };
 }

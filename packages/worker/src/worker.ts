@@ -36,6 +36,8 @@ import { setSharedReassembly } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
+import { MemoryMonitor } from './memory-monitor';
+import { SpillStore } from './spill-store';
 import { wireError } from './task-runner';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
 import { WorkerState } from './worker-state';
@@ -64,6 +66,9 @@ export class Worker {
 
   private readonly server: Server;
   private readonly pool: ConnectionPool;
+  /** The data store when it spills (memoryLimit > 0), and the process memory watch. */
+  private readonly spill: SpillStore | undefined;
+  private readonly memoryMonitor: MemoryMonitor;
   private executor: Executor | undefined;
   private stream: Comm | undefined;
   private batched: BatchedSend | undefined;
@@ -91,7 +96,23 @@ export class Worker {
   private constructor(options: CompiledWorkerOptions) {
     this.options = options;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs;
-    this.data = new MemoryStore();
+    const { memoryLimit, memory } = options;
+    if (memoryLimit > 0 && (memory.target !== false || memory.spill !== false)) {
+      this.spill = new SpillStore({
+        directory: () => path.join(this.localDirectory, 'storage'),
+        targetBytes: memory.target === false ? Infinity : memory.target * memoryLimit,
+        logger: options.logger,
+      });
+    }
+    this.data = this.spill ?? new MemoryStore();
+    this.memoryMonitor = new MemoryMonitor({
+      limit: memoryLimit,
+      fractions: memory,
+      store: this.spill,
+      processMemory: memory.processMemory,
+      onPause: (paused) => this.setPaused(paused),
+      logger: options.logger,
+    });
     // Large values received from peers and clients land in shared memory, so that handing one to
     // an executor thread as a task's dependency shares it instead of copying it (structured clone
     // of a 200 MiB Buffer is two copies: ~0.4 s). Process-wide; the inline executor needs nothing.
@@ -168,6 +189,7 @@ export class Worker {
     await this.connectToScheduler(true);
     this.status = 'running';
     this.scheduleHeartbeat();
+    this.memoryMonitor.start(o.memory.monitorIntervalMs);
   }
 
   // ----------------------------------------------------------------------------------------
@@ -247,6 +269,8 @@ export class Worker {
     });
     batched.start(comm);
     this.batched = batched;
+    // A paused worker tells a scheduler it (re)registers with, which thinks it runs.
+    if (this.memoryMonitor.paused) this.sendStatus(true);
     void this.readStream(comm);
     for (const l of this.registeredListeners.splice(0)) l();
   }
@@ -342,6 +366,21 @@ export class Worker {
       }
     }
     this.scheduleHeartbeat();
+  }
+
+  /** Memory pressure (the memory monitor): stop or resume starting tasks, and tell the scheduler. */
+  private setPaused(paused: boolean): void {
+    this.handle({ type: paused ? 'pause' : 'unpause', stimulusId: this.nextStimulus(paused ? 'pause' : 'unpause') });
+    this.sendStatus(paused);
+  }
+
+  private sendStatus(paused: boolean): void {
+    this.sendToScheduler({ op: 'worker-status-change', status: paused ? 'paused' : 'running', stimulusId: this.nextStimulus('worker-status-change') });
+  }
+
+  /** Whether the memory monitor has paused the worker. */
+  get paused(): boolean {
+    return this.memoryMonitor.paused;
   }
 
   /** Resolves when the worker is registered (now, or after a reconnect). */
@@ -599,6 +638,7 @@ export class Worker {
 
   private async doClose(_reason: string): Promise<void> {
     this.status = 'closing';
+    this.memoryMonitor.stop();
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -616,6 +656,7 @@ export class Worker {
     await settle(this.server.close());
     await settle(this.pool.close());
     await settle(this.executor?.close());
+    this.spill?.clear();
     if (this.ownsLocalDirectory && this.localDirectory) {
       await settle(fs.promises.rm(this.localDirectory, { recursive: true, force: true }));
     }

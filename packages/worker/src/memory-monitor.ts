@@ -1,0 +1,110 @@
+// Watches the process's memory (RSS) against the worker's memory limit, every 200 ms by default
+// (the reference's memory_monitor):
+//
+//   above spill x limit   spill least recently used results until, by estimate, the process is
+//                         back under target x limit (RSS itself falls only after a GC)
+//   above pause x limit   pause: no new task starts (and no new fetch) until memory falls below
+//   terminate             is the nanny's business (it watches from outside and restarts us)
+//
+// No state of its own beyond `paused`: `check()` is a pure step given a memory reading, so tests
+// drive it with a fake reading.
+
+import type { SpillStore } from './spill-store';
+
+export interface MemoryFractions {
+  /** Managed bytes (sizeof of results) above target x limit are spilled. false: no spilling by bytes. */
+  target: number | false;
+  /** Process memory above spill x limit spills too. false: off. */
+  spill: number | false;
+  /** Process memory above pause x limit pauses the worker. false: off. */
+  pause: number | false;
+  /** Process memory above terminate x limit: the nanny restarts the worker. false: off. */
+  terminate: number | false;
+}
+
+export const DEFAULT_MEMORY_FRACTIONS: Readonly<MemoryFractions> = Object.freeze({
+  target: 0.6,
+  spill: 0.7,
+  pause: 0.8,
+  terminate: 0.95,
+});
+
+export interface MemoryMonitorOptions {
+  /** Bytes; 0 disables the monitor. */
+  limit: number;
+  fractions: MemoryFractions;
+  /** Spillable store, if the worker spills. */
+  store: SpillStore | undefined;
+  /** Process memory now (default: RSS). */
+  processMemory: () => number;
+  /** Called when the worker should pause (true) or may resume (false). */
+  onPause: (paused: boolean, memory: number) => void;
+  logger: { warn(msg: string, ...rest: unknown[]): void; debug?(msg: string, ...rest: unknown[]): void };
+}
+
+export class MemoryMonitor {
+  paused = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastSpillWarning = 0;
+
+  constructor(private readonly o: MemoryMonitorOptions) {}
+
+  start(intervalMs: number): void {
+    if (this.o.limit <= 0 || this.timer !== undefined) return;
+    const { spill, pause } = this.o.fractions;
+    if (spill === false && pause === false) return;
+    this.timer = setInterval(() => this.check(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One step: spill and pause/unpause according to the current process memory. */
+  check(memory = this.o.processMemory()): void {
+    const { limit, fractions, store } = this.o;
+    if (limit <= 0) return;
+    if (fractions.spill !== false && store !== undefined && memory > fractions.spill * limit) {
+      const goal = (fractions.target === false ? fractions.spill : fractions.target) * limit;
+      let freed = 0;
+      let count = 0;
+      while (memory - freed > goal) {
+        const n = store.evict();
+        if (n < 0) break;
+        freed += n;
+        count++;
+      }
+      const now = Date.now();
+      if (count > 0) {
+        this.o.logger.debug?.(`process memory ${fmt(memory)} above ${pct(fractions.spill)} of ${fmt(limit)}: spilled ${count} values (${fmt(freed)})`);
+      } else if (now - this.lastSpillWarning > 5_000) {
+        this.lastSpillWarning = now;
+        this.o.logger.warn(`process memory ${fmt(memory)} is above ${pct(fractions.spill)} of the limit ${fmt(limit)} but there is no data left to spill (${fmt(store.memoryBytes)} managed in memory)`);
+      }
+    }
+    if (fractions.pause !== false) {
+      const over = memory > fractions.pause * limit;
+      if (over && !this.paused) {
+        this.paused = true;
+        this.o.logger.warn(`process memory ${fmt(memory)} is above ${pct(fractions.pause)} of the limit ${fmt(limit)}: pausing (no new tasks start until it falls)`);
+        this.o.onPause(true, memory);
+      } else if (!over && this.paused) {
+        this.paused = false;
+        this.o.logger.warn(`process memory ${fmt(memory)} is back under ${pct(fractions.pause)} of the limit ${fmt(limit)}: resuming`);
+        this.o.onPause(false, memory);
+      }
+    }
+  }
+}
+
+function fmt(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return `${(bytes / 1024).toFixed(0)} KiB`;
+}
+
+function pct(fraction: number): string {
+  return `${Math.round(fraction * 100)}%`;
+}

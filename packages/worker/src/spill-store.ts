@@ -1,0 +1,232 @@
+// A DataStore that keeps the most recently used values in memory and spills the least recently
+// used ones to files when the bytes it holds in memory exceed a target (the reference's zict
+// Buffer of a memory LRU over a file store). Spilled values come back transparently on `get`
+// (a task's dependency, a peer's or the client's get-data): read, decoded, and kept in memory
+// again as the most recently used, which may push others out.
+//
+// Synchronous on purpose: the state machine stores results with `set` inside a stimulus and the
+// shell reads dependencies with `get`, and neither should turn async for a rare slow path.
+// Files are @dd/protocol messages (encodeMessage + packFrames), so whatever can cross the wire
+// can be spilled. A value that cannot be serialized (a function, an unregistered class) stays in
+// memory, with one logged warning, and is never tried again.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decodeMessage, encodeMessage, packFrames, unpackFrames } from '@dd/protocol';
+import type { DataStore } from './data-store';
+import { sizeof } from './sizeof';
+
+export interface SpillStoreOptions {
+  /** Directory for spilled files (created when first needed); a function if known only later. */
+  directory: string | (() => string);
+  /** Keep at most this many bytes in memory (by nbytes); Infinity never spills on its own. */
+  targetBytes: number;
+  logger?: { warn(msg: string, ...rest: unknown[]): void; debug?(msg: string, ...rest: unknown[]): void };
+}
+
+interface Spilled {
+  file: string;
+  nbytes: number;
+}
+
+/** Counts since the store was made (diagnostics and tests). */
+export interface SpillStats {
+  /** Values written to disk. */
+  spilled: number;
+  /** Values read back from disk. */
+  unspilled: number;
+  /** Values that could not be serialized and stay in memory. */
+  unspillable: number;
+  /** Time spent writing and reading, ms. */
+  diskMs: number;
+}
+
+export class SpillStore implements DataStore {
+  /** In memory, least recently used first (Map keeps insertion order; a use re-inserts). */
+  private readonly fast = new Map<string, { value: unknown; nbytes: number }>();
+  /** In memory for good: values that failed to serialize. */
+  private readonly pinned = new Map<string, { value: unknown; nbytes: number }>();
+  private readonly slow = new Map<string, Spilled>();
+  private fastBytes = 0;
+  private pinnedBytes = 0;
+  private slowBytes = 0;
+  private fileCounter = 0;
+  private dir: string | undefined;
+  private readonly directoryOption: string | (() => string);
+  private readonly logger: NonNullable<SpillStoreOptions['logger']>;
+  targetBytes: number;
+  readonly stats: SpillStats = { spilled: 0, unspilled: 0, unspillable: 0, diskMs: 0 };
+
+  constructor(options: SpillStoreOptions) {
+    this.directoryOption = options.directory;
+    this.targetBytes = options.targetBytes;
+    this.logger = options.logger ?? { warn: (m, ...r) => console.warn(m, ...r) };
+  }
+
+  /** Where spilled files go (created on first use). */
+  get directory(): string {
+    if (this.dir === undefined) {
+      const d = typeof this.directoryOption === 'function' ? this.directoryOption() : this.directoryOption;
+      fs.mkdirSync(d, { recursive: true });
+      this.dir = d;
+    }
+    return this.dir;
+  }
+
+  has(key: string): boolean {
+    return this.fast.has(key) || this.slow.has(key) || this.pinned.has(key);
+  }
+
+  get(key: string): unknown {
+    const f = this.fast.get(key);
+    if (f !== undefined) {
+      // Most recently used now.
+      this.fast.delete(key);
+      this.fast.set(key, f);
+      return f.value;
+    }
+    const p = this.pinned.get(key);
+    if (p !== undefined) return p.value;
+    const s = this.slow.get(key);
+    if (s === undefined) return undefined;
+    const value = this.readBack(key, s);
+    this.slow.delete(key);
+    this.slowBytes -= s.nbytes;
+    fs.rmSync(s.file, { force: true });
+    this.stats.unspilled++;
+    this.fast.set(key, { value, nbytes: s.nbytes });
+    this.fastBytes += s.nbytes;
+    // Make room for it, but never by spilling the value just asked for.
+    this.evictUntil(this.targetBytes, key);
+    return value;
+  }
+
+  set(key: string, value: unknown, nbytes?: number): number {
+    const n = nbytes ?? sizeof(value);
+    this.delete(key);
+    this.fast.set(key, { value, nbytes: n });
+    this.fastBytes += n;
+    this.evictUntil(this.targetBytes);
+    return n;
+  }
+
+  delete(key: string): boolean {
+    const f = this.fast.get(key);
+    if (f !== undefined) {
+      this.fast.delete(key);
+      this.fastBytes -= f.nbytes;
+      return true;
+    }
+    const p = this.pinned.get(key);
+    if (p !== undefined) {
+      this.pinned.delete(key);
+      this.pinnedBytes -= p.nbytes;
+      return true;
+    }
+    const s = this.slow.get(key);
+    if (s !== undefined) {
+      this.slow.delete(key);
+      this.slowBytes -= s.nbytes;
+      fs.rmSync(s.file, { force: true });
+      return true;
+    }
+    return false;
+  }
+
+  nbytes(key: string): number | undefined {
+    return this.fast.get(key)?.nbytes ?? this.slow.get(key)?.nbytes ?? this.pinned.get(key)?.nbytes;
+  }
+
+  *keys(): IterableIterator<string> {
+    yield* this.fast.keys();
+    yield* this.pinned.keys();
+    yield* this.slow.keys();
+  }
+
+  get size(): number {
+    return this.fast.size + this.pinned.size + this.slow.size;
+  }
+
+  get memoryBytes(): number {
+    return this.fastBytes + this.pinnedBytes;
+  }
+
+  get spilledBytes(): number {
+    return this.slowBytes;
+  }
+
+  /** Whether `key` is on disk now. */
+  isSpilled(key: string): boolean {
+    return this.slow.has(key);
+  }
+
+  /**
+   * Spills the least recently used value to disk (process memory is high: the memory monitor).
+   * Returns the bytes it accounted for, or -1 when nothing in memory can be spilled.
+   */
+  evict(): number {
+    for (const [key, entry] of this.fast) {
+      if (this.spillOne(key, entry)) return entry.nbytes;
+    }
+    return -1;
+  }
+
+  /** Spills least recently used values until at most `bytes` are in memory (sparing `keep`). */
+  private evictUntil(bytes: number, keep?: string): void {
+    if (this.fastBytes + this.pinnedBytes <= bytes) return;
+    for (const [key, entry] of this.fast) {
+      if (this.fastBytes + this.pinnedBytes <= bytes) return;
+      if (key === keep) continue;
+      this.spillOne(key, entry);
+    }
+  }
+
+  /** Writes one value out; false (and pinned in memory) if it cannot be serialized. */
+  private spillOne(key: string, entry: { value: unknown; nbytes: number }): boolean {
+    let bytes: Uint8Array;
+    const t = performance.now();
+    try {
+      bytes = packFrames(encodeMessage(entry.value));
+    } catch (err) {
+      this.fast.delete(key);
+      this.fastBytes -= entry.nbytes;
+      this.pinned.set(key, entry);
+      this.pinnedBytes += entry.nbytes;
+      this.stats.unspillable++;
+      this.logger.warn(`cannot spill ${key} to disk; keeping it in memory: ${(err as Error)?.message ?? String(err)}`);
+      return false;
+    }
+    const file = path.join(this.directory, `${++this.fileCounter}.dd`);
+    fs.writeFileSync(file, bytes);
+    this.stats.diskMs += performance.now() - t;
+    this.fast.delete(key);
+    this.fastBytes -= entry.nbytes;
+    this.slow.set(key, { file, nbytes: entry.nbytes });
+    this.slowBytes += entry.nbytes;
+    this.stats.spilled++;
+    return true;
+  }
+
+  private readBack(key: string, s: Spilled): unknown {
+    const t = performance.now();
+    try {
+      return decodeMessage(unpackFrames(fs.readFileSync(s.file)));
+    } catch (err) {
+      throw new Error(`cannot read spilled data of ${key} back from ${s.file}: ${(err as Error)?.message ?? String(err)}`);
+    } finally {
+      this.stats.diskMs += performance.now() - t;
+    }
+  }
+
+  /** Removes every spilled file and the directory (the store is not used afterwards). */
+  clear(): void {
+    for (const s of this.slow.values()) fs.rmSync(s.file, { force: true });
+    if (this.dir !== undefined) fs.rmSync(this.dir, { recursive: true, force: true });
+    this.slow.clear();
+    this.slowBytes = 0;
+    this.fast.clear();
+    this.fastBytes = 0;
+    this.pinned.clear();
+    this.pinnedBytes = 0;
+  }
+}

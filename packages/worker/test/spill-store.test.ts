@@ -1,0 +1,157 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MemoryMonitor, SpillStore, type MemoryFractions } from '@dd/worker';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dd-spill-test-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const filesIn = (d: string) => (fs.existsSync(d) ? fs.readdirSync(d) : []);
+
+describe('SpillStore', () => {
+  test('spills the least recently used values beyond the target and reads them back on get', () => {
+    const store = new SpillStore({ directory: path.join(dir, 'storage'), targetBytes: 3000 });
+    for (let i = 0; i < 10; i++) store.set(`x-${i}`, Buffer.alloc(1000, i), 1000);
+    expect(store.size).toBe(10);
+    expect(store.memoryBytes).toBe(3000);
+    expect(store.spilledBytes).toBe(7000);
+    expect([0, 1, 2, 3, 4, 5, 6].every((i) => store.isSpilled(`x-${i}`))).toBe(true);
+    expect(filesIn(path.join(dir, 'storage'))).toHaveLength(7);
+
+    // Reading x-0 back makes it the most recent; the least recent in memory (x-7) goes out.
+    const v = store.get('x-0') as Buffer;
+    expect(Buffer.isBuffer(v)).toBe(true);
+    expect(v.equals(Buffer.alloc(1000, 0))).toBe(true);
+    expect(store.isSpilled('x-0')).toBe(false);
+    expect(store.isSpilled('x-7')).toBe(true);
+    expect(store.memoryBytes).toBe(3000);
+    expect(store.stats).toMatchObject({ spilled: 8, unspilled: 1 });
+
+    // A get refreshes recency: x-8 was used, so x-9 goes next.
+    store.get('x-8');
+    store.set('y', 'new', 1000);
+    expect(store.isSpilled('x-9')).toBe(true);
+    expect(store.isSpilled('x-8')).toBe(false);
+
+    for (let i = 0; i < 10; i++) expect((store.get(`x-${i}`) as Buffer)[0]).toBe(i);
+    expect(store.nbytes('x-3')).toBe(1000);
+    expect([...store.keys()].sort()).toEqual([...Array.from({ length: 10 }, (_, i) => `x-${i}`), 'y'].sort());
+  });
+
+  test('plain data, Maps and typed arrays round-trip; delete removes the file', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: 0 });
+    const values: Record<string, unknown> = {
+      obj: { a: 1, b: [1, 'two', null], c: { d: true } },
+      map: new Map([['k', 1]]),
+      f64: new Float64Array([1.5, 2.5]),
+      str: 'hello',
+      undef: undefined,
+    };
+    for (const [k, v] of Object.entries(values)) store.set(k, v);
+    expect(store.memoryBytes).toBe(0);
+    expect(filesIn(dir)).toHaveLength(5);
+    for (const [k, v] of Object.entries(values)) {
+      expect(store.has(k)).toBe(true);
+      expect(store.get(k)).toEqual(v);
+    }
+    store.set('gone', 'x');
+    expect(store.isSpilled('gone')).toBe(true);
+    const before = filesIn(dir).length;
+    expect(store.delete('gone')).toBe(true);
+    expect(store.has('gone')).toBe(false);
+    expect(filesIn(dir)).toHaveLength(before - 1);
+    expect(store.delete('gone')).toBe(false);
+  });
+
+  test('a value that cannot be serialized stays in memory with one warning', () => {
+    const warnings: string[] = [];
+    const store = new SpillStore({ directory: dir, targetBytes: 100, logger: { warn: (m) => warnings.push(m) } });
+    const fn = () => 1;
+    store.set('fn', fn, 500);
+    store.set('a', 'aaa', 500);
+    store.set('b', 'bbb', 500);
+    expect(store.get('fn')).toBe(fn);
+    expect(store.isSpilled('fn')).toBe(false);
+    expect(store.isSpilled('a')).toBe(true);
+    expect(store.memoryBytes).toBe(500);
+    expect(store.stats.unspillable).toBe(1);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/cannot spill fn to disk; keeping it in memory/);
+    // Never tried again.
+    store.set('c', 'ccc', 500);
+    expect(warnings).toHaveLength(1);
+    expect(store.delete('fn')).toBe(true);
+    expect(store.memoryBytes).toBe(0);
+  });
+
+  test('evict() spills one value at a time for the memory monitor; clear() removes files and directory', () => {
+    const storage = path.join(dir, 'storage');
+    const store = new SpillStore({ directory: storage, targetBytes: Infinity });
+    store.set('a', 'a', 10);
+    store.set('b', 'b', 20);
+    expect(store.evict()).toBe(10);
+    expect(store.evict()).toBe(20);
+    expect(store.evict()).toBe(-1);
+    expect(store.spilledBytes).toBe(30);
+    store.clear();
+    expect(fs.existsSync(storage)).toBe(false);
+    expect(store.size).toBe(0);
+  });
+});
+
+describe('MemoryMonitor', () => {
+  const fractions: MemoryFractions = { target: 0.6, spill: 0.7, pause: 0.8, terminate: 0.95 };
+
+  function monitor(store: SpillStore | undefined, f: MemoryFractions = fractions) {
+    const pauses: boolean[] = [];
+    const warnings: string[] = [];
+    const m = new MemoryMonitor({
+      limit: 1000,
+      fractions: f,
+      store,
+      processMemory: () => 0,
+      onPause: (p) => pauses.push(p),
+      logger: { warn: (msg) => warnings.push(msg) },
+    });
+    return { m, pauses, warnings };
+  }
+
+  test('process memory above spill spills least recently used values until the estimate is under target', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: Infinity });
+    for (let i = 0; i < 5; i++) store.set(`k${i}`, i, 100);
+    const { m, pauses } = monitor(store);
+    m.check(650); // under spill: nothing
+    expect(store.spilledBytes).toBe(0);
+    m.check(750); // 750 - 100 - 100 = 550 <= 600
+    expect(store.spilledBytes).toBe(200);
+    expect(store.isSpilled('k0') && store.isSpilled('k1')).toBe(true);
+    expect(pauses).toEqual([]);
+  });
+
+  test('pauses above the pause fraction and resumes below it; warns when nothing is left to spill', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: Infinity });
+    const { m, pauses, warnings } = monitor(store);
+    m.check(850);
+    expect(m.paused).toBe(true);
+    m.check(900);
+    expect(pauses).toEqual([true]);
+    m.check(790);
+    expect(m.paused).toBe(false);
+    expect(pauses).toEqual([true, false]);
+    expect(warnings.some((w) => /no data left to spill/.test(w))).toBe(true);
+    expect(warnings.some((w) => /pausing/.test(w))).toBe(true);
+    expect(warnings.some((w) => /resuming/.test(w))).toBe(true);
+  });
+
+  test('fractions set to false turn behaviours off', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: Infinity });
+    store.set('a', 1, 100);
+    const { m, pauses } = monitor(store, { ...fractions, spill: false, pause: false });
+    m.check(10_000);
+    expect(store.spilledBytes).toBe(0);
+    expect(pauses).toEqual([]);
+  });
+});
