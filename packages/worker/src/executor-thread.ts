@@ -18,8 +18,10 @@ const runner = new TaskRunner({ cwd: (workerData as { cwd: string }).cwd });
 const queue: ThreadRequest[] = [];
 let running = false;
 
-port.on('message', (req: ThreadRequest) => {
-  queue.push(req);
+port.on('message', (req: ThreadRequest | ThreadRequest[]) => {
+  // The pool posts the jobs it dispatched in one tick together, as an array.
+  if (Array.isArray(req)) queue.push(...req);
+  else queue.push(req);
   if (!running) void drain();
 });
 

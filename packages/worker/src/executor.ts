@@ -106,6 +106,8 @@ interface Slot {
    * at a time in that order, so the first is the running one and the others wait in its queue.
    */
   jobs: Map<number, Job>;
+  /** Requests dispatched in this tick, posted together by flushOutboxes(). */
+  outbox: Array<{ req: ThreadRequest; entry: Job }>;
   ready: Promise<void>;
 }
 
@@ -118,6 +120,7 @@ export class ThreadPoolExecutor implements Executor {
   /** Jobs beyond nthreads x depth (WorkerState normally never hands out more). */
   private readonly queue: Job[] = [];
   private nextId = 1;
+  private flushScheduled = false;
   private closing = false;
   private readonly entry: string;
   private readonly cwd: string;
@@ -158,6 +161,7 @@ export class ThreadPoolExecutor implements Executor {
     const slot: Slot = {
       thread,
       jobs: new Map(),
+      outbox: [],
       ready: new Promise<void>((res, rej) => {
         onlineResolve = res;
         onlineReject = rej;
@@ -200,7 +204,7 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   private dispatch(slot: Slot, entry: Job): void {
-    const { job, resolve } = entry;
+    const { job } = entry;
     const id = this.nextId++;
     const deps: Record<Key, unknown> = {};
     let bufferKeys: Key[] | undefined;
@@ -210,22 +214,55 @@ export class ThreadPoolExecutor implements Executor {
     }
     const req: ThreadRequest = { id, spec: tightSpec(job.spec), deps };
     if (bufferKeys) req.bufferKeys = bufferKeys;
-    try {
-      slot.thread.postMessage(req);
-    } catch (err) {
-      // A dependency value that structured clone cannot copy (e.g. a function).
-      const now = Date.now();
-      const e = wireError(err);
-      resolve({
-        ok: false,
-        error: { ...e, message: `cannot send the arguments of ${job.key} to an executor thread: ${e.message}` },
-        start: now,
-        stop: now,
-      });
-      return;
-    }
     slot.jobs.set(id, entry);
+    slot.outbox.push({ req, entry });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushOutboxes);
+    }
   }
+
+  /**
+   * Posts what was dispatched in this tick: one message per thread, an array when several jobs
+   * go to the same thread (WorkerState starts several tiny tasks at once after a batch of
+   * results). A post that wakes an idle thread cost 70-150 us of the worker's main thread in the
+   * map benchmark (the clone itself ~5 us): with batching, 10 000 tiny tasks took ~1 400 posts
+   * per worker instead of ~5 100. A lone job goes as before, one microtask later.
+   */
+  private readonly flushOutboxes = (): void => {
+    this.flushScheduled = false;
+    for (const slot of this.slots) {
+      const box = slot.outbox;
+      if (box.length === 0) continue;
+      slot.outbox = [];
+      if (box.length > 1) {
+        try {
+          slot.thread.postMessage(box.map((b) => b.req));
+          continue;
+        } catch {
+          // One of them cannot be cloned: post one by one, so only that one fails.
+        }
+      }
+      for (const { req, entry } of box) {
+        try {
+          slot.thread.postMessage(req);
+        } catch (err) {
+          // A dependency value that structured clone cannot copy (e.g. a function).
+          slot.jobs.delete(req.id);
+          const now = Date.now();
+          const e = wireError(err);
+          entry.resolve({
+            ok: false,
+            error: { ...e, message: `cannot send the arguments of ${entry.job.key} to an executor thread: ${e.message}` },
+            start: now,
+            stop: now,
+          });
+          const next = this.queue.shift();
+          if (next) this.dispatch(slot, next);
+        }
+      }
+    }
+  };
 
   private onResponse(slot: Slot, res: ThreadResponse): void {
     const entry = slot.jobs.get(res.id);
@@ -250,6 +287,7 @@ export class ThreadPoolExecutor implements Executor {
     this.slots.splice(i, 1);
     const jobs = [...slot.jobs.values()];
     slot.jobs.clear();
+    slot.outbox = [];
     // The first job was the running one: it fails. The ones queued behind it never started: they
     // go to the front of the queue, for the replacement thread.
     const running = jobs.shift();
