@@ -19,6 +19,8 @@ export interface WorkerCliArgs {
   deathTimeout?: string;
   host?: string;
   workerPort: string;
+  dashboardAddress: string;
+  dashboard: boolean;
 }
 
 /** What one worker process is started with (JSON-serialisable: it crosses a fork). */
@@ -31,6 +33,8 @@ export interface WorkerProcessOptions {
   resources: Record<string, number>;
   localDirectory?: string;
   deathTimeoutMs?: number;
+  /** HTTP /health, /metrics, /status of the worker (@dd/worker's dashboardAddress). */
+  dashboardAddress?: string;
 }
 
 export interface CompiledWorkerCli {
@@ -56,6 +60,8 @@ export function buildCommand(): Command {
     .option('--death-timeout <duration>', 'close a worker that cannot reach the scheduler for this long, e.g. "60s"')
     .option('--host <host>', 'interface workers listen on (default: loopback for a loopback scheduler, else this machine\'s address)')
     .option('--worker-port <port>', 'port for the worker to listen on (0 picks a free port; with --nworkers, each next port)', '0')
+    .option('--dashboard-address <address>', 'where each worker serves /health, /metrics and /status: ":PORT" or "HOST:PORT" (:0 picks a free port; with --nworkers, each next port)', ':0')
+    .option('--no-dashboard', 'do not serve the worker HTTP endpoints')
     .showHelpAfterError()
     .exitOverride();
 }
@@ -125,6 +131,7 @@ export function compileWorkerCli(address: string | undefined, args: WorkerCliArg
       resources,
       ...(args.localDirectory !== undefined ? { localDirectory: args.localDirectory } : {}),
       ...(deathTimeoutMs !== undefined ? { deathTimeoutMs } : {}),
+      ...(args.dashboard !== false ? { dashboardAddress: args.dashboardAddress.replace(/\d+$/, (p) => (Number(p) === 0 ? p : String(Number(p) + i))) } : {}),
     });
   }
   return { nworkers, nanny: args.nanny, ...(lifetimeMs !== undefined ? { lifetimeMs } : {}), workers };

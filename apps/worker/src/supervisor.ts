@@ -83,10 +83,11 @@ export class WorkerSupervisor extends EventEmitter {
     slot.address = undefined;
     const child = fork(this.entry, [JSON.stringify(slot.options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     slot.child = child;
-    child.on('message', (msg: { type?: string; address?: string }) => {
+    child.on('message', (msg: { type?: string; address?: string; dashboard?: string }) => {
       if (msg?.type === 'ready' && typeof msg.address === 'string') {
         slot.address = msg.address;
         this.log(`Worker at: ${msg.address}`);
+        if (typeof msg.dashboard === 'string') this.log(`Worker dashboard at: ${msg.dashboard}/status`);
         this.emit('ready', slot.index, msg.address);
       }
     });

@@ -222,7 +222,8 @@ export class Collector {
 
 export function workerSnapshot(ws: WorkerView): WorkerSnapshot {
   const m = ws.metrics;
-  return {
+  const port = ws.services?.['dashboard'];
+  const out: WorkerSnapshot = {
     address: ws.address,
     name: ws.name,
     host: ws.host,
@@ -239,4 +240,6 @@ export function workerSnapshot(ws: WorkerView): WorkerSnapshot {
     occupancy: ws.occupancy,
     lastSeen: ws.lastSeen,
   };
+  if (port !== undefined) out.dashboard = `http://${ws.host.includes(':') ? `[${ws.host}]` : ws.host}:${port}/status`;
+  return out;
 }

@@ -15,11 +15,11 @@ export function workersPage(c: Collector): string {
   const now = Date.now();
   const rows = c.workers().map(
     (w) =>
-      `<tr><td>${workerLink(w.address)}</td><td>${esc(w.name)}</td><td>${w.nthreads}</td><td>${fmtBytes(w.memory)}</td><td>${fmtBytes(w.memoryLimit)}</td><td>${w.cpu}%</td><td>${w.processing}</td><td>${w.inMemory}</td><td>${esc(w.status)}</td><td>${fmtAge(now - w.lastSeen)}</td></tr>`,
+      `<tr><td>${workerLink(w.address)}</td><td>${esc(w.name)}</td><td>${w.nthreads}</td><td>${fmtBytes(w.memory)}</td><td>${fmtBytes(w.memoryLimit)}</td><td>${w.cpu}%</td><td>${w.processing}</td><td>${w.inMemory}</td><td>${esc(w.status)}</td><td>${fmtAge(now - w.lastSeen)}</td><td>${w.dashboard !== undefined ? `<a href="${esc(w.dashboard)}">status</a>` : ''}</td></tr>`,
   );
   return page(
     'Workers',
-    `<h1>Workers</h1><table class="table"><thead><tr><th>address</th><th>name</th><th>threads</th><th>memory</th><th>limit</th><th>cpu</th><th>processing</th><th>in memory</th><th>status</th><th>last seen</th></tr></thead><tbody>${rows.join('')}</tbody></table>
+    `<h1>Workers</h1><table class="table"><thead><tr><th>address</th><th>name</th><th>threads</th><th>memory</th><th>limit</th><th>cpu</th><th>processing</th><th>in memory</th><th>status</th><th>last seen</th><th>page</th></tr></thead><tbody>${rows.join('')}</tbody></table>
 <p><a href="/info/main/logs.html">scheduler story (recent transitions)</a></p>`,
   );
 }
@@ -53,6 +53,7 @@ export function workerPage(c: Collector, address: string): string | undefined {
     ['occupancy', `${w.occupancy.toFixed(3)} s`],
     ['last seen', `${fmtAge(Date.now() - w.lastSeen)} ago`],
   ];
+  if (w.dashboard !== undefined) fields.push(['worker page', `<a href="${esc(w.dashboard)}">${esc(w.dashboard)}</a>`]);
   return page(
     `Worker ${address}`,
     `<h1>Worker ${esc(address)}</h1>${kv(fields)}

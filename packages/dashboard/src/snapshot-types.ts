@@ -46,6 +46,8 @@ export interface WorkerSnapshot {
   bytesInFlight: number;
   occupancy: number;
   lastSeen: number;
+  /** The worker's own page (`http://host:port/status`), when it serves one. */
+  dashboard?: string;
 }
 
 export interface Counts {

@@ -53,6 +53,8 @@ export interface WorkerView {
   readonly status: string;
   readonly lastSeen: number;
   readonly metrics: WorkerMetrics | null;
+  /** Ports of the worker's own servers on its host; `dashboard` is its HTTP /status and /metrics. */
+  readonly services?: Readonly<Record<string, number>> | undefined;
   readonly processing: ReadonlyMap<unknown, number>;
   readonly hasWhat: ReadonlySet<unknown>;
 }

@@ -138,6 +138,8 @@ export interface WorkerIdentity {
   resources: Record<string, number>;
   localDirectory?: string;
   pid?: number;
+  /** Ports of the worker's other servers on its host, e.g. `{dashboard: 40123}` (HTTP /status, /metrics). */
+  services?: Record<string, number>;
   lastSeen: number;
   metrics?: WorkerMetrics;
 }
@@ -198,6 +200,8 @@ export interface RegisterWorkerRequest {
   localDirectory?: string;
   pid?: number;
   versions: Record<string, string>;
+  /** Ports of the worker's other servers on its host, e.g. `{dashboard: 40123}`. */
+  services?: Record<string, number>;
 }
 export interface RegisterWorkerReply {
   schedulerId: string;

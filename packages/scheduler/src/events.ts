@@ -74,6 +74,8 @@ export interface AddWorkerEvent extends Base {
   nbytes?: Record<Key, number>;
   localDirectory?: string;
   pid?: number;
+  /** Ports of the worker's other servers (e.g. `dashboard`: its HTTP endpoints). */
+  services?: Record<string, number>;
 }
 export interface RemoveWorkerEvent extends Base {
   kind: 'remove-worker';

@@ -313,6 +313,7 @@ export class Scheduler {
     if (localDirectory !== undefined) ev.localDirectory = localDirectory;
     const pid = optNum(m, 'pid', op);
     if (pid !== undefined) ev.pid = pid;
+    if (m['services'] !== undefined && m['services'] !== null) ev.services = numRecord(m, 'services', op);
     // Register first (compute-task messages queue on the not-yet-started BatchedSend), then reply,
     // then start the stream: the worker reads the reply before any batch.
     this.feed(ev);
@@ -583,6 +584,7 @@ export class Scheduler {
       };
       if (ws.localDirectory !== undefined) w.localDirectory = ws.localDirectory;
       if (ws.pid !== undefined) w.pid = ws.pid;
+      if (ws.services !== undefined) w.services = { ...ws.services };
       if (ws.metrics !== null) w.metrics = ws.metrics;
       workers[ws.address] = w;
     }

@@ -102,6 +102,7 @@ export interface WorkerInfo {
   resources: Record<string, number>;
   localDirectory?: string;
   pid?: number;
+  services?: Record<string, number>;
 }
 
 export class WorkerState {
@@ -114,6 +115,8 @@ export class WorkerState {
   readonly usedResources: Record<string, number> = {};
   readonly localDirectory: string | undefined;
   readonly pid: number | undefined;
+  /** Ports of the worker's other servers on its host, e.g. `{dashboard: 40123}`. */
+  readonly services: Readonly<Record<string, number>> | undefined;
   /** Task -> expected cost in seconds (compute estimate + transfer of missing dependencies). */
   readonly processing = new Map<TaskState, number>();
   readonly hasWhat = new Set<TaskState>();
@@ -135,6 +138,7 @@ export class WorkerState {
     for (const r of Object.keys(this.resources)) this.usedResources[r] = 0;
     this.localDirectory = info.localDirectory;
     this.pid = info.pid;
+    this.services = info.services;
     this.lastSeen = now;
   }
 }

@@ -18,3 +18,5 @@ export {
 export { TaskRunner, wireError } from './task-runner';
 export { Worker, type WorkerStatus } from './worker';
 export { compileWorkerOptions, type WorkerOptions, type CompiledWorkerOptions } from './worker-options';
+export { WorkerHttpServer, WorkerMetrics, parseHttpAddress, type WorkerHttpSource, type WorkerHttpOptions } from './http-server';
+export { TransferStats } from './transfer-stats';

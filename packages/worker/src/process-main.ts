@@ -49,8 +49,8 @@ export async function main(): Promise<void> {
   }
   void worker.closed.then(() => shutdown(0));
   if (exiting) return;
-  if (process.send) process.send({ type: 'ready', address: worker.address, name: worker.name });
-  else process.stdout.write(`Worker at: ${worker.address}\n`);
+  if (process.send) process.send({ type: 'ready', address: worker.address, name: worker.name, dashboard: worker.dashboardUrl });
+  else process.stdout.write(`Worker at: ${worker.address}\n${worker.dashboardUrl !== undefined ? `Worker dashboard at: ${worker.dashboardUrl}/status\n` : ''}`);
 }
 
 if (require.main === module) void main();

@@ -52,6 +52,11 @@ export interface WorkerOptions {
   transferIncomingBytesLimit?: number;
   /** Timeout for connecting to peers and the scheduler, ms. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Serve /health, /metrics and /status over HTTP here: ':0' (a free port), ':8789', 'host:port'.
+   * The host defaults to the worker's own. Default: off (dd-worker turns it on).
+   */
+  dashboardAddress?: string | number;
   /** Log lines go here (default: console.warn for warnings; nothing for debug). */
   logger?: { warn(msg: string, ...rest: unknown[]): void; debug?(msg: string, ...rest: unknown[]): void };
 }
@@ -75,6 +80,7 @@ export interface CompiledWorkerOptions {
   transferIncomingCountLimit: number;
   transferIncomingBytesLimit: number;
   connectTimeoutMs: number;
+  dashboardAddress: string | undefined;
   logger: { warn(msg: string, ...rest: unknown[]): void; debug?(msg: string, ...rest: unknown[]): void };
 }
 
@@ -112,6 +118,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
     transferIncomingCountLimit: o.transferIncomingCountLimit ?? 10,
     transferIncomingBytesLimit: o.transferIncomingBytesLimit ?? 50 * 2 ** 20,
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+    dashboardAddress: o.dashboardAddress === undefined || o.dashboardAddress === null ? undefined : String(o.dashboardAddress),
     logger: o.logger ?? { warn: (msg, ...rest) => console.warn(`[dd-worker] ${msg}`, ...rest) },
   };
 }

@@ -38,7 +38,9 @@ import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
 import { MemoryMonitor } from './memory-monitor';
 import { SpillStore } from './spill-store';
+import { WorkerHttpServer, parseHttpAddress } from './http-server';
 import { wireError } from './task-runner';
+import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
 import { WorkerState } from './worker-state';
 
@@ -63,6 +65,10 @@ export class Worker {
   status: WorkerStatus = 'starting';
   /** Set once registered with the scheduler (the scheduler's id). */
   schedulerId: string | undefined;
+  /** Totals of peer transfers (read by /metrics). */
+  readonly transfers = new TransferStats();
+  /** The HTTP endpoints (/health, /metrics, /status), when `dashboardAddress` is set. */
+  http: WorkerHttpServer | undefined;
 
   private readonly server: Server;
   private readonly pool: ConnectionPool;
@@ -163,6 +169,16 @@ export class Worker {
     return this.nameValue;
   }
 
+  /** Base URL of the worker's HTTP endpoints (`http://host:port`), if it serves them. */
+  get dashboardUrl(): string | undefined {
+    return this.http?.url;
+  }
+
+  /** `get-data` requests being served right now. */
+  get outgoingTransfers(): number {
+    return this.outgoing;
+  }
+
   private async startup(): Promise<void> {
     const o = this.options;
     if (o.localDirectory) {
@@ -176,6 +192,10 @@ export class Worker {
     await this.server.listen(o.listen);
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
+    if (o.dashboardAddress !== undefined) {
+      const host = /^(tcp|tls|ws|wss):/.test(this.addressValue) ? getAddressHost(this.addressValue) : '127.0.0.1';
+      this.http = await WorkerHttpServer.start(this, parseHttpAddress(o.dashboardAddress, host));
+    }
     (this as { state: WorkerState }).state = new WorkerState({
       address: this.addressValue,
       nthreads: o.nthreads,
@@ -242,6 +262,7 @@ export class Worker {
         pid: process.pid,
         versions: VERSIONS,
       };
+      if (this.http) req.services = { dashboard: this.http.port };
       await comm.write(req);
       const reply = (await comm.read()) as { status?: string; result?: RegisterWorkerReply; error?: { name: string; message: string } };
       if (reply?.status !== 'OK' || !reply.result) {
@@ -419,6 +440,7 @@ export class Worker {
       resources: this.options.resources,
       localDirectory: this.localDirectory,
       pid: process.pid,
+      ...(this.http ? { services: { dashboard: this.http.port } } : {}),
       lastSeen: Date.now(),
       metrics: this.metrics(),
     };
@@ -562,10 +584,14 @@ export class Worker {
         event = { type: 'gather-dep-busy', worker, stimulusId: this.nextStimulus('gather-dep-busy') };
       } else {
         this.busyCounts.delete(worker);
+        const data = (reply as { data?: Record<Key, unknown> })?.data ?? {};
+        let nbytes = 0;
+        for (const k in data) nbytes += this.state.tasks.get(k)?.nbytes ?? 0;
+        this.transfers.incoming(nbytes);
         event = {
           type: 'gather-dep-success',
           worker,
-          data: (reply as { data?: Record<Key, unknown> })?.data ?? {},
+          data,
           start,
           stop: Date.now(),
           stimulusId: this.nextStimulus('gather-dep-success'),
@@ -595,13 +621,21 @@ export class Worker {
   // Rpc handlers
 
   private async handleGetData(msg: GetDataRequest, ctx: HandlerContext): Promise<typeof NO_REPLY | { status: 'busy' }> {
-    if (this.outgoing >= this.options.transferOutgoingCountLimit) return reply(ctx, { status: 'busy' });
+    if (this.outgoing >= this.options.transferOutgoingCountLimit) {
+      this.transfers.outgoingBusy++;
+      return reply(ctx, { status: 'busy' });
+    }
     this.outgoing++;
     try {
       const data: Record<Key, unknown> = {};
+      let nbytes = 0;
       for (const key of msg.keys ?? []) {
-        if (this.data.has(key)) data[key] = this.data.get(key);
+        if (this.data.has(key)) {
+          data[key] = this.data.get(key);
+          nbytes += this.data.nbytes(key) ?? 0;
+        }
       }
+      this.transfers.outgoing(nbytes);
       // Write the reply here so the outgoing count covers the transfer itself.
       await ctx.comm.write({ status: 'OK', result: { status: 'OK', data } });
     } finally {
@@ -654,6 +688,7 @@ export class Worker {
     await settle(this.batched?.close());
     this.stream?.abort();
     await settle(this.server.close());
+    await settle(this.http?.close());
     await settle(this.pool.close());
     await settle(this.executor?.close());
     this.spill?.clear();

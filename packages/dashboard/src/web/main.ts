@@ -224,7 +224,7 @@ function setup(): void {
   } else if (page === 'tasks') {
     app.innerHTML = `<div class="stats" id="stats"></div><div class="panel"><h2>Task stream (last 60 s)</h2><canvas id="stream"></canvas><div class="legend" id="legend"></div></div>`;
   } else if (page === 'workers') {
-    app.innerHTML = `<div class="stats" id="stats"></div><table class="table" id="workers-table"><thead><tr><th>address</th><th>name</th><th class="num">threads</th><th>memory</th><th class="num">limit</th><th class="num">cpu</th><th class="num">processing</th><th class="num">in memory</th><th class="num">bytes in flight</th><th>status</th><th class="num">last seen</th></tr></thead><tbody></tbody></table>`;
+    app.innerHTML = `<div class="stats" id="stats"></div><table class="table" id="workers-table"><thead><tr><th>address</th><th>name</th><th class="num">threads</th><th>memory</th><th class="num">limit</th><th class="num">cpu</th><th class="num">processing</th><th class="num">in memory</th><th class="num">bytes in flight</th><th>status</th><th class="num">last seen</th><th>page</th></tr></thead><tbody></tbody></table>`;
   } else if (page === 'graph') {
     app.innerHTML = `<div class="stats" id="stats"></div><div class="panel"><h2>Graph <span class="muted" id="graph-note"></span></h2><canvas id="graph"></canvas>
 <div class="legend"><span><i class="s-waiting"></i>waiting</span><span><i class="s-processing"></i>processing</span><span><i class="s-memory"></i>memory</span><span><i class="s-erred"></i>erred</span><span><i class="s-released"></i>released</span></div></div>`;
@@ -247,7 +247,7 @@ function workersRows(): string {
   return (last?.workers ?? [])
     .map((w) => {
       const frac = w.memoryLimit > 0 ? Math.min(1, w.memory / w.memoryLimit) : 0;
-      return `<tr data-address="${esc(w.address)}"><td><a href="/info/worker/${encodeURIComponent(w.address)}.html">${esc(w.address)}</a></td><td>${esc(w.name)}</td><td class="num">${w.nthreads}</td><td><span class="membar"><span style="width:${(frac * 100).toFixed(1)}%"></span></span>${fmtBytes(w.memory)}</td><td class="num">${w.memoryLimit > 0 ? fmtBytes(w.memoryLimit) : '—'}</td><td class="num">${w.cpu}%</td><td class="num processing">${w.processing}</td><td class="num">${w.inMemory}</td><td class="num">${fmtBytes(w.bytesInFlight)}</td><td>${esc(w.status)}</td><td class="num">${fmtAge(now - w.lastSeen)}</td></tr>`;
+      return `<tr data-address="${esc(w.address)}"><td><a href="/info/worker/${encodeURIComponent(w.address)}.html">${esc(w.address)}</a></td><td>${esc(w.name)}</td><td class="num">${w.nthreads}</td><td><span class="membar"><span style="width:${(frac * 100).toFixed(1)}%"></span></span>${fmtBytes(w.memory)}</td><td class="num">${w.memoryLimit > 0 ? fmtBytes(w.memoryLimit) : '—'}</td><td class="num">${w.cpu}%</td><td class="num processing">${w.processing}</td><td class="num">${w.inMemory}</td><td class="num">${fmtBytes(w.bytesInFlight)}</td><td>${esc(w.status)}</td><td class="num">${fmtAge(now - w.lastSeen)}</td><td>${w.dashboard !== undefined ? `<a class="worker-page" href="${esc(w.dashboard)}">status</a>` : ''}</td></tr>`;
     })
     .join('');
 }
