@@ -1,7 +1,7 @@
 // The npm start example: connects to the local cluster and runs a map, a dependency chain,
 // a task that fails, and a scatter. Run on its own with: node examples/quickstart.js tcp://127.0.0.1:8786
 'use strict';
-const { Client, RemoteError } = require('@dd/client');
+const { Client, RemoteError, progress } = require('@dd/client');
 
 // Task functions travel to the workers by source, so they must be self-contained.
 const inc = (x) => x + 1;
@@ -18,6 +18,7 @@ async function run(address) {
     console.log(`connected to ${info.address} with ${Object.keys(info.workers).length} workers`);
 
     const squares = client.map(square, Array.from({ length: 10 }, (_, i) => i));
+    await progress(squares); // a bar per task prefix on a terminal (stderr), plain lines otherwise
     console.log('map square 0..9 ->', await client.gather(squares));
 
     let chain = client.submit(inc, 0);

@@ -32,3 +32,4 @@ export type { Graph, GraphKey, KeysSpec, GetOptions, GraphOptions } from './grap
 export { delayed, Delayed, isDelayed, type DelayedOptions, type DelayedArg, type DelayedArgs, type Computed } from './delayed';
 export { defaultClient } from './default-client';
 export type { PublishOptions } from './cluster-data';
+export { progress, keyPrefix, type ProgressOptions, type ProgressStream, type ProgressSummary, type PrefixProgressCount } from './progress';
