@@ -1,12 +1,13 @@
-// dd-worker: parse the command line, then either supervise worker processes (the default) or run
-// one worker in this process (--no-nanny). Shuts down cleanly on SIGINT/SIGTERM.
+// dd-worker: parse the command line, then either run worker processes under a nanny (the
+// default: restarts, memory terminate, restart rpc) or run one worker in this process
+// (--no-nanny). Shuts down cleanly on SIGINT/SIGTERM.
 
 import { CommanderError } from 'commander';
 import { Worker } from '@dd/worker';
 import { buildCommand, compileWorkerCli, type WorkerCliArgs } from './options';
 import { WorkerSupervisor } from './supervisor';
 
-function onSignals(stop: (signal: string) => void): void {
+function onSignals(stop: (signal: NodeJS.Signals) => void): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -42,8 +43,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const supervisor = new WorkerSupervisor(cli.workers, cli.lifetimeMs !== undefined ? { lifetimeMs: cli.lifetimeMs } : {});
-  onSignals(() => void supervisor.close());
+  // Signals go on to the workers as a clean close (IPC), then the signal, then SIGKILL.
+  onSignals((signal) => void supervisor.close(signal));
   supervisor.start();
+  if (cli.nannyAddress !== undefined) console.log(`Nanny at: ${await supervisor.serve(cli.nannyAddress)}`);
   await supervisor.done;
   return 0;
 }

@@ -14,6 +14,7 @@ export interface WorkerCliArgs {
   resources?: string;
   localDirectory?: string;
   nanny: boolean;
+  nannyPort: string;
   schedulerFile?: string;
   lifetime?: string;
   deathTimeout?: string;
@@ -33,6 +34,8 @@ export interface WorkerProcessOptions {
   resources: Record<string, number>;
   localDirectory?: string;
   deathTimeoutMs?: number;
+  /** Memory fractions of memoryLimit (target, spill, pause, terminate; @dd/worker's `memory`). */
+  memory?: { target?: number | false; spill?: number | false; pause?: number | false; terminate?: number | false };
   /** HTTP /health, /metrics, /status of the worker (@dd/worker's dashboardAddress). */
   dashboardAddress?: string;
 }
@@ -40,6 +43,8 @@ export interface WorkerProcessOptions {
 export interface CompiledWorkerCli {
   nworkers: number;
   nanny: boolean;
+  /** Where the nanny serves restart/identity (tcp://HOST:PORT); only with the nanny. */
+  nannyAddress?: string;
   lifetimeMs?: number;
   workers: WorkerProcessOptions[];
 }
@@ -54,7 +59,8 @@ export function buildCommand(): Command {
     .option('--memory-limit <bytes>', 'memory per worker: "auto" (share of total memory by threads), bytes, "4GB", or 0 for none', 'auto')
     .option('--resources <spec>', 'abstract resources, e.g. "GPU=2 MEM=10e9"')
     .option('--local-directory <dir>', 'directory for worker files (spilled data, uploads)')
-    .option('--no-nanny', 'run the worker inside this process instead of a supervised child process')
+    .option('--no-nanny', 'run the worker inside this process instead of under a nanny (which restarts it when it dies or exceeds 95% of its memory limit)')
+    .option('--nanny-port <port>', 'port where the nanny serves restart and identity (0 picks a free port)', '0')
     .option('--scheduler-file <file>', 'read the scheduler address from this JSON file')
     .option('--lifetime <duration>', 'close each worker after this long, e.g. "1h"')
     .option('--death-timeout <duration>', 'close a worker that cannot reach the scheduler for this long, e.g. "60s"')
@@ -134,5 +140,8 @@ export function compileWorkerCli(address: string | undefined, args: WorkerCliArg
       ...(args.dashboard !== false ? { dashboardAddress: args.dashboardAddress.replace(/\d+$/, (p) => (Number(p) === 0 ? p : String(Number(p) + i))) } : {}),
     });
   }
-  return { nworkers, nanny: args.nanny, ...(lifetimeMs !== undefined ? { lifetimeMs } : {}), workers };
+  const nannyPort = Number(args.nannyPort ?? '0');
+  if (!Number.isInteger(nannyPort) || nannyPort < 0 || nannyPort > 65535) throw new Error(`invalid --nanny-port ${JSON.stringify(args.nannyPort)}`);
+  const nannyAddress = args.nanny ? `tcp://${bracketed}:${nannyPort}` : undefined;
+  return { nworkers, nanny: args.nanny, ...(nannyAddress !== undefined ? { nannyAddress } : {}), ...(lifetimeMs !== undefined ? { lifetimeMs } : {}), workers };
 }

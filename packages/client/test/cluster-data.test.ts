@@ -1,24 +1,12 @@
 // Datasets, metadata and structured events (scheduler extensions) end to end.
 
-import type { Worker } from '@dd/worker';
 import { Client, type Future } from '../src/index';
-import { until, withCluster } from './harness';
+import { until, withCluster, workerKeys } from './harness';
 
 jest.setTimeout(60_000);
 
 function inc(x: number): number {
   return x + 1;
-}
-
-function workerKeys(w: Worker): string[] {
-  const any = w as unknown as Record<string, unknown>;
-  const candidates = [any['data'], (any['state'] as Record<string, unknown> | undefined)?.['data']];
-  for (const c of candidates) {
-    if (c === undefined || c === null) continue;
-    const store = c as { keys?: () => Iterable<string> };
-    if (typeof store.keys === 'function') return [...store.keys()];
-  }
-  throw new Error('cannot find the worker data store');
 }
 
 describe('datasets', () => {

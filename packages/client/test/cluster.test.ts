@@ -2,9 +2,8 @@
 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from '@dd/worker';
 import { asCompleted, CancelledError, Client, ref, RemoteError, wait } from '../src/index';
-import { until, withCluster } from './harness';
+import { until, withCluster, workerKeys } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -17,18 +16,6 @@ function add(a: number, b: number): number {
 async function sleepThen<T>(ms: number, value: T): Promise<T> {
   await new Promise((r) => setTimeout(r, ms));
   return value;
-}
-
-/** Keys in a worker's data store. */
-function workerKeys(w: Worker): string[] {
-  const any = w as unknown as Record<string, unknown>;
-  const candidates = [any['data'], (any['state'] as Record<string, unknown> | undefined)?.['data']];
-  for (const c of candidates) {
-    if (c === undefined || c === null) continue;
-    const store = c as { keys?: () => Iterable<string> };
-    if (typeof store.keys === 'function') return [...store.keys()];
-  }
-  throw new Error('cannot find the worker data store');
 }
 
 describe('cluster end to end', () => {

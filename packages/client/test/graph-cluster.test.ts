@@ -1,8 +1,7 @@
 // Graphs end to end: a real scheduler and workers in this process (test/harness.ts).
 
-import type { Worker } from '@dd/worker';
 import { RemoteError } from '../src/index';
-import { until, withCluster } from './harness';
+import { until, withCluster, workerKeys } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -17,18 +16,6 @@ function sum(xs: number[]): number {
 }
 function boom(x: number): number {
   throw new TypeError(`boom ${x}`);
-}
-
-/** Keys in a worker's data store. */
-function workerKeys(w: Worker): string[] {
-  const any = w as unknown as Record<string, unknown>;
-  const candidates = [any['data'], (any['state'] as Record<string, unknown> | undefined)?.['data']];
-  for (const c of candidates) {
-    if (c === undefined || c === null) continue;
-    const store = c as { keys?: () => Iterable<string> };
-    if (typeof store.keys === 'function') return [...store.keys()];
-  }
-  throw new Error('cannot find the worker data store');
 }
 
 describe('graphs on a cluster', () => {

@@ -111,3 +111,8 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Keys held in a worker's data store. */
+export function workerKeys(w: Worker): string[] {
+  return [...w.data.keys()];
+}
