@@ -33,6 +33,7 @@ import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec
 import { computeDelayed, persistDelayed, type Delayed } from './delayed';
 import { registerClient, unregisterClient } from './default-client';
 import * as clusterData from './cluster-data';
+import * as management from './cluster-management';
 
 /** Anything with a scheduler address: a LocalCluster or your own cluster manager. */
 export interface ClusterLike {
@@ -974,6 +975,52 @@ export class Client implements FutureOwner, AsyncDisposable {
   async story(...keysOrFutures: Array<Future | Key | Array<Future | Key>>): Promise<StoryEntry[]> {
     const keys = keysOrFutures.flat().map((k) => (isFuture(k) ? k.key : k));
     return await this.#call('story', { keys });
+  }
+
+  // Managing the cluster (scheduler management extensions; cluster-management.ts)
+
+  /**
+   * Calls `fn(...args)` on every worker, outside the task system (on the worker's main thread,
+   * the Worker as `this` for a `function`): `{ [address]: result }`. Options come first:
+   * `run({ workers, onError: 'raise' | 'return' | 'ignore', timeout }, fn, ...args)`.
+   */
+  async run<F extends AnyFn>(fn: F | ModuleFunction<F>, ...args: Parameters<F>): Promise<Record<Address, ResultOf<F>>>;
+  async run<F extends AnyFn>(options: management.RunOptions, fn: F | ModuleFunction<F>, ...args: Parameters<F>): Promise<Record<Address, ResultOf<F> | RemoteError>>;
+  async run(...all: unknown[]): Promise<Record<Address, unknown>> {
+    this.#checkRunning();
+    const withOptions = management.isRunOptions(all[0]);
+    const options = withOptions ? (all[0] as management.RunOptions) : {};
+    return await management.run(this, options, (withOptions ? all[1] : all[0]) as Runnable, all.slice(withOptions ? 2 : 1));
+  }
+
+  /** dd and Node versions of the scheduler, each worker and this client; `check` rejects on a mismatch. */
+  async getVersions(options?: { check?: boolean }): Promise<management.Versions> {
+    return await management.getVersions(this, options);
+  }
+
+  /** Where and when each finished or failed task ran (startstops per task and worker), oldest first. */
+  async getTaskStream(options?: management.TaskStreamOptions): Promise<management.TaskStreamRecord[]> {
+    return await management.getTaskStream(this, options);
+  }
+
+  /** Closes the workers (keys only they hold are copied elsewhere first): `{ [address]: name }`. */
+  async retireWorkers(workers: string | readonly string[], options?: management.ManagementOptions): Promise<Record<Address, string>> {
+    return await management.retireWorkers(this, workers, options);
+  }
+
+  /** Copies the futures' data onto `n` workers (default: all). */
+  async replicate(futures: Future | readonly unknown[], options?: management.ReplicateOptions): Promise<void> {
+    await management.replicate(this, futures, options);
+  }
+
+  /** Evens out the bytes of the futures' data (default: all data) across the workers. */
+  async rebalance(futures?: Future | readonly unknown[], options?: management.RebalanceOptions): Promise<void> {
+    await management.rebalance(this, futures, options);
+  }
+
+  /** Closes every worker and the scheduler, then this client. */
+  async shutdown(): Promise<void> {
+    await management.shutdown(this);
   }
 
   async #call<T>(op: string, args: Record<string, unknown>): Promise<T> {

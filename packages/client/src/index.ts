@@ -32,4 +32,14 @@ export type { Graph, GraphKey, KeysSpec, GetOptions, GraphOptions } from './grap
 export { delayed, Delayed, isDelayed, type DelayedOptions, type DelayedArg, type DelayedArgs, type Computed } from './delayed';
 export { defaultClient } from './default-client';
 export type { PublishOptions } from './cluster-data';
+export {
+  VersionMismatchError,
+  type RunOptions,
+  type Versions,
+  type TaskStreamRecord,
+  type TaskStreamOptions,
+  type ManagementOptions,
+  type ReplicateOptions,
+  type RebalanceOptions,
+} from './cluster-management';
 export { progress, keyPrefix, type ProgressOptions, type ProgressStream, type ProgressSummary, type PrefixProgressCount } from './progress';

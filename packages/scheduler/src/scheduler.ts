@@ -28,6 +28,7 @@ import { SchedulerState } from './scheduler-state';
 import { SchedulerObservers, type SchedulerObserver } from './observers';
 import { FIRE_AND_FORGET_CLIENT } from './state-types';
 import { builtinExtensions, extensionClientStreamHandlers, extensionHandlers, type SchedulerExtension } from './extensions';
+import { clusterExtensions, type ClusterHost } from './extensions/cluster';
 import {
   isObj,
   num,
@@ -117,13 +118,14 @@ export class Scheduler {
         else this.logger.error(`stream message ${String((msg as Obj)['op'])} from ${ctx.peerAddress} failed`, err);
       }
     };
-    this.extensions = builtinExtensions({
-      feed: (...events) => this.feed(...events),
-      sid: (prefix) => this.sid(prefix),
-      addObserver: (o) => this.addObserver(o),
+    const host = {
+      feed: (...events: SchedulerEvent[]) => this.feed(...events),
+      sid: (prefix: string) => this.sid(prefix),
+      addObserver: (o: SchedulerObserver) => this.addObserver(o),
       logger: this.logger,
       now: () => Date.now(),
-    });
+    };
+    this.extensions = [...builtinExtensions(host), ...clusterExtensions(this.clusterHost(host))];
     const extRpc = Object.entries(extensionHandlers(this.extensions)).map(([op, fn]) => [op, h((m) => fn(m))] as const);
     const extStream = Object.entries(extensionClientStreamHandlers(this.extensions)).map(
       ([op, fn]) => [op, sh((m, ctx) => fn(m, this.commClient.get(ctx.comm) ?? ''))] as const,
@@ -200,6 +202,46 @@ export class Scheduler {
       await this.pool.close().catch(() => undefined);
       this.resolveClosed();
     }
+  }
+
+  /** What the cluster-management extensions may do (extensions/cluster-host.ts). */
+  private clusterHost(base: Omit<ClusterHost, 'state' | 'id' | 'address' | 'sendWorker' | 'callWorker' | 'closeWorker' | 'closeScheduler'>): ClusterHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return {
+      ...base,
+      state: this.state,
+      id: this.id,
+      get address() {
+        return self.address;
+      },
+      sendWorker: (address, ...msgs) => {
+        const peer = this.workerPeers.get(address);
+        if (peer === undefined || this.closing) return false;
+        try {
+          peer.bsend.send(...msgs);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      callWorker: (address, op, args, timeoutMs) =>
+        this.pool.call(address, op, args, timeoutMs === undefined ? undefined : { timeout: timeoutMs }),
+      closeWorker: (address, reason) => {
+        const peer = this.workerPeers.get(address);
+        if (peer === undefined) return;
+        this.leaving.add(address);
+        try {
+          peer.bsend.send({ op: 'close', reason });
+        } catch {
+          // its stream is closing already
+        }
+      },
+      closeScheduler: () => {
+        // After the current rpc's reply is written.
+        setImmediate(() => void this.close());
+      },
+    };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -385,7 +427,9 @@ export class Scheduler {
         const exception: WireError = isObj(ex) && typeof ex['message'] === 'string'
           ? (ex as unknown as WireError)
           : { name: 'Error', message: `task ${key} failed (worker sent no exception)` };
-        this.enqueue({ kind: 'task-erred', worker, key, exception, stimulusId });
+        const ev: SchedulerEvent = { kind: 'task-erred', worker, key, exception, stimulusId };
+        if (Array.isArray(m['startstops'])) ev.startstops = m['startstops'] as StartStop[];
+        this.enqueue(ev);
         return;
       }
       case 'release-worker-data': {

@@ -3,6 +3,7 @@
 // call it, await it if it returned a promise. Used by both executors: in each thread of the
 // thread pool, and on the main event loop for `executor: 'inline'`.
 
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,6 +20,8 @@ export type TaskOutcome =
 export interface TaskRunnerOptions {
   /** Directory that relative module specifiers and `require` inside functions resolve against. */
   cwd: string;
+  /** Where uploaded modules are (client.uploadFile): a bare specifier naming one resolves there first. */
+  uploadDirectory?: string;
 }
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -28,9 +31,11 @@ export class TaskRunner {
   private readonly moduleCache = new Map<string, AnyFn>();
   private readonly require: NodeJS.Require;
   private readonly cwd: string;
+  private readonly uploadDirectory: string | undefined;
 
   constructor(options: TaskRunnerOptions) {
     this.cwd = path.resolve(options.cwd);
+    this.uploadDirectory = options.uploadDirectory;
     // createRequire wants a file path; the file need not exist.
     this.require = createRequire(path.join(this.cwd, '__dd_worker__.js'));
   }
@@ -105,7 +110,9 @@ export class TaskRunner {
   }
 
   private async importFunction(specifier: string, exportName: string): Promise<AnyFn> {
-    const resolved = specifier.startsWith('.') || path.isAbsolute(specifier) ? path.resolve(this.cwd, specifier) : specifier;
+    const resolved = specifier.startsWith('.') || path.isAbsolute(specifier)
+      ? path.resolve(this.cwd, specifier)
+      : (uploadedModule(this.uploadDirectory, specifier) ?? specifier);
     let mod: Record<string, unknown>;
     try {
       mod = this.require(resolved) as Record<string, unknown>;
@@ -167,6 +174,14 @@ function safeString(v: unknown): string {
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
+/** The uploaded file (or directory) a bare specifier names, if there is one. */
+function uploadedModule(dir: string | undefined, specifier: string): string | undefined {
+  if (dir === undefined || specifier.startsWith('node:')) return undefined;
+  const first = specifier.split('/')[0]!;
+  if (!['', '.js', '.cjs', '.mjs'].some((ext) => existsSync(path.join(dir, first + ext)))) return undefined;
+  return path.join(dir, specifier);
 }
 
 // A real import() even where the compiler or a test transform would turn it into require().

@@ -42,6 +42,7 @@ import { WorkerHttpServer, parseHttpAddress } from './http-server';
 import { wireError } from './task-runner';
 import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
+import { WorkerRun } from './run';
 import { WorkerState } from './worker-state';
 
 export type { WorkerOptions } from './worker-options';
@@ -98,6 +99,8 @@ export class Worker {
   private lastCpu = process.cpuUsage();
   private lastCpuTime = Date.now();
   private readonly registeredListeners: Array<() => void> = [];
+  /** `run` and `versions` rpcs (run.ts). */
+  private readonly runner = new WorkerRun({ worker: this, cwd: () => this.options.cwd, uploadDirectory: () => this.uploadDirectory });
 
   private constructor(options: CompiledWorkerOptions) {
     this.options = options;
@@ -134,6 +137,7 @@ export class Worker {
         error: (m: string, ...r: unknown[]) => options.logger.warn(m, ...r),
       },
       handlers: {
+        ...this.runner.handlers,
         'get-data': (msg: GetDataRequest, ctx: HandlerContext) => this.handleGetData(msg, ctx),
         'update-data': (msg: WorkerUpdateDataRequest) => this.handleUpdateData(msg),
         'delete-data': (msg: DeleteDataRequest) => this.handleDeleteData(msg),
@@ -172,6 +176,11 @@ export class Worker {
   /** Base URL of the worker's HTTP endpoints (`http://host:port`), if it serves them. */
   get dashboardUrl(): string | undefined {
     return this.http?.url;
+  }
+
+  /** Where uploaded modules are kept (client.uploadFile): `<localDirectory>/uploads`, once started. */
+  get uploadDirectory(): string | undefined {
+    return this.localDirectory === '' ? undefined : path.join(this.localDirectory, 'uploads');
   }
 
   /** `get-data` requests being served right now. */

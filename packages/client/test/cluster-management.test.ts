@@ -1,0 +1,136 @@
+// Managing a cluster end to end: run, versions, the task stream, shutdown.
+
+import * as path from 'node:path';
+import { Scheduler } from '@dd/scheduler';
+import { Client, RemoteError, VersionMismatchError, ref } from '../src/index';
+import { startTestWorker, withCluster } from './harness';
+
+jest.setTimeout(60_000);
+
+const inline = { executor: 'inline' as const };
+
+function inc(x: number): number {
+  return x + 1;
+}
+
+describe('run', () => {
+  test('calls a function on every worker (by source, with args; the Worker as this); a module ref; workers by name', async () => {
+    await withCluster({ workers: [{ ...inline, name: 'alice' }, { ...inline, name: 'bob' }] }, async ({ client, workers }) => {
+      const addresses = workers.map((w) => w.address).sort();
+      const pids = await client.run(() => process.pid);
+      expect(Object.keys(pids).sort()).toEqual(addresses);
+      for (const pid of Object.values(pids)) expect(pid).toBe(process.pid);
+
+      const who = await client.run(function (this: { address: string; name: string }, suffix: string) {
+        return `${this.name}@${this.address}${suffix}`;
+      }, '!');
+      for (const w of workers) expect(who[w.address]).toBe(`${w.name}@${w.address}!`);
+
+      const asyncSum = await client.run(async (a: number, b: number) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return { sum: a + b };
+      }, 2, 3);
+      expect(Object.values(asyncSum)).toEqual([{ sum: 5 }, { sum: 5 }]);
+
+      const byRef = await client.run(ref<(x: number) => number>(path.join(__dirname, 'fixtures', 'tasks.js'), 'inc'), 41);
+      expect(Object.values(byRef)).toEqual([42, 42]);
+
+      const onBob = await client.run({ workers: ['bob'] }, (x: number) => x * 2, 21);
+      expect(onBob).toEqual({ [workers[1]!.address]: 42 });
+      await expect(client.run({ workers: ['nobody'] }, () => 1)).rejects.toThrow(/no worker "nobody"/);
+      await expect(client.run(() => 1, client.submit(inc, 1) as unknown as never)).rejects.toThrow(/cannot be Futures/);
+    });
+  });
+
+  test('errors: raise (RemoteError naming the worker), return, ignore; closures explained', async () => {
+    await withCluster({ workers: [{ ...inline, name: 'a' }, { ...inline, name: 'b' }] }, async ({ client, workers }) => {
+      const [a, b] = workers.map((w) => w.address) as [string, string];
+      const failOnA = function (this: { name: string }) {
+        if (this.name === 'a') throw new RangeError('no luck here');
+        return 'fine';
+      };
+      const raised = await client.run(failOnA).catch((e: unknown) => e);
+      expect(raised).toBeInstanceOf(RemoteError);
+      expect((raised as RemoteError).remoteName).toBe('RangeError');
+      expect((raised as RemoteError).address).toBe(a);
+      expect((raised as RemoteError).message).toContain('no luck here');
+
+      const returned = await client.run({ onError: 'return' }, failOnA);
+      expect(returned[b]).toBe('fine');
+      expect(returned[a]).toBeInstanceOf(RemoteError);
+      expect(await client.run({ onError: 'ignore' }, failOnA)).toEqual({ [b]: 'fine' });
+
+      const outer = 5;
+      const closure = await client.run(() => outer + 1).catch((e: unknown) => e);
+      expect((closure as RemoteError).message).toMatch(/outer/);
+      expect((closure as RemoteError).message).toMatch(/enclosing scope|closure|argument/i);
+
+      // The workers still compute afterwards.
+      expect(await client.submit(inc, 1)).toBe(2);
+    });
+  });
+});
+
+describe('versions and the task stream', () => {
+  test('getVersions lists the scheduler, each worker and the client; check passes on one install', async () => {
+    await withCluster({ workers: [inline, inline] }, async ({ client, workers }) => {
+      const v = await client.getVersions({ check: true });
+      expect(v.scheduler['dd']).toMatch(/^\d+\.\d+\.\d+/);
+      expect(v.client['node']).toBe(process.versions.node);
+      expect(Object.keys(v.workers).sort()).toEqual(workers.map((w) => w.address).sort());
+      for (const w of Object.values(v.workers)) expect((w as Record<string, string>)['node']).toBe(process.versions.node);
+      expect(new VersionMismatchError('x').code).toBe('DD_ERR_VERSION_MISMATCH');
+    });
+  });
+
+  test('getTaskStream: start/stop per task and worker, errors included, filtered by time and count', async () => {
+    await withCluster({ workers: [inline, inline] }, async ({ client, workers }) => {
+      const before = Date.now();
+      const xs = client.map(inc, [1, 2, 3, 4, 5, 6]);
+      await client.gather(xs);
+      const bad = client.submit((x: number) => {
+        throw new Error(`bad ${x}`);
+      }, 1);
+      await expect(bad).rejects.toThrow(/bad 1/);
+      const all = await client.getTaskStream();
+      const addresses = new Set(workers.map((w) => w.address));
+      for (const f of xs) {
+        const r = all.find((t) => t.key === f.key);
+        expect(r).toBeDefined();
+        expect(r!.status).toBe('OK');
+        expect(addresses.has(r!.worker)).toBe(true);
+        const compute = r!.startstops.find((s) => s.action === 'compute');
+        expect(compute).toBeDefined();
+        expect(compute!.start).toBeLessThanOrEqual(compute!.stop);
+        expect(compute!.start).toBeGreaterThanOrEqual(before - 1000);
+      }
+      const erred = all.find((t) => t.key === bad.key);
+      expect(erred?.status).toBe('error');
+      expect(await client.getTaskStream({ count: 2 })).toEqual(all.slice(-2));
+      expect(await client.getTaskStream({ start: Date.now() + 60_000 })).toEqual([]);
+      expect((await client.getTaskStream({ start: new Date(before) })).length).toBe(all.length);
+    });
+  });
+});
+
+describe('shutdown', () => {
+  test('closes the workers, the scheduler and the client', async () => {
+    const scheduler = await Scheduler.start({ address: 'tcp://127.0.0.1:0', validate: true });
+    const workers = await Promise.all([startTestWorker(scheduler, inline), startTestWorker(scheduler, inline)]);
+    const client = await Client.connect(scheduler.address, { heartbeatIntervalMs: 0 });
+    try {
+      expect(await client.submit(inc, 1)).toBe(2);
+      await client.shutdown();
+      await Promise.race([
+        Promise.all([scheduler.closed, ...workers.map((w) => w.closed)]),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('not closed within 10 s')), 10_000).unref()),
+      ]);
+      expect(workers.map((w) => w.status)).toEqual(['closed', 'closed']);
+      expect(client.status).toBe('closed');
+    } finally {
+      await client.close();
+      await Promise.all(workers.map((w) => w.close()));
+      await scheduler.close();
+    }
+  });
+});
