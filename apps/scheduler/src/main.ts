@@ -13,6 +13,8 @@ export interface SchedulerCliOptions {
   protocol: 'tcp' | 'tls' | 'ws' | 'wss';
   schedulerFile?: string;
   idleTimeout?: string;
+  workerTtl?: string;
+  allowedFailures?: string;
   dashboardAddress: string;
   dashboard: boolean;
   tlsCaFile?: string;
@@ -30,11 +32,19 @@ export function buildCommand(): Command {
     .option('--dashboard-address <address>', 'where the dashboard listens: ":PORT" (on --host) or "HOST:PORT"; port 0 picks a free one', ':8787')
     .option('--no-dashboard', 'do not serve the dashboard')
     .option('--idle-timeout <duration>', 'shut down after this long with no clients and no tasks, e.g. "1h"')
+    .option('--worker-ttl <duration>', 'remove a worker that sent no heartbeat for this long, e.g. "30s" (the default)')
+    .option('--allowed-failures <n>', 'deaths of workers running a task before it errs with KilledWorker (default 3)')
     .option('--tls-ca-file <file>', 'CA certificate (PEM) that peers must be signed by (tls/wss)')
     .option('--tls-cert <file>', 'this scheduler\'s certificate (PEM)')
     .option('--tls-key <file>', 'this scheduler\'s private key (PEM)')
     .showHelpAfterError()
     .exitOverride();
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function parsePort(value: string): number {
@@ -75,6 +85,8 @@ export async function main(argv: string[]): Promise<number> {
     address: listenAddress(options),
     ...(tls ? { comm: tls } : {}),
     ...(options.idleTimeout ? { idleTimeoutMs: parseTimedelta(options.idleTimeout) } : {}),
+    ...(options.workerTtl ? { workerTtlMs: parseTimedelta(options.workerTtl) } : {}),
+    ...(options.allowedFailures !== undefined ? { allowedFailures: nonNegativeInt(options.allowedFailures, '--allowed-failures') } : {}),
   });
   // Signals first: whoever sees the address printed may stop us at once.
   let stopping = false;
