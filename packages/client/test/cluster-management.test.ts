@@ -134,3 +134,82 @@ describe('shutdown', () => {
     }
   });
 });
+
+describe('moving data', () => {
+  const buf = (n: number, fill: number) => Buffer.alloc(n, fill);
+
+  test('replicate: onto every worker, onto n, fewer drops copies; waits for pending futures', async () => {
+    await withCluster({ workers: [inline, inline, inline] }, async ({ client, workers }) => {
+      const [a] = workers.map((w) => w.address) as [string];
+      const x = client.options({ workers: [a] }).submit((n: number) => new Array(n).fill(7), 1000);
+      const y = client.scatter(buf(10_000, 1), { workers: [a] }) as ReturnType<typeof client.submit>;
+      await client.replicate([x, y]);
+      let who = await client.whoHas([x, y]);
+      expect(who[x.key]!.sort()).toEqual(workers.map((w) => w.address).sort());
+      expect(who[y.key]!.length).toBe(3);
+      for (const w of workers) expect(w.data.has(y.key)).toBe(true);
+      await client.replicate([x, y], { n: 1 });
+      who = await client.whoHas([x, y]);
+      expect(who[x.key]!.length).toBe(1);
+      expect(who[y.key]!.length).toBe(1);
+      await client.replicate(y, { n: 2 });
+      expect((await client.whoHas(y))[y.key]!.length).toBe(2);
+      expect(await client.gather([x, y])).toEqual([new Array(1000).fill(7), buf(10_000, 1)]);
+      await expect(client.replicate([x], { n: 0 })).rejects.toThrow(/positive integer/);
+      const bad = client.submit(() => {
+        throw new Error('no data');
+      });
+      await expect(client.replicate([bad])).rejects.toThrow(/no data/);
+    });
+  });
+
+  test('rebalance evens out the bytes of the given keys (and of all data)', async () => {
+    await withCluster({ workers: [inline, inline] }, async ({ client, workers }) => {
+      const [a, b] = workers.map((w) => w.address) as [string, string];
+      const xs = client.scatter([1, 2, 3, 4].map((i) => buf(50_000, i)), { workers: [a] }) as Array<ReturnType<typeof client.submit>>;
+      await client.gather(xs);
+      expect((await client.hasWhat())[b]).toEqual([]);
+      await client.rebalance(xs);
+      const has = await client.hasWhat();
+      expect(has[a]!.length).toBe(2);
+      expect(has[b]!.length).toBe(2);
+      expect(await client.gather(xs)).toEqual([1, 2, 3, 4].map((i) => buf(50_000, i)));
+      // All data, now with more on b.
+      const ys = client.scatter([5, 6, 7, 8].map((i) => buf(50_000, i)), { workers: [b] }) as Array<ReturnType<typeof client.submit>>;
+      await client.gather(ys);
+      await client.rebalance();
+      const after = await client.hasWhat();
+      expect(after[a]!.length).toBe(4);
+      expect(after[b]!.length).toBe(4);
+    });
+  });
+
+  test('retireWorkers moves data only the retiring worker holds, then closes it; nothing is lost', async () => {
+    await withCluster({ workers: [inline, inline, inline] }, async ({ client, workers, scheduler }) => {
+      const [a, b] = workers.map((w) => w.address) as [string, string, string];
+      // Scattered data cannot be recomputed: losing it would show.
+      const xs = client.scatter([buf(20_000, 1), buf(20_000, 2), { v: 3 }], { workers: [a] }) as Array<ReturnType<typeof client.submit>>;
+      const y = client.options({ workers: [a] }).submit((n: number) => n * 2, 21);
+      await client.gather([...xs, y]);
+      const retired = await client.retireWorkers([workers[0]!.name]);
+      expect(retired).toEqual({ [a]: workers[0]!.name });
+      expect(Object.keys((await client.schedulerInfo()).workers)).not.toContain(a);
+      await workers[0]!.closed;
+      const who = await client.whoHas([...xs, y]);
+      for (const f of [...xs, y]) {
+        expect(who[f.key]!.length).toBeGreaterThan(0);
+        expect(who[f.key]).not.toContain(a);
+      }
+      expect(await client.gather([...xs, y])).toEqual([buf(20_000, 1), buf(20_000, 2), { v: 3 }, 42]);
+      // The departure was clean: nothing counted as suspicious, nothing recomputed.
+      expect(scheduler.state.tasks.get(y.key)?.suspicious ?? 0).toBe(0);
+      expect(await client.submit(inc, 1)).toBe(2);
+
+      await expect(client.retireWorkers(['no-such-worker'])).rejects.toThrow(/no worker "no-such-worker"/);
+      // The last workers holding unique data cannot go: nowhere to put it.
+      await expect(client.retireWorkers([b, workers[2]!.address])).rejects.toThrow(/no other worker/);
+      expect(Object.keys((await client.schedulerInfo()).workers).sort()).toEqual([b, workers[2]!.address].sort());
+      expect(await client.submit(inc, 10)).toBe(11);
+    });
+  });
+});
