@@ -43,3 +43,4 @@ export {
   type RebalanceOptions,
 } from './cluster-management';
 export { progress, keyPrefix, type ProgressOptions, type ProgressStream, type ProgressSummary, type PrefixProgressCount } from './progress';
+export { performanceReport, renderPerformanceReport, type PerformanceReportOptions, type PerformanceReportData } from './performance-report';
