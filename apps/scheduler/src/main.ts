@@ -5,7 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { parseTimedelta } from '@dd/protocol';
 import { DashboardServer, parseDashboardAddress } from '@dd/dashboard';
-import { Scheduler } from '@dd/scheduler';
+import { Scheduler, preload } from '@dd/scheduler';
 
 export interface SchedulerCliOptions {
   host: string;
@@ -20,6 +20,7 @@ export interface SchedulerCliOptions {
   tlsCaFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  preload: string[];
 }
 
 export function buildCommand(): Command {
@@ -37,6 +38,7 @@ export function buildCommand(): Command {
     .option('--tls-ca-file <file>', 'CA certificate (PEM) that peers must be signed by (tls/wss)')
     .option('--tls-cert <file>', 'this scheduler\'s certificate (PEM)')
     .option('--tls-key <file>', 'this scheduler\'s private key (PEM)')
+    .option('--preload <module>', 'a module whose ddSetup(scheduler) runs at start, e.g. to add plugins (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .showHelpAfterError()
     .exitOverride();
 }
@@ -88,6 +90,12 @@ export async function main(argv: string[]): Promise<number> {
     ...(options.workerTtl ? { workerTtlMs: parseTimedelta(options.workerTtl) } : {}),
     ...(options.allowedFailures !== undefined ? { allowedFailures: nonNegativeInt(options.allowedFailures, '--allowed-failures') } : {}),
   });
+  try {
+    for (const module of options.preload) await preload(scheduler, module);
+  } catch (err) {
+    await scheduler.close();
+    throw err;
+  }
   // Signals first: whoever sees the address printed may stop us at once.
   let stopping = false;
   const stop = (signal: string) => {

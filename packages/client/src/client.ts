@@ -1018,6 +1018,24 @@ export class Client implements FutureOwner, AsyncDisposable {
     await management.rebalance(this, futures, options);
   }
 
+  /**
+   * Registers a worker plugin (an object with setup/teardown/transition, sent by source, or
+   * `ref(module, export)` of a class or factory) on every current and future worker; the same
+   * name again replaces it. Resolves to each worker's 'OK' or RemoteError.
+   */
+  async registerWorkerPlugin(plugin: management.WorkerPlugin | ModuleFunction, options?: { name?: string }): Promise<management.PluginResults> {
+    return await management.registerWorkerPlugin(this, plugin, options);
+  }
+
+  async unregisterWorkerPlugin(name: string): Promise<management.PluginResults> {
+    return await management.unregisterWorkerPlugin(this, name);
+  }
+
+  /** Sends a module file (or a directory) to every current and future worker, importable by bare name (`ref('mod.js', 'fn')`). */
+  async uploadFile(filePath: string): Promise<Address[]> {
+    return await management.uploadFile(this, filePath);
+  }
+
   /** Closes every worker and the scheduler, then this client. */
   async shutdown(): Promise<void> {
     await management.shutdown(this);

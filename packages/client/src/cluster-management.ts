@@ -1,8 +1,12 @@
 // Client side of managing a cluster (the scheduler's management and task-stream extensions,
 // packages/scheduler/src/extensions): run a function on workers, versions, the task stream,
-// shutdown, retire workers, replicate and rebalance data.
+// shutdown, retire workers, replicate and rebalance data; worker plugins and uploaded files (the
+// scheduler's plugins extension keeps them for workers that join later).
 
-import { DdError, encodeTaskSpec, type Address, type Key, type StartStop, type WireError } from '@dd/protocol';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { DdError, encodeTaskSpec, type Address, type FunctionRef, type Key, type StartStop, type WireError } from '@dd/protocol';
 import type { Client } from './client';
 import { RemoteError } from './errors';
 import { isModuleFunction, toFunctionRef, type Runnable } from './function-ref';
@@ -189,4 +193,112 @@ async function finishedKeys(client: Client, futures: Future | readonly unknown[]
   // Their data must exist first (an erred future rejects here).
   await Promise.all(list.map((f) => f.result()));
   return [...new Set(list.map((f) => f.key))];
+}
+
+/** A worker plugin (see @dd/worker plugins.ts): implement the hooks you need. */
+export interface WorkerPlugin {
+  /** Default name when registerWorkerPlugin gets none. */
+  name?: string;
+  setup?(worker: any): unknown;
+  teardown?(worker: any): unknown;
+  transition?(key: Key, start: string, finish: string, info: { stimulusId: string }): void;
+}
+
+type PluginWire =
+  | { kind: 'source'; methods: Record<string, FunctionRef>; data: Record<string, unknown> }
+  | { kind: 'module'; module: string; export: string };
+
+const HOOKS = ['setup', 'teardown', 'transition'];
+
+/**
+ * The wire form of a plugin: an object travels as its data properties plus its methods by
+ * source (own and inherited, so class instances work; each method must be self-contained, like
+ * a task function); `ref(module, export)` names a class or factory function that makes it.
+ */
+export function pluginWire(plugin: object): PluginWire {
+  if (isModuleFunction(plugin)) return { kind: 'module', module: plugin.module, export: plugin.export };
+  if (typeof plugin !== 'object' || plugin === null) {
+    throw new TypeError('registerWorkerPlugin(plugin): expected an object with setup/teardown/transition, or ref(module, export)');
+  }
+  const methods: Record<string, FunctionRef> = {};
+  const data: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(plugin)) {
+    if (typeof v === 'function') methods[k] = toFunctionRef(v as (...a: unknown[]) => unknown);
+    else if (v !== undefined) data[k] = v;
+  }
+  for (let p = Object.getPrototypeOf(plugin) as object | null; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    for (const k of Object.getOwnPropertyNames(p)) {
+      if (k === 'constructor' || k in methods || k in data) continue;
+      const d = Object.getOwnPropertyDescriptor(p, k);
+      if (typeof d?.value === 'function') methods[k] = toFunctionRef(d.value as (...a: unknown[]) => unknown);
+    }
+  }
+  if (!HOOKS.some((h) => h in methods)) throw new TypeError('registerWorkerPlugin(plugin): the plugin has none of setup, teardown, transition');
+  return { kind: 'source', methods, data };
+}
+
+/** Per worker: 'OK', or the RemoteError its setup (or the upload) failed with. */
+export type PluginResults = Record<Address, 'OK' | RemoteError>;
+
+function results(replies: Record<Address, { status: 'OK' } | { status: 'error'; exception: WireError }>): PluginResults {
+  const out: PluginResults = {};
+  for (const [a, r] of Object.entries(replies)) out[a] = r.status === 'OK' ? 'OK' : new RemoteError(r.exception, { address: a });
+  return out;
+}
+
+/**
+ * Registers a plugin on every worker now and every worker that joins later; a plugin registered
+ * under a name in use replaces the old one (torn down first). A setup that throws is reported in
+ * the result and logged by the worker, which goes on working.
+ */
+export async function registerWorkerPlugin(client: Client, plugin: object, options: { name?: string } = {}): Promise<PluginResults> {
+  const wire = pluginWire(plugin);
+  const own = (plugin as { name?: unknown }).name;
+  const name = options.name ?? (typeof own === 'string' && !isModuleFunction(plugin) ? own : wire.kind === 'module' ? `${wire.module}#${wire.export}` : `plugin-${hashOf(wire)}`);
+  return results(await client._rpc('register-worker-plugin', { name, plugin: wire }));
+}
+
+export async function unregisterWorkerPlugin(client: Client, name: string): Promise<PluginResults> {
+  return results(await client._rpc('unregister-worker-plugin', { name }));
+}
+
+/**
+ * Sends a file (a JS module, or any file) or a directory (e.g. a package with index.js) to every
+ * worker now and every worker that joins later, saved under its base name in the worker's upload
+ * directory: tasks use it by bare specifier, `ref('mymod.js', 'fn')` or `require('mymod')`.
+ * Rejects with the first worker's error if any worker could not save it.
+ */
+export async function uploadFile(client: Client, filePath: string): Promise<Address[]> {
+  const abs = path.resolve(filePath);
+  const filename = path.basename(abs);
+  const st = await fs.stat(abs);
+  const plugin: Record<string, unknown> = { kind: 'upload', filename };
+  if (st.isDirectory()) {
+    const files: Record<string, Buffer> = {};
+    let total = 0;
+    const walk = async (dir: string, rel: string[]): Promise<void> => {
+      for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+        if (e.name === 'node_modules' || e.name === '.git') continue;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await walk(p, [...rel, e.name]);
+        else if (e.isFile()) {
+          const bytes = await fs.readFile(p);
+          total += bytes.length;
+          if (total > 256 * 1024 * 1024) throw new RangeError(`uploadFile: ${filePath} holds more than 256 MiB`);
+          files[[...rel, e.name].join('/')] = bytes;
+        }
+      }
+    };
+    await walk(abs, []);
+    plugin['files'] = files;
+  } else {
+    plugin['data'] = await fs.readFile(abs);
+  }
+  const out = results(await client._rpc('register-worker-plugin', { name: `upload:${filename}`, plugin }));
+  for (const r of Object.values(out)) if (r !== 'OK') throw r;
+  return Object.keys(out);
+}
+
+function hashOf(value: unknown): string {
+  return createHash('md5').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 }

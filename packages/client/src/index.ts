@@ -41,6 +41,8 @@ export {
   type ManagementOptions,
   type ReplicateOptions,
   type RebalanceOptions,
+  type WorkerPlugin,
+  type PluginResults,
 } from './cluster-management';
 export { progress, keyPrefix, type ProgressOptions, type ProgressStream, type ProgressSummary, type PrefixProgressCount } from './progress';
 export { performanceReport, renderPerformanceReport, type PerformanceReportOptions, type PerformanceReportData } from './performance-report';

@@ -26,6 +26,8 @@ export {
 } from './errors';
 export type * from './events';
 export { Scheduler } from './scheduler';
+export { preload } from './preload';
+export type { SchedulerPlugin, UpdateGraphInfo, TaskStreamRecord } from './extensions/cluster';
 export { SchedulerObservers, type SchedulerObserver } from './observers';
 export { compileSchedulerOptions } from './scheduler-options';
 export type { SchedulerOptions, CompiledSchedulerOptions } from './scheduler-options';

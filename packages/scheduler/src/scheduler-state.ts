@@ -154,6 +154,8 @@ export class SchedulerState {
   generation = 0;
   /** Total transitions performed. */
   transitionCounter = 0;
+  /** Called after every transition (scheduler plugins); null when nobody listens. Must not throw. */
+  transitionHook: ((key: Key, start: string, finish: string, stimulusId: StimulusId) => void) | null = null;
   /** Tasks ever sent to processing (round-robin tiebreak). */
   nTasks = 0;
 
@@ -792,6 +794,7 @@ export class SchedulerState {
   }
 
   private logTransition(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
+    if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
     const entry: LogEntry = [key, start, finish, recs, stimulusId, this.options.clock()];
     const cap = this.options.transitionLogSize;
     if (this.log.length < cap) this.log.push(entry);

@@ -28,7 +28,7 @@ import { SchedulerState } from './scheduler-state';
 import { SchedulerObservers, type SchedulerObserver } from './observers';
 import { FIRE_AND_FORGET_CLIENT } from './state-types';
 import { builtinExtensions, extensionClientStreamHandlers, extensionHandlers, type SchedulerExtension } from './extensions';
-import { clusterExtensions, type ClusterHost } from './extensions/cluster';
+import { clusterExtensions, PluginsExtension, type ClusterHost, type SchedulerPlugin } from './extensions/cluster';
 import {
   isObj,
   num,
@@ -125,7 +125,7 @@ export class Scheduler {
       logger: this.logger,
       now: () => Date.now(),
     };
-    this.extensions = [...builtinExtensions(host), ...clusterExtensions(this.clusterHost(host))];
+    this.extensions = [...builtinExtensions(host), ...clusterExtensions(this.clusterHost(host), this)];
     const extRpc = Object.entries(extensionHandlers(this.extensions)).map(([op, fn]) => [op, h((m) => fn(m))] as const);
     const extStream = Object.entries(extensionClientStreamHandlers(this.extensions)).map(
       ([op, fn]) => [op, sh((m, ctx) => fn(m, this.commClient.get(ctx.comm) ?? ''))] as const,
@@ -202,6 +202,23 @@ export class Scheduler {
       await this.pool.close().catch(() => undefined);
       this.resolveClosed();
     }
+  }
+
+  /**
+   * Adds a scheduler plugin (extensions/plugins.ts): hooks updateGraph, transition, addWorker,
+   * removeWorker, addClient, removeClient, close; `start` runs now. A plugin added under a name in
+   * use replaces the old one. Resolves to its name. A hook that throws is logged, nothing more.
+   */
+  async addPlugin(plugin: SchedulerPlugin, options: { name?: string } = {}): Promise<string> {
+    return await this.pluginsExtension().add(plugin, options.name);
+  }
+
+  removePlugin(name: string): boolean {
+    return this.pluginsExtension().remove(name);
+  }
+
+  private pluginsExtension(): PluginsExtension {
+    return this.extensions.find((e): e is PluginsExtension => e instanceof PluginsExtension)!;
   }
 
   /** What the cluster-management extensions may do (extensions/cluster-host.ts). */

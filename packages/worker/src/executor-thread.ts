@@ -11,7 +11,7 @@ import type { ThreadRequest, ThreadResponse } from './executor-messages';
 const port = parentPort;
 if (!port) throw new Error('executor-thread.js must run in a worker thread');
 
-const runner = new TaskRunner({ cwd: (workerData as { cwd: string }).cwd });
+const runner = new TaskRunner(workerData as { cwd: string; uploadDirectory?: string });
 
 // Jobs run one at a time in arrival order: the pool may post the next ones before this one ends
 // (its queue depth), and an async task must not overlap them.

@@ -57,6 +57,8 @@ export interface ExecutorOptions {
   queueDepth?: number;
   /** Directory for relative module specifiers and `require` in task functions. */
   cwd: string;
+  /** Where uploaded modules are (bare specifiers naming one resolve there first). */
+  uploadDirectory?: string | undefined;
 }
 
 export class InlineExecutor implements Executor {
@@ -66,7 +68,7 @@ export class InlineExecutor implements Executor {
 
   constructor(options: ExecutorOptions) {
     this.nthreads = options.nthreads;
-    this.runner = new TaskRunner({ cwd: options.cwd });
+    this.runner = new TaskRunner({ cwd: options.cwd, ...(options.uploadDirectory !== undefined ? { uploadDirectory: options.uploadDirectory } : {}) });
   }
 
   get slotCount(): number {
@@ -124,11 +126,13 @@ export class ThreadPoolExecutor implements Executor {
   private closing = false;
   private readonly entry: string;
   private readonly cwd: string;
+  private readonly uploadDirectory: string | undefined;
 
   private constructor(options: ExecutorOptions) {
     this.nthreads = options.nthreads;
     this.depth = Math.max(1, Math.floor(options.queueDepth ?? 1));
     this.cwd = path.resolve(options.cwd);
+    this.uploadDirectory = options.uploadDirectory;
     this.entry = executorThreadPath();
   }
 
@@ -155,7 +159,7 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   private spawn(): Slot {
-    const thread = new Thread(this.entry, { workerData: { cwd: this.cwd }, stdout: false, stderr: false });
+    const thread = new Thread(this.entry, { workerData: { cwd: this.cwd, uploadDirectory: this.uploadDirectory }, stdout: false, stderr: false });
     let onlineResolve!: () => void;
     let onlineReject!: (e: unknown) => void;
     const slot: Slot = {

@@ -17,6 +17,9 @@ export {
 } from './executor';
 export { TaskRunner, wireError } from './task-runner';
 export { Worker, type WorkerStatus } from './worker';
+export { WorkerPlugins, type WorkerPlugin, type PluginSpec, type PluginReply } from './plugins';
+export { WorkerRun, workerVersions, type RunReply } from './run';
+export { saveUpload, checkUploadName } from './uploads';
 export { compileWorkerOptions, type WorkerOptions, type CompiledWorkerOptions } from './worker-options';
 export { WorkerHttpServer, WorkerMetrics, parseHttpAddress, type WorkerHttpSource, type WorkerHttpOptions } from './http-server';
 export { TransferStats } from './transfer-stats';

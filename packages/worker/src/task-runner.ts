@@ -79,6 +79,22 @@ export class TaskRunner {
     throw new TypeError(`unknown function reference kind ${JSON.stringify((ref as { kind: unknown }).kind)}`);
   }
 
+  /** The `require` task functions see: the worker directory's, uploaded modules first by bare name. */
+  private taskRequire(): NodeJS.Require {
+    const dir = this.uploadDirectory;
+    const base = this.require;
+    if (dir === undefined) return base;
+    const req = ((id: string) => base(uploadedModule(dir, id) ?? id)) as NodeJS.Require;
+    const resolve = ((id: string, options?: { paths?: string[] }) => base.resolve(uploadedModule(dir, id) ?? id, options)) as NodeJS.RequireResolve;
+    resolve.paths = base.resolve.paths;
+    return Object.assign(req, { resolve, cache: base.cache, main: base.main, extensions: base.extensions });
+  }
+
+  /** Forgets functions loaded from modules (an uploaded module changed): the next use loads them again. */
+  forgetModules(): void {
+    this.moduleCache.clear();
+  }
+
   /** File name given to compiled source: shows in stacks, and anchors relative import(). */
   taskFilename(ref: { name: string; hash: string }): string {
     return path.join(this.cwd, `dd-task-${ref.name.replace(/[^A-Za-z0-9_.$-]/g, '_')}-${ref.hash}.js`);
@@ -95,7 +111,7 @@ export class TaskRunner {
         importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       } as vm.ScriptOptions);
       const factory = script.runInThisContext() as AnyFn;
-      return factory(this.require, mod, mod.exports, filename, this.cwd) as AnyFn;
+      return factory(this.taskRequire(), mod, mod.exports, filename, this.cwd) as AnyFn;
     };
     let fn: unknown;
     try {

@@ -200,6 +200,8 @@ export class WorkerState {
   /** Number of tasks in each state. */
   readonly stateCounts: Record<TaskStateName, number>;
   transitionCounter = 0;
+  /** Called after every transition (worker plugins); null when nobody listens. Must not throw. */
+  transitionHook: ((key: Key, start: string, finish: string, stimulusId: StimulusId) => void) | null = null;
 
   private readonly ready = new Heap<QueueEntry>(entryLess);
   private readonly constrained = new Heap<QueueEntry>(entryLess);
@@ -1158,6 +1160,7 @@ export class WorkerState {
   }
 
   private record(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
+    if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
     const newRecs: Record<Key, string> = {};
     for (const [t, s] of recs) newRecs[t.key] = s;
     this.pushLog([key, start, finish, newRecs, stimulusId, this.now()]);

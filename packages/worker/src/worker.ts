@@ -43,6 +43,7 @@ import { wireError } from './task-runner';
 import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
 import { WorkerRun } from './run';
+import { WorkerPlugins } from './plugins';
 import { WorkerState } from './worker-state';
 
 export type { WorkerOptions } from './worker-options';
@@ -101,6 +102,16 @@ export class Worker {
   private readonly registeredListeners: Array<() => void> = [];
   /** `run` and `versions` rpcs (run.ts). */
   private readonly runner = new WorkerRun({ worker: this, cwd: () => this.options.cwd, uploadDirectory: () => this.uploadDirectory });
+  /** Worker plugins and uploaded files (plugins.ts, uploads.ts). */
+  readonly plugins = new WorkerPlugins({
+    worker: this,
+    runner: () => this.runner.taskRunner(),
+    uploadDirectory: () => this.uploadDirectory,
+    setTransitionHook: (hook) => {
+      if (this.state !== undefined) this.state.transitionHook = hook;
+    },
+    logger: { warn: (m: string, ...r: unknown[]) => this.options.logger.warn(m, ...r) },
+  });
 
   private constructor(options: CompiledWorkerOptions) {
     this.options = options;
@@ -138,6 +149,7 @@ export class Worker {
       },
       handlers: {
         ...this.runner.handlers,
+        ...this.plugins.handlers,
         'get-data': (msg: GetDataRequest, ctx: HandlerContext) => this.handleGetData(msg, ctx),
         'update-data': (msg: WorkerUpdateDataRequest) => this.handleUpdateData(msg),
         'delete-data': (msg: DeleteDataRequest) => this.handleDeleteData(msg),
@@ -197,7 +209,7 @@ export class Worker {
       this.localDirectory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'dd-worker-'));
       this.ownsLocalDirectory = true;
     }
-    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth });
+    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth, uploadDirectory: this.uploadDirectory });
     await this.server.listen(o.listen);
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
@@ -682,6 +694,7 @@ export class Worker {
   private async doClose(_reason: string): Promise<void> {
     this.status = 'closing';
     this.memoryMonitor.stop();
+    await this.plugins.close().catch(() => undefined);
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
