@@ -114,6 +114,9 @@ def decode_message(frames):
 
 
 def tag_plain(value):
+    if isinstance(value, bytes):
+        # msgpack bin in frame 0: a small Uint8Array sent inline (PROTOCOL.md section 2).
+        return {"$type": "Uint8Array", "hex": value.hex()}
     if isinstance(value, float):
         if math.isnan(value):
             return {"$type": "number", "value": "NaN"}

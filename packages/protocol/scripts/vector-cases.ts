@@ -77,7 +77,7 @@ export const VECTOR_CASES: readonly VectorCase[] = [
   { name: 'special-numbers', about: '-0, NaN and infinities stay in frame 0 as float64', make: () => [-0, NaN, Infinity, -Infinity] },
   { name: 'buffer', about: 'a Buffer out of band in an op message', make: () => ({ op: 'update-data', data: { x: Buffer.from('hello, dd') } }) },
   { name: 'buffer-message', about: 'a Buffer as the whole message (frame 0 is only a placeholder)', make: () => Buffer.from([0, 1, 2, 254, 255]) },
-  { name: 'uint8array-and-empty', about: 'Uint8Array vs Buffer, and empty binary values', make: () => [new Uint8Array([9, 8, 7]), Buffer.alloc(0), new Uint8Array(0)] },
+  { name: 'uint8array-and-empty', about: 'Uint8Array vs Buffer, and empty binary values', make: () => [new Uint8Array([9, 8, 7]), Buffer.alloc(0), new Uint8Array(0)] }, // the Uint8Arrays inline (msgpack bin), the Buffer out of band
   {
     name: 'typed-arrays',
     about: 'every typed array type, little-endian element bytes',
@@ -124,7 +124,7 @@ export const VECTOR_CASES: readonly VectorCase[] = [
     about: 'plain data sent out of band through the msgpack family (Serialize)',
     make: () => ({ op: 'x', table: toSerialize({ rows: [[1, 'a'], [2, 'b']], n: 2 }) }),
   },
-  { name: 'split', about: 'a 100-byte buffer split into 32-byte sub-frames', options: { splitSize: 32 }, make: () => ({ data: noiseBytes(100, 1) }) },
+  { name: 'split', about: 'a 100-byte Buffer split into 32-byte sub-frames (a Buffer: a Uint8Array this small travels inline)', options: { splitSize: 32 }, make: () => ({ data: Buffer.from(noiseBytes(100, 1)) }) },
   { name: 'lz4', about: 'a 4 KiB compressible buffer, lz4-compressed', options: { compression: 'lz4' }, make: () => ({ data: compressibleBytes(4096) }) },
   {
     name: 'lz4-split',
@@ -132,7 +132,7 @@ export const VECTOR_CASES: readonly VectorCase[] = [
     options: { compression: 'lz4', splitSize: 3000 },
     make: () => compressibleBytes(6800),
   },
-  { name: 'lz4-incompressible', about: 'noise is not compressed even with lz4 on', options: { compression: 'lz4' }, make: () => noiseBytes(2048, 2) },
+  { name: 'lz4-incompressible', about: 'noise is not compressed even with lz4 on (a Buffer: a Uint8Array this small travels inline)', options: { compression: 'lz4' }, make: () => Buffer.from(noiseBytes(2048, 2)) },
   {
     name: 'kitchen-sink',
     about: 'everything nested in everything, lz4 on',

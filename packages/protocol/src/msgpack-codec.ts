@@ -34,6 +34,7 @@ interface EncoderInternals {
   encodeString(value: string): void;
   encodeArray(value: readonly unknown[], depth: number): void;
   encodeMap(value: Record<string, unknown>, depth: number): void;
+  encodeBinary(value: Uint8Array): void;
   writeU8(value: number): void;
   writeF64(value: number): void;
   ensureBufferSizeToWrite(size: number): void;
@@ -126,6 +127,11 @@ function takeOutOfBand(encoder: EncoderInternals, value: unknown): void {
           throw new SerializationError(`the key ${JSON.stringify(PLACEHOLDER_KEY)} is reserved by the dd protocol`);
         }
         this.encodeMap(value as Record<string, unknown>, depth);
+      } else if (this.sink !== null && isInlineBytes(value)) {
+        // A small Uint8Array (every task spec is one) is written as msgpack bin in frame 0:
+        // out of band it cost a sub-header and a frame on encode and a placeholder lookup on
+        // decode, ~40% of encoding a compute-task message. Readers return bin as a Uint8Array.
+        this.encodeBinary(value as Uint8Array);
       } else {
         takeOutOfBand(this, value);
       }
@@ -135,6 +141,16 @@ function takeOutOfBand(encoder: EncoderInternals, value: unknown): void {
       takeOutOfBand(this, value);
   }
 };
+
+/** Uint8Arrays up to this size travel inline in frame 0 (msgpack bin) rather than out of band. */
+export const INLINE_BYTES_LIMIT = 4096;
+
+const uint8ArrayPrototype = Uint8Array.prototype;
+
+/** Exactly a Uint8Array (not a Buffer or other subclass, whose type must survive) of at most INLINE_BYTES_LIMIT bytes. */
+function isInlineBytes(value: object): boolean {
+  return Object.getPrototypeOf(value) === uint8ArrayPrototype && (value as Uint8Array).byteLength <= INLINE_BYTES_LIMIT;
+}
 
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';

@@ -60,7 +60,7 @@ describe('encodeMessage / decodeMessage', () => {
   });
 
   it('records splits per frame when only some frames of a payload are split', () => {
-    const value = new Map([['a', randomBytes(10, 1)], ['b', randomBytes(25_000, 2)]]);
+    const value = new Map([['a', Buffer.from(randomBytes(10, 1))], ['b', randomBytes(25_000, 2)]]); // a Buffer: a small Uint8Array would travel inline
     const frames = encodeMessage(value, { splitSize: 10_000 });
     const header = decode(frames[1]!) as { splits: number[]; count: number };
     // The Map's nested message: frame 0, then per value a sub-header and its bytes.
