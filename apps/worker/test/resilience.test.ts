@@ -62,8 +62,8 @@ const slowAdd = (a: number, b: number) => {
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 /** 10 000 tasks in 5 layers of 2 000 (each task of a layer needs two of the previous) and a sum. */
-function layeredGraph(run: string, width = 2000, layers = 5): { graph: Map<unknown, unknown>; expected: number } {
-  const graph = new Map<unknown, unknown>();
+function layeredGraph(run: string, width = 2000, layers = 5): { graph: Map<string | (string | number)[], unknown>; expected: number } {
+  const graph = new Map<string | (string | number)[], unknown>();
   let values = Array.from({ length: width }, (_, i) => i + 1);
   for (let i = 0; i < width; i++) graph.set([run, 0, i], [slowInc, i]);
   for (let l = 1; l < layers; l++) {
