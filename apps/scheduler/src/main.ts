@@ -3,8 +3,9 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { parseListenAddress } from '@dd/comm';
 import { parseTimedelta } from '@dd/protocol';
-import { DashboardServer, parseDashboardAddress } from '@dd/dashboard';
+import { DashboardServer } from '@dd/dashboard';
 import { Scheduler, preload } from '@dd/scheduler';
 
 export interface SchedulerCliOptions {
@@ -68,6 +69,14 @@ function tlsOptions(options: SchedulerCliOptions): Record<string, Buffer> | unde
   return { ca: readFileSync(options.tlsCaFile), cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) };
 }
 
+function dashboardListenAddress(options: SchedulerCliOptions): { host: string; port: number } {
+  try {
+    return parseListenAddress(options.dashboardAddress, options.host);
+  } catch (err) {
+    throw new Error(`--dashboard-address: ${(err as Error).message}`);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const command = buildCommand();
   try {
@@ -82,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
   if ((options.protocol === 'tls' || options.protocol === 'wss') && !tls) {
     throw new Error(`--protocol ${options.protocol} needs --tls-ca-file, --tls-cert and --tls-key`);
   }
-  const dashboardAt = options.dashboard ? parseDashboardAddress(options.dashboardAddress, options.host) : undefined;
+  const dashboardAt = options.dashboard ? dashboardListenAddress(options) : undefined;
   const scheduler = await Scheduler.create({
     address: listenAddress(options),
     ...(tls ? { comm: tls } : {}),

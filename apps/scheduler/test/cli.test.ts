@@ -50,7 +50,7 @@ describe('dd-scheduler', () => {
 
     const bad = startProcess(binaries.scheduler, ['--port', '0', '--dashboard-address', 'nowhere']);
     expect((await bad.exited).code).not.toBe(0);
-    expect(bad.lines.join('\n')).toMatch(/invalid dashboard address "nowhere"/);
+    expect(bad.lines.join('\n')).toMatch(/--dashboard-address: invalid listen address "nowhere"/);
   });
 
   test('--scheduler-file writes the address and removes the file on shutdown', async () => {

@@ -102,3 +102,18 @@ export function getLocalIp(): string {
   }
   return '127.0.0.1';
 }
+
+/**
+ * An HTTP listen address as operators type it (dashboards, metrics): ':8787', '8787',
+ * 'host:8787' or '[::1]:8787'; port 0 picks a free port. The host defaults to `defaultHost`.
+ */
+export function parseListenAddress(address: string | number, defaultHost: string): { host: string; port: number } {
+  const text = String(address).trim();
+  const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d+)$/.exec(text);
+  const port = Number(m?.[3]);
+  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new AddressError(`invalid listen address ${JSON.stringify(address)} (use :PORT or HOST:PORT; :0 picks a free port)`);
+  }
+  const host = m[1] ?? (m[2] !== undefined && m[2] !== '' ? m[2] : defaultHost);
+  return { host, port };
+}

@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import {
   AddressError, Server, TimeoutError, connect, getAddressHost, getAddressHostPort, normalizeAddress, parseAddress,
-  resolveAddress, silentLogger, unparseAddress,
+  parseListenAddress, resolveAddress, silentLogger, unparseAddress,
 } from '../src/index';
 import { Resources } from './helpers';
 
@@ -20,6 +20,16 @@ async function freePort(): Promise<number> {
 }
 
 describe('addresses', () => {
+  test('listen addresses of HTTP services', () => {
+    expect(parseListenAddress(':0', '10.0.0.5')).toEqual({ host: '10.0.0.5', port: 0 });
+    expect(parseListenAddress('8787', '127.0.0.1')).toEqual({ host: '127.0.0.1', port: 8787 });
+    expect(parseListenAddress(8789, '127.0.0.1')).toEqual({ host: '127.0.0.1', port: 8789 });
+    expect(parseListenAddress('0.0.0.0:9000', '127.0.0.1')).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(parseListenAddress('[::1]:9000', '127.0.0.1')).toEqual({ host: '::1', port: 9000 });
+    expect(() => parseListenAddress('nope', '127.0.0.1')).toThrow(AddressError);
+    expect(() => parseListenAddress(':70000', '127.0.0.1')).toThrow(/invalid listen address/);
+  });
+
   test('parse / unparse / normalize', () => {
     expect(parseAddress('tcp://127.0.0.1')).toEqual(['tcp', '127.0.0.1']);
     expect(parseAddress('127.0.0.1:456')).toEqual(['tcp', '127.0.0.1:456']);

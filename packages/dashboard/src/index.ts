@@ -1,5 +1,5 @@
 // Public surface of @dd/dashboard.
-export { DashboardServer, parseDashboardAddress } from './server';
+export { DashboardServer } from './server';
 export type { DashboardOptions, EventStreamMessage } from './server';
 export { Collector } from './collector';
 export type { CollectorOptions, Counts, PrefixProgress, Snapshot, StreamRecord, Totals, WorkerSnapshot } from './collector';

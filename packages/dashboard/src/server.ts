@@ -55,15 +55,6 @@ const STATIC_TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-/** Parse `--dashboard-address`: ':8787', '8787', 'host:port' or '[::1]:8787'. */
-export function parseDashboardAddress(address: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(address.trim());
-  const port = Number(m?.[3]);
-  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid dashboard address ${JSON.stringify(address)} (use :PORT or HOST:PORT)`);
-  const host = m[1] ?? (m[2] !== undefined && m[2] !== '' ? m[2] : defaultHost);
-  return { host, port };
-}
-
 export class DashboardServer {
   readonly collector: Collector;
   readonly metrics: SchedulerMetrics;

@@ -37,18 +37,6 @@ export interface WorkerHttpOptions {
 
 const SITEMAP = ['/status', '/health', '/metrics', '/sitemap.json'];
 
-/** Parse a dashboard address: ':8789', '8789', 'host:port', '[::1]:8789'. Host defaults to `defaultHost`. */
-export function parseHttpAddress(address: string | number, defaultHost: string): WorkerHttpOptions {
-  const text = String(address).trim();
-  const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d+)$/.exec(text);
-  const port = Number(m?.[3]);
-  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`invalid dashboard address ${JSON.stringify(address)} (use :PORT or HOST:PORT; :0 picks a free port)`);
-  }
-  const host = m[1] ?? (m[2] !== undefined && m[2] !== '' ? m[2] : defaultHost);
-  return { host, port };
-}
-
 export class WorkerMetrics {
   readonly registry = new Registry();
   private readonly lag: IntervalHistogram;

@@ -21,5 +21,5 @@ export { WorkerPlugins, type WorkerPlugin, type PluginSpec, type PluginReply } f
 export { WorkerRun, workerVersions, type RunReply } from './run';
 export { saveUpload, checkUploadName } from './uploads';
 export { compileWorkerOptions, type WorkerOptions, type CompiledWorkerOptions } from './worker-options';
-export { WorkerHttpServer, WorkerMetrics, parseHttpAddress, type WorkerHttpSource, type WorkerHttpOptions } from './http-server';
+export { WorkerHttpServer, WorkerMetrics, type WorkerHttpSource, type WorkerHttpOptions } from './http-server';
 export { TransferStats } from './transfer-stats';

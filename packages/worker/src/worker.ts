@@ -17,6 +17,7 @@ import {
   TimeoutError,
   connect,
   getAddressHost,
+  parseListenAddress,
   type Comm,
   type HandlerContext,
 } from '@dd/comm';
@@ -38,7 +39,7 @@ import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
 import { MemoryMonitor } from './memory-monitor';
 import { SpillStore } from './spill-store';
-import { WorkerHttpServer, parseHttpAddress } from './http-server';
+import { WorkerHttpServer } from './http-server';
 import { wireError } from './task-runner';
 import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
@@ -215,7 +216,7 @@ export class Worker {
     this.nameValue = o.name ?? this.addressValue;
     if (o.dashboardAddress !== undefined) {
       const host = /^(tcp|tls|ws|wss):/.test(this.addressValue) ? getAddressHost(this.addressValue) : '127.0.0.1';
-      this.http = await WorkerHttpServer.start(this, parseHttpAddress(o.dashboardAddress, host));
+      this.http = await WorkerHttpServer.start(this, parseListenAddress(o.dashboardAddress, host));
     }
     (this as { state: WorkerState }).state = new WorkerState({
       address: this.addressValue,

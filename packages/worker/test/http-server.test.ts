@@ -4,7 +4,7 @@
 import { connect, rpc, type Comm } from '@dd/comm';
 import { encodeTaskSpec, keyRef, type FunctionRef, type SchedulerIdentity, type TaskDefinition } from '@dd/protocol';
 import { Scheduler } from '@dd/scheduler';
-import { Worker, parseHttpAddress } from '@dd/worker';
+import { Worker } from '@dd/worker';
 import parsePrometheus from 'parse-prometheus-text-format';
 
 jest.setTimeout(20_000);
@@ -34,16 +34,6 @@ async function readUntil(comm: Comm, pred: (m: Record<string, unknown>) => boole
     for (const m of (Array.isArray(msg) ? msg : [msg]) as Record<string, unknown>[]) if (pred(m)) return;
   }
 }
-
-test('parseHttpAddress', () => {
-  expect(parseHttpAddress(':0', '10.0.0.5')).toEqual({ host: '10.0.0.5', port: 0 });
-  expect(parseHttpAddress('8789', '127.0.0.1')).toEqual({ host: '127.0.0.1', port: 8789 });
-  expect(parseHttpAddress(8789, '127.0.0.1')).toEqual({ host: '127.0.0.1', port: 8789 });
-  expect(parseHttpAddress('0.0.0.0:9000', '127.0.0.1')).toEqual({ host: '0.0.0.0', port: 9000 });
-  expect(parseHttpAddress('[::1]:9000', '127.0.0.1')).toEqual({ host: '::1', port: 9000 });
-  expect(() => parseHttpAddress('nope', '127.0.0.1')).toThrow(/invalid dashboard address/);
-  expect(() => parseHttpAddress(':70000', '127.0.0.1')).toThrow(/invalid dashboard address/);
-});
 
 describe('worker HTTP endpoints', () => {
   let scheduler: Scheduler;
