@@ -256,10 +256,11 @@ describe('cluster end to end', () => {
       await wait([fast, slow]);
       expect(slow.status).toBe('finished');
 
-      const fs = [300, 10, 150].map((ms) => client.submit(sleepThen<number>, ms, ms));
+      // Gaps of 600 ms keep the completion order certain on a loaded machine.
+      const fs = [1200, 10, 600].map((ms) => client.submit(sleepThen<number>, ms, ms));
       const seen: number[] = [];
       for await (const [, v] of asCompleted(fs, { withResults: true })) seen.push(v);
-      expect(seen).toEqual([10, 150, 300]);
+      expect(seen).toEqual([10, 600, 1200]);
     });
   });
 
