@@ -550,7 +550,11 @@ export class Client implements FutureOwner, AsyncDisposable {
     switch (msg.op) {
       case 'key-in-memory': {
         const st = this.#states.get(msg.key);
-        if (st !== undefined && st.scattering === undefined) st.finish(msg.type);
+        if (st !== undefined && st.scattering === undefined) {
+          st.finish(msg.type);
+          // A small primitive result came inline: awaiting the future needs no fetch.
+          if (msg.value !== undefined) st.value = Promise.resolve(msg.value);
+        }
         break;
       }
       case 'task-erred': {

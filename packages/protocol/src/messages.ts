@@ -156,10 +156,26 @@ export type StoryEntry = [Key, string, string, Record<Key, string>, StimulusId, 
 // ---------------------------------------------------------------------------------------------
 // Scheduler -> client (stream)
 
+/**
+ * A task result small and plain enough to ride along with task-finished and key-in-memory, so a
+ * client that wants it needs no fetch (who-has, then get-data): a number, boolean, null or a
+ * string of at most INLINE_VALUE_MAX_CHARS characters. The scheduler only forwards it.
+ */
+export type InlineValue = number | boolean | string | null;
+export const INLINE_VALUE_MAX_CHARS = 256;
+
+/** True for values that travel inline (see InlineValue). */
+export function isInlineValue(value: unknown): value is InlineValue {
+  const t = typeof value;
+  return t === 'number' || t === 'boolean' || value === null || (t === 'string' && (value as string).length <= INLINE_VALUE_MAX_CHARS);
+}
+
 export interface KeyInMemoryMsg {
   op: 'key-in-memory';
   key: Key;
   type?: string;
+  /** The result itself when the worker sent it inline (only as the key enters memory). */
+  value?: InlineValue;
 }
 export interface TaskErredMsgToClient {
   op: 'task-erred';
@@ -230,6 +246,8 @@ export interface TaskFinishedMsg {
   key: Key;
   nbytes: number;
   type?: string;
+  /** The result, when it is an InlineValue. */
+  value?: InlineValue;
   startstops: StartStop[];
   stimulusId: StimulusId;
 }

@@ -4,6 +4,7 @@
 
 import type {
   Address,
+  InlineValue,
   Key,
   SchedulerToClientMsg,
   SchedulerToWorkerMsg,
@@ -33,6 +34,8 @@ export interface TaskFinishedEvent extends Base {
   key: Key;
   nbytes: number;
   type?: string;
+  /** The result, when small and plain: forwarded to the clients that want the key, not kept. */
+  value?: InlineValue;
   /** Times in milliseconds (e.g. Date.now()); `compute` entries feed the prefix duration average. */
   startstops?: StartStop[];
 }

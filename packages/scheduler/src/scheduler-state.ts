@@ -14,7 +14,9 @@
 import type {
   Address,
   ComputeTaskMsg,
+  InlineValue,
   Key,
+  KeyInMemoryMsg,
   SchedulerToClientMsg,
   SchedulerToWorkerMsg,
   StartStop,
@@ -122,6 +124,8 @@ interface TransitionArgs {
   nbytes?: number;
   type?: string | undefined;
   startstops?: StartStop[] | undefined;
+  /** task-finished's inline result, for the key-in-memory messages of this transition. */
+  value?: InlineValue | undefined;
   exception?: WireError;
   cause?: TaskState;
 }
@@ -448,6 +452,7 @@ export class SchedulerState {
         nbytes: ev.nbytes,
         type: ev.type,
         startstops: ev.startstops,
+        value: ev.value,
       });
       this.transitions(recs, ev.stimulusId);
     } else if (ts.state === 'memory') {
@@ -688,9 +693,11 @@ export class SchedulerState {
     }
   }
 
-  private reportOnKey(ts: TaskState, cs: ClientState): void {
+  private reportOnKey(ts: TaskState, cs: ClientState, value?: InlineValue): void {
     if (ts.state === 'memory') {
-      this.sendClient(cs.id, ts.type !== null ? { op: 'key-in-memory', key: ts.key, type: ts.type } : { op: 'key-in-memory', key: ts.key });
+      const msg: KeyInMemoryMsg = ts.type !== null ? { op: 'key-in-memory', key: ts.key, type: ts.type } : { op: 'key-in-memory', key: ts.key };
+      if (value !== undefined) msg.value = value;
+      this.sendClient(cs.id, msg);
     } else if (ts.state === 'erred') {
       const blame = ts.exceptionBlame ?? ts;
       this.sendClient(cs.id, { op: 'task-erred', key: ts.key, exception: blame.exception ?? unknownError(ts.key) });
@@ -959,7 +966,7 @@ export class SchedulerState {
     if (args?.startstops !== undefined) this.recordTimings(ts, args.startstops);
     if (args?.nbytes !== undefined && args.nbytes >= 0) this.setNbytes(ts, args.nbytes);
     this.removeFromProcessing(ts);
-    this.addToMemory(ts, ws, recs, args?.type);
+    this.addToMemory(ts, ws, recs, args?.type, args?.value);
   }
 
   private recordTimings(ts: TaskState, startstops: StartStop[]): void {
@@ -990,7 +997,7 @@ export class SchedulerState {
     }
   }
 
-  private addToMemory(ts: TaskState, ws: WorkerState, recs: Recs, type: string | undefined): void {
+  private addToMemory(ts: TaskState, ws: WorkerState, recs: Recs, type: string | undefined, value?: InlineValue): void {
     this.addReplica(ts, ws);
     if (ts.dependents.size > 0) {
       const deps = ts.dependents.size > 1 ? [...ts.dependents].sort((a, b) => comparePriority(a.priority, b.priority)) : ts.dependents;
@@ -1009,7 +1016,7 @@ export class SchedulerState {
     if (ts.waiters.size === 0 && ts.wantedBy.size === 0) {
       recs.push(ts.key, 'released');
     } else {
-      for (const cs of ts.wantedBy) this.reportOnKey(ts, cs);
+      for (const cs of ts.wantedBy) this.reportOnKey(ts, cs, value);
     }
     this.releaseFireAndForget(ts, recs);
   }

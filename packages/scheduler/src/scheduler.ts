@@ -20,6 +20,7 @@ import type {
   WorkerIdentity,
   WorkerMetrics,
 } from '@dd/protocol';
+import { isInlineValue } from '@dd/protocol';
 import { BadMessageError, WorkerExistsError } from './errors';
 import type { Instruction, SchedulerEvent } from './events';
 import { compileSchedulerOptions } from './scheduler-options';
@@ -435,6 +436,8 @@ export class Scheduler {
         const type = optStr(m, 'type', op);
         if (type !== undefined) ev.type = type;
         if (Array.isArray(m['startstops'])) ev.startstops = m['startstops'] as StartStop[];
+        const value = m['value'];
+        if (value !== undefined && isInlineValue(value)) ev.value = value;
         this.enqueue(ev);
         return;
       }

@@ -45,6 +45,17 @@ describe('submit and dependency chains', () => {
     expect(s.workers.get(A)?.nbytes).toBe(28);
   });
 
+  test('an inline result in task-finished is forwarded in key-in-memory, not kept', () => {
+    const s = newState();
+    s.handleStimulus(dummyWorker(A), { kind: 'add-client', client: 'c1', stimulusId: sid_() });
+    s.handleStimulus(dummyGraph('c1', [dummyTask('inc-1')]));
+    const done = s.handleStimulus(dummyFinished(A, 'inc-1', 8, { type: 'number', value: 2 }));
+    expect(done).toEqual([{ type: 'send-client', client: 'c1', msgs: [{ op: 'key-in-memory', key: 'inc-1', type: 'number', value: 2 }] }]);
+    // A client asking later hears the key is in memory and fetches it.
+    const later = s.handleStimulus({ kind: 'client-desires-keys', client: 'c2', keys: ['inc-1'], stimulusId: sid_() });
+    expect(later).toEqual([{ type: 'send-client', client: 'c2', msgs: [{ op: 'key-in-memory', key: 'inc-1', type: 'number' }] }]);
+  });
+
   test('a chain runs one step at a time and intermediate results are released', () => {
     const s = newState();
     s.handleStimulus(dummyWorker(A));

@@ -26,7 +26,7 @@
 // TRANSITIONS; a pair that is not there goes through `released` when both halves exist, and is
 // otherwise an InvalidTransitionError carrying the key's story.
 
-import type { Address, Key, StartStop, StimulusId, StoryEntry, WireError, WireRunSpec } from '@dd/protocol';
+import { isInlineValue, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import { InvalidTransitionError, InvalidWorkerStateError, TransitionCounterMaxExceededError } from './errors';
 import type {
@@ -36,6 +36,7 @@ import type {
   GatherDepSuccessEvent,
   Instruction,
   RemoveReplicasEvent,
+  SendToScheduler,
   UpdateDataEvent,
   WorkerEvent,
 } from './events';
@@ -818,8 +819,13 @@ export class WorkerState {
   // -- to memory / error
 
   transitionExecutingMemory(ts: WorkerTask, stimulusId: StimulusId, recs: Recs, out: Instruction[]): void {
+    const pv = ts.pendingValue;
     this.putInMemory(ts, recs);
-    out.push(this.taskFinishedMsg(ts, stimulusId));
+    const finished = this.taskFinishedMsg(ts, stimulusId);
+    // A small primitive result rides along (the scheduler forwards it in key-in-memory), so the
+    // client needs no who-has + get-data round trips for it: ~0.5 ms of a ~2.5 ms round trip.
+    if (pv !== null && isInlineValue(pv.value)) (finished.msg as { value?: InlineValue }).value = pv.value;
+    out.push(finished);
   }
 
   transitionFlightMemory(ts: WorkerTask, _s: StimulusId, recs: Recs): void {
@@ -1088,8 +1094,8 @@ export class WorkerState {
     }
   }
 
-  private taskFinishedMsg(ts: WorkerTask, stimulusId: StimulusId): Instruction {
-    const msg: Instruction = {
+  private taskFinishedMsg(ts: WorkerTask, stimulusId: StimulusId): SendToScheduler {
+    const msg: SendToScheduler = {
       type: 'send-to-scheduler',
       msg: {
         op: 'task-finished',

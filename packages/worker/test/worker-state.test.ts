@@ -62,10 +62,24 @@ describe('WorkerState: computing', () => {
     expect(strip(s.handleStimulus(compute('x')))).toEqual([{ type: 'execute', key: 'x' }]);
     expect(s.tasks.get('x')?.state).toBe('executing');
     expect(strip(s.handleStimulus(ok('x', 42, 8)))).toEqual([
-      { send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number' } },
+      { send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number', value: 42 } },
     ]);
     expect(s.tasks.get('x')?.state).toBe('memory');
     expect(s.data.get('x')).toBe(42);
+  });
+
+  test('task-finished carries small primitive results inline, nothing else', () => {
+    const s = ws();
+    const finished = (key: string, value: unknown) => {
+      s.handleStimulus(compute(key));
+      return (strip(s.handleStimulus(ok(key, value)))[0] as { send: Record<string, unknown> }).send;
+    };
+    expect(finished('a', 'short')['value']).toBe('short');
+    expect(finished('b', null)['value']).toBeNull();
+    expect(finished('c', false)['value']).toBe(false);
+    expect('value' in finished('d', 'x'.repeat(257))).toBe(false);
+    expect('value' in finished('e', { a: 1 })).toBe(false);
+    expect('value' in finished('f', Buffer.from('ab'))).toBe(false);
   });
 
   test('a task whose dependency is local waits for it, then runs', () => {
@@ -74,7 +88,7 @@ describe('WorkerState: computing', () => {
     expect(strip(s.handleStimulus(compute('y', { whoHas: { x: [] }, nbytes: { x: 8 } })))).toEqual([]);
     expect(s.tasks.get('y')?.state).toBe('waiting');
     expect(strip(s.handleStimulus(ok('x')))).toEqual([
-      { send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number' } },
+      { send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number', value: 1 } },
       { type: 'execute', key: 'y' },
     ]);
   });
@@ -329,7 +343,7 @@ describe('WorkerState: releasing', () => {
     s.handleStimulus({ type: 'free-keys', keys: ['x'], ...stim });
     expect(s.handleStimulus(compute('x'))).toEqual([]);
     expect(s.tasks.get('x')?.state).toBe('executing');
-    expect(strip(s.handleStimulus(ok('x')))).toEqual([{ send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number' } }]);
+    expect(strip(s.handleStimulus(ok('x')))).toEqual([{ send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number', value: 1 } }]);
   });
 
   test('a dependency in flight asked to be computed: used if the transfer succeeds', () => {
