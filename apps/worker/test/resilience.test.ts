@@ -47,27 +47,18 @@ afterEach(async () => {
   await killAll(5_000);
 });
 
-// Task functions travel by source: self-contained. Each busy-waits ~1 ms so the graph lasts
-// long enough (seconds) for kills to land while it runs.
-const slowInc = (x: number) => {
-  const until = performance.now() + 1;
-  while (performance.now() < until);
-  return x + 1;
-};
-const slowAdd = (a: number, b: number) => {
-  const until = performance.now() + 1;
-  while (performance.now() < until);
-  return a + b;
-};
+// Task functions travel by source: self-contained.
+const inc = (x: number) => x + 1;
+const add = (a: number, b: number) => a + b;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 /** 10 000 tasks in 5 layers of 2 000 (each task of a layer needs two of the previous) and a sum. */
 function layeredGraph(run: string, width = 2000, layers = 5): { graph: Map<string | (string | number)[], unknown>; expected: number } {
   const graph = new Map<string | (string | number)[], unknown>();
   let values = Array.from({ length: width }, (_, i) => i + 1);
-  for (let i = 0; i < width; i++) graph.set([run, 0, i], [slowInc, i]);
+  for (let i = 0; i < width; i++) graph.set([run, 0, i], [inc, i]);
   for (let l = 1; l < layers; l++) {
-    for (let i = 0; i < width; i++) graph.set([run, l, i], [slowAdd, [run, l - 1, i], [run, l - 1, (i + 1) % width]]);
+    for (let i = 0; i < width; i++) graph.set([run, l, i], [add, [run, l - 1, i], [run, l - 1, (i + 1) % width]]);
     values = values.map((v, i) => v + values[(i + 1) % width]!);
   }
   graph.set(`${run}-total`, [sum, Array.from({ length: width }, (_, i) => [run, layers - 1, i])]);
@@ -86,8 +77,10 @@ test('a 10 000-task graph on 3 workers finishes with the right result while work
   let done = false;
   const kills: number[] = [];
   const killer = (async () => {
+    // The graph runs for seconds (cross-worker dependencies at every layer): the first kill
+    // lands at 0.5 s, then one a second.
     for (let k = 0; k < 4 && !done; k++) {
-      await new Promise((r) => setTimeout(r, 1_500));
+      await new Promise((r) => setTimeout(r, k === 0 ? 500 : 1_000));
       if (done) break;
       const pids = childPids(w.child.pid!);
       const victim = pids[Math.floor(Math.random() * pids.length)];
@@ -124,7 +117,6 @@ test('a task that kills its worker every time ends as KilledWorker after 3 death
   await steady.waitForLine(/^Worker at: /, 60_000);
   await waitUntil(async () => (await workerAddresses(scheduler)).length === 4, 60_000, '4 workers registered');
   client = await Client.connect(scheduler, { heartbeatIntervalMs: 0 });
-  const inc = (x: number) => x + 1;
   const suicide = () => {
     process.kill(process.pid, 'SIGKILL');
     return 0;

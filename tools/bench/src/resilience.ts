@@ -1,6 +1,7 @@
 // Resilience figures with the real binaries (not a test: numbers for the notes).
 //
 //   node tools/bench/dist/resilience.js [--rounds 3] [--ttl 3s] [--kills 4] [--kill-every-ms 1500]
+//                                       [--task-ms 1] [--only detect,graph]
 //
 // 1. Time for the scheduler to drop a dead worker, from the signal to the worker missing from
 //    the scheduler's identity (polled every 5 ms): clean close (SIGTERM: the worker unregisters),
@@ -130,31 +131,31 @@ async function detection(kind: 'SIGTERM' | 'SIGKILL' | 'SIGSTOP', ttl: string): 
   return dt;
 }
 
-const slowInc = (x: number) => {
-  const until = performance.now() + 1;
+const slowInc = (x: number, ms: number) => {
+  const until = performance.now() + ms;
   while (performance.now() < until);
   return x + 1;
 };
-const slowAdd = (a: number, b: number) => {
-  const until = performance.now() + 1;
+const slowAdd = (a: number, b: number, ms: number) => {
+  const until = performance.now() + ms;
   while (performance.now() < until);
   return a + b;
 };
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
-function layeredGraph(run: string, width = 2000, layers = 5): { graph: Map<string | (string | number)[], unknown>; expected: number } {
+function layeredGraph(run: string, taskMs: number, width = 2000, layers = 5): { graph: Map<string | (string | number)[], unknown>; expected: number } {
   const graph = new Map<string | (string | number)[], unknown>();
   let values = Array.from({ length: width }, (_, i) => i + 1);
-  for (let i = 0; i < width; i++) graph.set([run, 0, i], [slowInc, i]);
+  for (let i = 0; i < width; i++) graph.set([run, 0, i], [slowInc, i, taskMs]);
   for (let l = 1; l < layers; l++) {
-    for (let i = 0; i < width; i++) graph.set([run, l, i], [slowAdd, [run, l - 1, i], [run, l - 1, (i + 1) % width]]);
+    for (let i = 0; i < width; i++) graph.set([run, l, i], [slowAdd, [run, l - 1, i], [run, l - 1, (i + 1) % width], taskMs]);
     values = values.map((v, i) => v + values[(i + 1) % width]!);
   }
   graph.set(`${run}-total`, [sum, Array.from({ length: width }, (_, i) => [run, layers - 1, i])]);
   return { graph, expected: values.reduce((a, b) => a + b, 0) };
 }
 
-async function graphRun(kills: number, everyMs: number): Promise<{ ms: number; kills: number }> {
+async function graphRun(kills: number, everyMs: number, taskMs: number): Promise<{ ms: number; kills: number }> {
   const scheduler = await startScheduler(['--allowed-failures', '100']);
   const w = start(WORKER, [scheduler, '--nworkers', '3', '--nthreads', '1', '--no-dashboard']);
   await w.waitFor(/^Worker at: /, 3);
@@ -162,7 +163,7 @@ async function graphRun(kills: number, everyMs: number): Promise<{ ms: number; k
   const client = await Client.connect(scheduler, { heartbeatIntervalMs: 0 });
   try {
     const run = `g${Date.now()}`;
-    const { graph, expected } = layeredGraph(run);
+    const { graph, expected } = layeredGraph(run, taskMs);
     let done = false;
     let n = 0;
     const killer = (async () => {
@@ -201,8 +202,10 @@ export async function main(args: string[]): Promise<void> {
   const ttl = arg(args, '--ttl', '3s');
   const kills = Number(arg(args, '--kills', '4'));
   const every = Number(arg(args, '--kill-every-ms', '1500'));
+  const taskMs = Number(arg(args, '--task-ms', '1'));
+  const only = arg(args, '--only', 'detect,graph').split(',');
   const out: Record<string, unknown> = {};
-  for (const kind of ['SIGTERM', 'SIGKILL', 'SIGSTOP'] as const) {
+  for (const kind of only.includes('detect') ? (['SIGTERM', 'SIGKILL', 'SIGSTOP'] as const) : []) {
     const ms: number[] = [];
     for (let i = 0; i < rounds; i++) ms.push(await detection(kind, ttl));
     out[`detect_${kind}_ms`] = ms.map((x) => Math.round(x));
@@ -211,16 +214,16 @@ export async function main(args: string[]): Promise<void> {
   const base: number[] = [];
   const killed: number[] = [];
   const killCounts: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    base.push((await graphRun(0, every)).ms);
-    const k = await graphRun(kills, every);
+  for (let i = 0; i < (only.includes('graph') ? rounds : 0); i++) {
+    base.push((await graphRun(0, every, taskMs)).ms);
+    const k = await graphRun(kills, every, taskMs);
     killed.push(k.ms);
     killCounts.push(k.kills);
   }
   out['graph_no_kills_ms'] = base.map((x) => Math.round(x));
   out['graph_kills_ms'] = killed.map((x) => Math.round(x));
   out['graph_kills'] = killCounts;
-  console.log(`10 001-task graph, 3 workers: no kills median ${median(base).toFixed(0)} ms (${base.map((x) => x.toFixed(0)).join(', ')}); ` +
+  if (base.length > 0) console.log(`10 001-task graph (tasks busy ${taskMs} ms), 3 workers: no kills median ${median(base).toFixed(0)} ms (${base.map((x) => x.toFixed(0)).join(', ')}); ` +
     `with kill -9 every ${every} ms (kills ${killCounts.join(', ')}): median ${median(killed).toFixed(0)} ms (${killed.map((x) => x.toFixed(0)).join(', ')}); ` +
     `slowdown x${(median(killed) / median(base)).toFixed(2)}`);
   console.log(JSON.stringify(out));
