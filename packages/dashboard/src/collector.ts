@@ -86,16 +86,13 @@ export class Collector {
           break;
         }
         case 'add-keys': {
-          // A worker fetched these keys from peers (workers report arrivals, not transfer times).
+          // A worker fetched these keys from peers: count them here. Their transfer bars come with
+          // the task-finished of the task that needed them (its startstops carry the transfers).
           const e = ev as unknown as AddKeysFields;
           let bytes = 0;
           for (const k of e.keys) bytes += Math.max(0, e.nbytes[k] ?? 0);
           this.bytesTransferred += bytes;
           this.transfers += e.keys.length;
-          const first = e.keys[0];
-          if (first !== undefined) {
-            this.push({ key: first, prefix: this.prefixOf(first), worker: e.worker, lane: 0, action: 'transfer', start: now, stop: now, nbytes: bytes });
-          }
           break;
         }
       }

@@ -860,7 +860,7 @@ export class WorkerState {
         op: 'task-erred',
         key: ts.key,
         exception: ts.exception ?? { name: 'Error', message: 'unknown error' },
-        startstops: [...ts.startstops],
+        startstops: [...this.takeDependencyTransfers(ts), ...ts.startstops],
         stimulusId,
       },
     });
@@ -1101,12 +1101,27 @@ export class WorkerState {
         op: 'task-finished',
         key: ts.key,
         nbytes: ts.nbytes ?? this.defaultDataSize,
-        startstops: [...ts.startstops],
+        startstops: [...this.takeDependencyTransfers(ts), ...ts.startstops],
         stimulusId,
       },
     };
     if (ts.valueType !== null) (msg.msg as { type?: string }).type = ts.valueType;
     return msg;
+  }
+
+  /**
+   * The transfer records of dependencies fetched for `ts`, taken so that each is reported once:
+   * with the first dependent that finishes, as the inputs it waited for (the scheduler's task
+   * stream and the dashboard draw them beside that task).
+   */
+  private takeDependencyTransfers(ts: WorkerTask): StartStop[] {
+    let transfers: StartStop[] | undefined;
+    for (const dep of ts.dependencies) {
+      if (!dep.startstops.some((ss) => ss.action === 'transfer')) continue;
+      (transfers ??= []).push(...dep.startstops.filter((ss) => ss.action === 'transfer'));
+      dep.startstops = dep.startstops.filter((ss) => ss.action !== 'transfer');
+    }
+    return transfers ?? [];
   }
 
   private ensureTask(key: Key): WorkerTask {

@@ -288,6 +288,22 @@ describe('WorkerState: fetching dependencies', () => {
     ]);
   });
 
+  test('the transfer of a fetched dependency is reported once, with the first dependent that finishes', () => {
+    const s = ws({ nthreads: 2 });
+    s.handleStimulus(
+      compute('y1', { whoHas: { a: [A] }, nbytes: { a: 1 } }),
+      compute('y2', { whoHas: { a: [A] }, nbytes: { a: 1 } }),
+    );
+    s.handleStimulus({ type: 'gather-dep-success', worker: A, data: { a: 5 }, start: 10, stop: 12, ...stim });
+    const finished = (out: Instruction[]) =>
+      out.flatMap((i) => (i.type === 'send-to-scheduler' && i.msg.op === 'task-finished' ? [i.msg.startstops] : []));
+    expect(finished(s.handleStimulus(ok('y2')))).toEqual([[
+      { action: 'transfer', start: 10, stop: 12, source: A },
+      { action: 'compute', start: 1, stop: 2 },
+    ]]);
+    expect(finished(s.handleStimulus(ok('y1')))).toEqual([[{ action: 'compute', start: 1, stop: 2 }]]);
+  });
+
   test('acquire-replicas fetches without a dependent and keeps the data', () => {
     const s = ws();
     expect(strip(s.handleStimulus({ type: 'acquire-replicas', whoHas: { r: [A] }, nbytes: { r: 5 }, ...stim }))).toEqual([
