@@ -1,6 +1,7 @@
 // Where a worker keeps the data of keys in memory. A small interface so that a spilling store
 // (memory + disk, LRU) can replace the plain in-memory one without touching the state machine.
 
+import type { StartStop } from '@dd/protocol';
 import { sizeof } from './sizeof';
 
 export interface DataStore {
@@ -18,6 +19,11 @@ export interface DataStore {
   readonly memoryBytes: number;
   /** Sum of nbytes of every key spilled to disk (0 for a memory-only store). */
   readonly spilledBytes: number;
+  /**
+   * Disk writes and reads (spilling, reading back) since the last call, for the task stream.
+   * A store that never touches the disk leaves it out.
+   */
+  takeDiskActivity?(): StartStop[];
 }
 
 export class MemoryStore implements DataStore {

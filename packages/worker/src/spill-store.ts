@@ -12,7 +12,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeMessage, encodeMessage, packFrames, unpackFrames } from '@dd/protocol';
+import { decodeMessage, encodeMessage, packFrames, unpackFrames, type StartStop } from '@dd/protocol';
 import type { DataStore } from './data-store';
 import { sizeof } from './sizeof';
 
@@ -51,6 +51,8 @@ export class SpillStore implements DataStore {
   private pinnedBytes = 0;
   private slowBytes = 0;
   private fileCounter = 0;
+  /** Disk writes/reads not yet reported (bounded: a worker serving only peers may never report). */
+  private diskActivity: StartStop[] = [];
   private dir: string | undefined;
   private readonly directoryOption: string | (() => string);
   private readonly logger: NonNullable<SpillStoreOptions['logger']>;
@@ -197,7 +199,9 @@ export class SpillStore implements DataStore {
       return false;
     }
     const file = path.join(this.directory, `${++this.fileCounter}.dd`);
+    const start = Date.now();
     fs.writeFileSync(file, bytes);
+    this.noteDisk('disk-write', start);
     this.stats.diskMs += performance.now() - t;
     this.fast.delete(key);
     this.fastBytes -= entry.nbytes;
@@ -209,13 +213,27 @@ export class SpillStore implements DataStore {
 
   private readBack(key: string, s: Spilled): unknown {
     const t = performance.now();
+    const start = Date.now();
     try {
-      return decodeMessage(unpackFrames(fs.readFileSync(s.file)));
+      const bytes = fs.readFileSync(s.file);
+      this.noteDisk('disk-read', start);
+      return decodeMessage(unpackFrames(bytes));
     } catch (err) {
       throw new Error(`cannot read spilled data of ${key} back from ${s.file}: ${(err as Error)?.message ?? String(err)}`);
     } finally {
       this.stats.diskMs += performance.now() - t;
     }
+  }
+
+  takeDiskActivity(): StartStop[] {
+    const out = this.diskActivity;
+    if (out.length > 0) this.diskActivity = [];
+    return out;
+  }
+
+  private noteDisk(action: 'disk-write' | 'disk-read', start: number): void {
+    if (this.diskActivity.length >= 1000) this.diskActivity.splice(0, 500);
+    this.diskActivity.push({ action, start, stop: Date.now() });
   }
 
   /** Removes every spilled file and the directory (the store is not used afterwards). */

@@ -43,6 +43,9 @@ import type {
 import { Heap, comparePriority } from './heap';
 import { typeName } from './type-name';
 
+/** Shared by every task finished without transfers or disk activity to report (no allocation). */
+const NO_STARTSTOPS: readonly StartStop[] = Object.freeze([]);
+
 export const TASK_STATES = [
   'released',
   'waiting',
@@ -1101,7 +1104,7 @@ export class WorkerState {
         op: 'task-finished',
         key: ts.key,
         nbytes: ts.nbytes ?? this.defaultDataSize,
-        startstops: [...this.takeDependencyTransfers(ts), ...ts.startstops],
+        startstops: [...this.takeDependencyTransfers(ts), ...ts.startstops, ...this.takeDiskActivity()],
         stimulusId,
       },
     };
@@ -1114,14 +1117,23 @@ export class WorkerState {
    * with the first dependent that finishes, as the inputs it waited for (the scheduler's task
    * stream and the dashboard draw them beside that task).
    */
-  private takeDependencyTransfers(ts: WorkerTask): StartStop[] {
+  /**
+   * Spilling and reading back since the last finished task: reported with this one, so the task
+   * stream shows the worker's disk time where it happened (a spill its own result caused lands
+   * on it, as in the reference).
+   */
+  private takeDiskActivity(): readonly StartStop[] {
+    return this.data.takeDiskActivity?.() ?? NO_STARTSTOPS;
+  }
+
+  private takeDependencyTransfers(ts: WorkerTask): readonly StartStop[] {
     let transfers: StartStop[] | undefined;
     for (const dep of ts.dependencies) {
       if (!dep.startstops.some((ss) => ss.action === 'transfer')) continue;
       (transfers ??= []).push(...dep.startstops.filter((ss) => ss.action === 'transfer'));
       dep.startstops = dep.startstops.filter((ss) => ss.action !== 'transfer');
     }
-    return transfers ?? [];
+    return transfers ?? NO_STARTSTOPS;
   }
 
   private ensureTask(key: Key): WorkerTask {

@@ -41,6 +41,18 @@ describe('SpillStore', () => {
     expect([...store.keys()].sort()).toEqual([...Array.from({ length: 10 }, (_, i) => `x-${i}`), 'y'].sort());
   });
 
+  test('disk writes and reads are timed for the task stream, each reported once', () => {
+    const store = new SpillStore({ directory: path.join(dir, 'storage'), targetBytes: 1000 });
+    const before = Date.now();
+    store.set('a', Buffer.alloc(1000), 1000);
+    store.set('b', Buffer.alloc(1000), 1000); // spills a
+    store.get('a'); // reads a back, spills b
+    const activity = store.takeDiskActivity();
+    expect(activity.map((a) => a.action)).toEqual(['disk-write', 'disk-read', 'disk-write']);
+    for (const a of activity) expect(a.start >= before && a.stop >= a.start).toBe(true);
+    expect(store.takeDiskActivity()).toEqual([]);
+  });
+
   test('plain data, Maps and typed arrays round-trip; delete removes the file', () => {
     const store = new SpillStore({ directory: dir, targetBytes: 0 });
     const values: Record<string, unknown> = {

@@ -1,5 +1,6 @@
 import {
   InvalidTransitionError,
+  MemoryStore,
   WorkerState,
   type ComputeTaskEvent,
   type Instruction,
@@ -302,6 +303,19 @@ describe('WorkerState: fetching dependencies', () => {
       { action: 'compute', start: 1, stop: 2 },
     ]]);
     expect(finished(s.handleStimulus(ok('y1')))).toEqual([[{ action: 'compute', start: 1, stop: 2 }]]);
+  });
+
+  test('disk activity of the data store is reported with the next task that finishes', () => {
+    const disk = [{ action: 'disk-write' as const, start: 3, stop: 4 }];
+    const data = new MemoryStore();
+    const s = ws({ data: Object.assign(data, { takeDiskActivity: () => disk.splice(0) }) });
+    s.handleStimulus(compute('x'));
+    const out = s.handleStimulus(ok('x'));
+    const finished = out.find((i) => i.type === 'send-to-scheduler' && i.msg.op === 'task-finished');
+    expect(finished?.type === 'send-to-scheduler' && finished.msg.op === 'task-finished' && finished.msg.startstops).toEqual([
+      { action: 'compute', start: 1, stop: 2 },
+      { action: 'disk-write', start: 3, stop: 4 },
+    ]);
   });
 
   test('acquire-replicas fetches without a dependent and keeps the data', () => {
