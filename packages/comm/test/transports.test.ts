@@ -97,6 +97,27 @@ describe.each(transports)('$name transport', (t) => {
     await Promise.all(writes);
   });
 
+  test('towards the connecting side (tcp: read straight into the reassembly buffer), large messages between small ones arrive whole', async () => {
+    const { client, server } = await pair(t);
+    const big = Buffer.alloc(24 * 1024 * 1024 + 3);
+    for (let i = 0; i < big.length; i += 1000) big[i] = (i / 1000) % 251;
+    const writes: Promise<void>[] = [];
+    for (let round = 0; round < 3; round++) {
+      writes.push(server.write({ round }));
+      writes.push(server.write({ big, parts: [Buffer.alloc(70_000, round), 'x'] }));
+    }
+    writes.push(server.write({ done: true }));
+    for (let round = 0; round < 3; round++) {
+      expect(await client.read()).toEqual({ round });
+      const got = (await client.read()) as { big: Uint8Array; parts: [Uint8Array, string] };
+      expect(Buffer.from(got.big).equals(big)).toBe(true);
+      expect(Buffer.from(got.parts[0]).equals(Buffer.alloc(70_000, round))).toBe(true);
+      expect(got.parts[1]).toBe('x');
+    }
+    expect(await client.read()).toEqual({ done: true });
+    await Promise.all(writes);
+  });
+
   test('the default offer does not compress towards a peer on this host', async () => {
     const { client, server } = await pair(t);
     expect(client.peerInfo?.protocol).toBe(1);

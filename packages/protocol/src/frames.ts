@@ -208,15 +208,42 @@ export class FrameDecoder {
       } else {
         this.append(chunk);
       }
-      for (;;) {
-        const message = this.step();
-        if (message === undefined) return out;
-        out.push(message);
-      }
+      return this.drain(out);
     } catch (error) {
       this.failure = error as Error;
       if (out.length === 0) throw error;
       return out;
+    }
+  }
+
+  /**
+   * Where a transport may have the next bytes written directly, or undefined: while a reassembly
+   * buffer is being filled and nothing else is pending, its unfilled rest. A socket that reads
+   * into this (Node's `onread` with a buffer function) gets a large message's bytes from the
+   * kernel straight into their final memory: no copy out of 64 KiB socket chunks, and a few
+   * large reads instead of one callback per 64 KiB. Then call pushDirect(n) instead of push().
+   */
+  get directTarget(): Uint8Array | undefined {
+    if (this.body === null || this.chunks.length > 0 || this.failure !== undefined) return undefined;
+    return this.body.subarray(this.bodyFilled);
+  }
+
+  /** Records that `n` bytes were written at the start of the last directTarget; as push(). */
+  pushDirect(n: number): Uint8Array[][] {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.body === null || this.chunks.length > 0 || n < 0 || this.bodyFilled + n > this.body.byteLength) {
+      throw new RangeError(`pushDirect(${n}) without a matching directTarget`);
+    }
+    this.bodyFilled += n;
+    this.taken += n;
+    return this.drain([]);
+  }
+
+  private drain(out: Uint8Array[][]): Uint8Array[][] {
+    for (;;) {
+      const message = this.step();
+      if (message === undefined) return out;
+      out.push(message);
     }
   }
 

@@ -22,6 +22,31 @@ describe('frames', () => {
     expect(unpackFrames(packed)).toEqual(frames);
   });
 
+  test('directTarget: bytes written straight into the reassembly buffer complete the message', () => {
+    const payload = new Uint8Array(10_000).map((_, i) => i % 251);
+    const msg = packFrames([enc('head'), payload, enc('tail')]);
+    const second = packFrames([enc('next')]);
+    const d = new FrameDecoder();
+    expect(d.directTarget).toBeUndefined();
+    // Prelude, first frame and a little of the second: reassembly of frames 1..2 begins.
+    expect(d.push(msg.subarray(0, 8 * 4 + 4 + 100))).toEqual([]);
+    let at = 8 * 4 + 4 + 100;
+    const out: Uint8Array[][] = [];
+    while (at < msg.byteLength) {
+      const target = d.directTarget!;
+      expect(target.byteLength).toBe(msg.byteLength - at);
+      const n = Math.min(3000, target.byteLength);
+      target.set(msg.subarray(at, at + n));
+      at += n;
+      out.push(...d.pushDirect(n));
+    }
+    expect(out).toEqual([[enc('head'), payload, enc('tail')]]);
+    expect(d.directTarget).toBeUndefined();
+    expect(d.partialMessageBytes).toBe(0);
+    expect(d.push(second)).toEqual([[enc('next')]]);
+    expect(() => d.pushDirect(1)).toThrow(RangeError);
+  });
+
   test('decodes fed one byte at a time', () => {
     const d = new FrameDecoder();
     const out: Uint8Array[][] = [];

@@ -16,6 +16,73 @@ const PACK_BELOW_BYTES = 64 * 1024;
 /** How long a graceful close waits for the peer to finish before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
 
+/** Size of the slabs DirectReads reads small data into (Node's own read size). */
+const SLAB_BYTES = 64 * 1024;
+/** A slab with less room than this left is replaced, so reads stay large. */
+const SLAB_MIN_ROOM = 8 * 1024;
+
+/**
+ * The `onread` option of an outgoing net socket (net.connect), made before its StreamComm
+ * exists: the socket then reads into memory we choose instead of a fresh 64 KiB Buffer per read
+ * emitted as 'data'. While a large message is being reassembled, that memory is the rest of its
+ * reassembly buffer (FrameDecoder.directTarget), so the kernel copies socket bytes straight into
+ * the value's final memory and each read takes all the socket holds (a 100 MiB gather: ~50 reads
+ * instead of ~1600 'data' events plus a userland copy of every byte). Otherwise reads go into
+ * a 64 KiB slab, handed out piecewise and never reused (decoded values may be views of it).
+ * Accepted sockets cannot take this option, so they stay on 'data' events.
+ */
+export class DirectReads {
+  private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private used = 0;
+  /** The memory handed to the socket for its next read. */
+  private target: Uint8Array | undefined;
+  private direct = false;
+  private comm: StreamComm | undefined;
+  private early: Buffer[] = [];
+
+  readonly onread = {
+    buffer: (): Uint8Array => this.next(),
+    // true: keep reading (flow control is the comm's pause()/resume() of the socket).
+    callback: (nread: number, buf: Uint8Array): boolean => {
+      this.read(nread, buf);
+      return true;
+    },
+  };
+
+  /** Called by the StreamComm that owns the socket; delivers what arrived before. */
+  attach(comm: StreamComm): void {
+    this.comm = comm;
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) comm.onChunk(chunk);
+  }
+
+  private next(): Uint8Array {
+    const direct = this.comm?.directTarget();
+    if (direct !== undefined && direct.byteLength > 0) {
+      this.direct = true;
+      return (this.target = direct);
+    }
+    this.direct = false;
+    if (this.slab.byteLength - this.used < SLAB_MIN_ROOM) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.used = 0;
+    }
+    return (this.target = this.slab.subarray(this.used));
+  }
+
+  private read(nread: number, buf: Uint8Array): void {
+    if (this.direct && buf === this.target) {
+      this.comm!.onDirect(nread);
+      return;
+    }
+    const chunk = this.slab.subarray(this.used, this.used + nread);
+    this.used += nread;
+    if (this.comm === undefined) this.early.push(chunk);
+    else this.comm.onChunk(chunk);
+  }
+}
+
 export class StreamComm extends BaseComm {
   private readonly decoder: FrameDecoder;
   private readonly decodeOptions: DecodeOptions | undefined;
@@ -27,19 +94,39 @@ export class StreamComm extends BaseComm {
     localAddress: string,
     peerAddress: string,
     limits: Partial<FrameLimits> | undefined,
+    reads?: DirectReads,
   ) {
     super(localAddress, peerAddress);
     this.decoder = new FrameDecoder(limits);
     this.decodeOptions = limits === undefined ? undefined : { ...limits };
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (reads !== undefined) reads.attach(this);
+    else socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     socket.on('error', (err) => {
       this.socketError ??= err;
     });
     socket.on('close', () => this.onSocketClose());
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal DirectReads: where the socket may read next (see FrameDecoder.directTarget). */
+  directTarget(): Uint8Array | undefined {
+    return this.decoder.directTarget;
+  }
+
+  /** @internal DirectReads: `n` bytes were read into the last directTarget. */
+  onDirect(n: number): void {
+    let messages: Uint8Array[][];
+    try {
+      messages = this.decoder.pushDirect(n);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.onMessages(messages);
+  }
+
+  /** @internal Bytes from the socket ('data' event or DirectReads). */
+  onChunk(chunk: Buffer): void {
     let messages: Uint8Array[][];
     try {
       // The Buffer itself: protocol copies misaligned typed-array payloads even out of a Buffer.
@@ -48,6 +135,10 @@ export class StreamComm extends BaseComm {
       this.fail(err as Error);
       return;
     }
+    this.onMessages(messages);
+  }
+
+  private onMessages(messages: Uint8Array[][]): void {
     for (let i = 0; i < messages.length; i++) {
       let msg: unknown;
       try {

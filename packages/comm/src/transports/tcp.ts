@@ -4,7 +4,7 @@ import { connect as netConnect, createServer } from 'node:net';
 import type { ConfigurableComm, ListenOptions, Listener } from '../comm';
 import type { Backend, BackendConnectOptions } from '../registry';
 import { IpListener, codedError, hostPortForConnect, ipAddressing, socketAddresses } from './ip';
-import { StreamComm } from './stream-comm';
+import { DirectReads, StreamComm } from './stream-comm';
 
 export const tcpBackend: Backend = {
   ...ipAddressing,
@@ -12,7 +12,9 @@ export const tcpBackend: Backend = {
   connect(location: string, options: BackendConnectOptions): Promise<ConfigurableComm> {
     const [host, port] = hostPortForConnect('tcp', location);
     return new Promise((resolve, reject) => {
-      const socket = netConnect({ host, port, noDelay: true });
+      // Outgoing sockets read into memory of our choosing (see DirectReads).
+      const reads = new DirectReads();
+      const socket = netConnect({ host, port, noDelay: true, onread: reads.onread });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(codedError(`connect to tcp://${location} timed out after ${options.attemptTimeout} ms`, 'ETIMEDOUT'));
@@ -25,7 +27,7 @@ export const tcpBackend: Backend = {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         const { local, peer } = socketAddresses('tcp', socket);
-        resolve(new StreamComm(socket, local, peer, options.limits));
+        resolve(new StreamComm(socket, local, peer, options.limits, reads));
       });
     });
   },
