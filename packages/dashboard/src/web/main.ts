@@ -45,7 +45,10 @@ function prefixColour(prefix: string): string {
   }
   return c;
 }
-const ACTION_COLOURS: Record<string, string> = { transfer: '#e5342a', erred: '#111', 'disk-read': '#f59e0b', 'disk-write': '#f59e0b' };
+// Transfers are a thin red band at the top of a row, spilling/reading back a thin violet band at
+// the bottom, so both stay readable over the prefix colours of the compute bars.
+const DISK_COLOUR = '#6d28d9';
+const ACTION_COLOURS: Record<string, string> = { transfer: '#e5342a', erred: '#111', 'disk-read': DISK_COLOUR, 'disk-write': DISK_COLOUR };
 
 // ---------------------------------------------------------------------------------------------
 // State fed by the event stream
@@ -145,7 +148,9 @@ function drawTaskStream(canvas: HTMLCanvasElement, windowMs: number, rowHeight: 
     const w = Math.max(2, x(rec.stop) - x0);
     const y = row * rowHeight;
     ctx.fillStyle = ACTION_COLOURS[rec.action] ?? prefixColour(rec.prefix);
-    if (rec.action === 'transfer') ctx.fillRect(x0, y + 1, w, Math.max(2, rowHeight * 0.3));
+    const band = Math.max(2, rowHeight * 0.3);
+    if (rec.action === 'transfer') ctx.fillRect(x0, y + 1, w, band);
+    else if (rec.action === 'disk-read' || rec.action === 'disk-write') ctx.fillRect(x0, y + rowHeight - 1 - band, w, band);
     else ctx.fillRect(x0, y + 2, w, rowHeight - 4);
     bars++;
   }
@@ -239,7 +244,8 @@ function legendHtml(): string {
     const r = records[i] as StreamRecord;
     if (r.action === 'compute') seen.add(r.prefix);
   }
-  return [...seen].map((p) => `<span><i style="background:${prefixColour(p)}"></i>${esc(p)}</span>`).join('') + '<span><i style="background:#e5342a"></i>transfer</span><span><i style="background:#111"></i>erred</span>';
+  return [...seen].map((p) => `<span><i style="background:${prefixColour(p)}"></i>${esc(p)}</span>`).join('') + '<span><i style="background:#e5342a"></i>transfer</span>'
+    + `<span><i style="background:${DISK_COLOUR}"></i>spill / read back</span><span><i style="background:#111"></i>erred</span>`;
 }
 
 function workersRows(): string {
