@@ -45,8 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   const supervisor = new WorkerSupervisor(cli.workers, cli.lifetimeMs !== undefined ? { lifetimeMs: cli.lifetimeMs } : {});
   // Signals go on to the workers as a clean close (IPC), then the signal, then SIGKILL.
   onSignals((signal) => void supervisor.close(signal));
-  supervisor.start();
+  // Serve first: each worker process is told the nanny's address and gives it to the scheduler.
   if (cli.nannyAddress !== undefined) console.log(`Nanny at: ${await supervisor.serve(cli.nannyAddress)}`);
+  supervisor.start();
   await supervisor.done;
   return 0;
 }

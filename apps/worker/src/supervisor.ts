@@ -228,7 +228,9 @@ export class WorkerSupervisor extends EventEmitter {
     slot.startedAt = Date.now();
     slot.address = undefined;
     slot.killedFor = undefined;
-    const child = fork(this.entry, [JSON.stringify(slot.options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Workers tell the scheduler where their nanny is (serve() before start() for that).
+    const options = this.server === undefined ? slot.options : { ...slot.options, nanny: this.server.address };
+    const child = fork(this.entry, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     slot.child = child;
     child.on('message', (msg: { type?: string; address?: string; dashboard?: string }) => {
       if (msg?.type === 'ready' && typeof msg.address === 'string') {

@@ -26,7 +26,7 @@ import { functionName, toFunctionRef, type ModuleFunction, type Runnable } from 
 import { Future, FutureState, isFuture, withTimeout, type FutureOwner } from './future';
 import { dataKey, randomToken, taskKey, typeName } from './keys';
 import { LocalCluster, type LocalClusterOptions } from './local-cluster';
-import { commLink, type LinkFactory, type SchedulerLink } from './link';
+import { commLink, type LinkFactory, type LinkHandlers, type LinkOptions, type SchedulerLink } from './link';
 import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
 import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
 import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec } from './graph';
@@ -53,6 +53,12 @@ export interface ConnectOptions {
   heartbeatIntervalMs?: number;
   /** @internal replace the transport (tests with a fake scheduler). */
   link?: LinkFactory;
+  /**
+   * How long to keep trying to reconnect when the scheduler goes away, ms (default 30 000; 0:
+   * close at once). Futures of the lost connection become lost either way; new submissions
+   * wait for the new connection.
+   */
+  reconnectTimeout?: number;
 }
 
 export interface GatherOptions {
@@ -148,6 +154,14 @@ export class ClientView {
 
 export type ClientStatus = 'running' | 'closing' | 'closed';
 
+interface ReconnectWith {
+  address: string;
+  factory: LinkFactory;
+  handlers: LinkHandlers;
+  options: LinkOptions;
+  timeoutMs: number;
+}
+
 export class Client implements FutureOwner, AsyncDisposable {
   readonly id: string;
   #status: ClientStatus = 'running';
@@ -169,6 +183,10 @@ export class Client implements FutureOwner, AsyncDisposable {
    * arrive after the same key was submitted again, and must not cancel the new future.
    */
   readonly #cancelEchoes = new Map<Key, number>();
+  /** How the link was made, to make it again after the scheduler went away. */
+  #reconnectWith: ReconnectWith | undefined;
+  /** Set while reconnecting: rpc calls wait for it, stream messages stay queued. */
+  #reconnecting: Promise<void> | undefined;
 
   private constructor(id: string) {
     this.id = id;
@@ -198,12 +216,12 @@ export class Client implements FutureOwner, AsyncDisposable {
     } else {
       throw new TypeError('Client.connect(target): expected an address, a cluster, { schedulerFile } or nothing');
     }
+    const handlers: LinkHandlers = { onMessage: (m) => client.#onMessage(m), onClose: (e) => client.#onConnectionLost(e) };
+    const linkOptions: LinkOptions = { clientId: client.id, timeout: options.timeout ?? 10_000, batchIntervalMs: options.batchIntervalMs, versions: { dd: '0.1.0' } };
+    const factory = options.link ?? commLink;
+    client.#reconnectWith = { address, factory, handlers, options: linkOptions, timeoutMs: options.reconnectTimeout ?? 30_000 };
     try {
-      client.#link = await (options.link ?? commLink)(
-        address,
-        { onMessage: (m) => client.#onMessage(m), onClose: (e) => client.#onConnectionLost(e) },
-        { clientId: client.id, timeout: options.timeout ?? 10_000, batchIntervalMs: options.batchIntervalMs, versions: { dd: '0.1.0' } },
-      );
+      client.#link = await factory(address, handlers, linkOptions);
     } catch (err) {
       await owned?.close();
       throw err;
@@ -213,7 +231,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     const hb = options.heartbeatIntervalMs ?? 5000;
     if (hb > 0) {
       client.#heartbeat = setInterval(() => {
-        if (client.#status === 'running') client.#link.send({ op: 'heartbeat-client', client: client.id });
+        if (client.#status === 'running' && client.#reconnecting === undefined) client.#link.send({ op: 'heartbeat-client', client: client.id });
       }, hb);
       client.#heartbeat.unref();
     }
@@ -222,6 +240,11 @@ export class Client implements FutureOwner, AsyncDisposable {
 
   get status(): ClientStatus {
     return this.#status;
+  }
+
+  /** False while the client is reconnecting to a scheduler that went away. */
+  get connected(): boolean {
+    return this.#status === 'running' && this.#reconnecting === undefined;
   }
 
   /** The scheduler's address. */
@@ -444,6 +467,8 @@ export class Client implements FutureOwner, AsyncDisposable {
       this.#outgoing = [];
       return;
     }
+    // Kept for the new connection.
+    if (this.#reconnecting !== undefined) return;
     let sent = 0;
     for (const o of out) {
       if (o.kind === 'graph') {
@@ -590,8 +615,55 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   #onConnectionLost(error: Error | undefined): void {
+    if (this.#status !== 'running' || this.#reconnecting !== undefined) return;
+    const how = this.#reconnectWith;
+    if (how !== undefined && how.timeoutMs > 0) {
+      const cause = error ?? new Error('connection to the scheduler closed');
+      // The scheduler forgets a client whose connection closes (and a restarted scheduler never
+      // knew it): what this client had submitted is gone either way.
+      const why = `lost the connection to the scheduler (${cause.message}); its computations are gone, submit them again`;
+      for (const st of this.#states.values()) {
+        if (st.status === 'pending' || st.status === 'finished') st.lost(why);
+      }
+      this.#forgotten.clear();
+      void this.#link.close().catch(() => {});
+      this.#reconnecting = this.#reconnect(how, cause);
+      return;
+    }
+    this.#giveUp(error ?? new Error('connection to the scheduler closed'));
+  }
+
+  /** Tries to connect again with backoff until `timeoutMs`; then sends what was queued meanwhile. */
+  async #reconnect(how: ReconnectWith, cause: Error): Promise<void> {
+    const deadline = Date.now() + how.timeoutMs;
+    let delay = 100;
+    let last = cause;
+    while (this.#status === 'running' && Date.now() < deadline) {
+      try {
+        // Short attempts (comm's connect retries within each): close() is not kept waiting long.
+        const timeout = Math.max(200, Math.min(how.options.timeout ?? 10_000, 2_000, deadline - Date.now()));
+        const link = await how.factory(how.address, how.handlers, { ...how.options, timeout });
+        if (this.#status !== 'running') {
+          await link.close().catch(() => {});
+          return;
+        }
+        this.#link = link;
+        this.#reconnecting = undefined;
+        this.#flush();
+        return;
+      } catch (err) {
+        last = err instanceof Error ? err : new Error(String(err));
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(delay, deadline - Date.now()))).unref());
+      delay = Math.min(delay * 2, 2000);
+    }
+    this.#reconnecting = undefined;
     if (this.#status !== 'running') return;
-    this.#connectionError = error ?? new Error('connection to the scheduler closed');
+    this.#giveUp(new Error(`could not reconnect to the scheduler at ${how.address} within ${how.timeoutMs} ms (${last.message})`));
+  }
+
+  #giveUp(error: Error): void {
+    this.#connectionError = error;
     this.#status = 'closed';
     for (const st of this.#states.values()) {
       if (st.status === 'pending' || st.status === 'finished') st.lost(`lost the connection to the scheduler (${this.#connectionError.message})`);
@@ -1040,12 +1112,39 @@ export class Client implements FutureOwner, AsyncDisposable {
     return await management.uploadFile(this, filePath);
   }
 
+  /**
+   * Restarts every worker: fresh processes via their nannies (dd-worker) or LocalCluster, all
+   * tasks and data cleared. Every future of this client (and of other clients) becomes cancelled
+   * with a CancelledError saying so. Resolves once the workers are back (`timeout`, default
+   * 60 s); rejects if some could not be restarted. Workers run without a nanny keep running,
+   * emptied (listed in `notRestarted`).
+   */
+  async restart(options: { timeout?: number } = {}): Promise<{ workers: Address[]; notRestarted: Address[] }> {
+    const timeoutMs = options.timeout ?? 60_000;
+    const reason = 'the cluster was restarted (client.restart()); its tasks and data are gone';
+    this.#checkRunning();
+    this.#flush();
+    const before = [...this.#states.keys()];
+    const reply = await this.#link.call<{ workers: Address[]; notRestarted: Address[] }>('restart', { timeoutMs, reason }, { timeout: timeoutMs + 10_000 });
+    // The scheduler's cancelled-keys may still be on its way (another connection): do not wait.
+    for (const key of before) {
+      const st = this.#states.get(key);
+      if (st === undefined) continue;
+      this.#states.delete(key);
+      // Its cancelled-keys, if still on the way, must not cancel a resubmission of the key.
+      this.#cancelEchoes.set(key, Date.now());
+      st.cancel(reason);
+    }
+    return { workers: reply.workers ?? [], notRestarted: reply.notRestarted ?? [] };
+  }
+
   /** Closes every worker and the scheduler, then this client. */
   async shutdown(): Promise<void> {
     await management.shutdown(this);
   }
 
   async #call<T>(op: string, args: Record<string, unknown>): Promise<T> {
+    if (this.#reconnecting !== undefined) await this.#reconnecting;
     this.#checkRunning();
     this.#flush();
     return await this.#link.call<T>(op, args);

@@ -51,6 +51,8 @@ interface WorkerSlot {
   pid: number | undefined;
   worker: Worker | undefined;
   child: ChildProcess | undefined;
+  /** What it was started with (restart starts a fresh one alike). */
+  options: Record<string, unknown>;
 }
 
 /** Children of every LocalCluster in this process: killed if the process exits without closing them. */
@@ -98,6 +100,8 @@ export class LocalCluster implements AsyncDisposable {
       ...opts.schedulerOptions,
     } as Parameters<typeof Scheduler.start>[0]);
     const cluster = new LocalCluster(scheduler, opts);
+    // client.restart(): the scheduler asks us to replace our workers (they have no nanny).
+    scheduler.workerRestarter = async (addresses, timeoutMs) => void (await cluster.restartWorkers(addresses, timeoutMs));
     try {
       await Promise.all(Array.from({ length: nWorkers }, () => cluster.startWorker()));
     } catch (err) {
@@ -134,16 +138,51 @@ export class LocalCluster implements AsyncDisposable {
       resources: overrides.resources ?? o.resources ?? {},
       ...o.workerOptions,
     };
-    const slot: WorkerSlot = { name, address: '', pid: undefined, worker: undefined, child: undefined };
+    const slot: WorkerSlot = { name, address: '', pid: undefined, worker: undefined, child: undefined, options: workerOpts };
     this.#slots.push(slot);
-    if (o.processes === false) {
+    await this.#launch(slot);
+    return { name, address: slot.address, pid: slot.pid, worker: slot.worker };
+  }
+
+  /**
+   * Replaces the given workers (all by default) with fresh ones of the same options: new
+   * processes (processes: true) or new Worker objects; resolves once they registered.
+   * `client.restart()` calls this through the scheduler.
+   */
+  async restartWorkers(addresses?: readonly string[], timeoutMs = 60_000): Promise<LocalWorker[]> {
+    if (this.#closing !== undefined) throw new Error('LocalCluster is closed');
+    const slots = addresses === undefined ? [...this.#slots] : this.#slots.filter((s) => addresses.includes(s.address) || addresses.includes(s.name));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`LocalCluster: workers did not restart within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([
+        timeout,
+        Promise.all(slots.map(async (slot) => {
+          await this.#stopSlot(slot);
+          if (this.#closing !== undefined) throw new Error('LocalCluster is closed');
+          slot.worker = undefined;
+          slot.child = undefined;
+          slot.pid = undefined;
+          await this.#launch(slot);
+        })),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return slots.map((s) => ({ name: s.name, address: s.address, pid: s.pid, worker: s.worker }));
+  }
+
+  async #launch(slot: WorkerSlot): Promise<void> {
+    const workerOpts = slot.options;
+    if (this.#options.processes === false) {
       const worker = await Worker.start(workerOpts as unknown as Parameters<typeof Worker.start>[0]);
       slot.worker = worker;
       slot.address = worker.address;
     } else {
       await this.#forkWorker(slot, workerOpts);
     }
-    return { name, address: slot.address, pid: slot.pid, worker: slot.worker };
   }
 
   #forkWorker(slot: WorkerSlot, workerOpts: Record<string, unknown>): Promise<void> {
@@ -222,6 +261,7 @@ export class LocalCluster implements AsyncDisposable {
     this.#closing ??= (async () => {
       const slots = this.#slots.splice(0);
       await Promise.all(slots.map((s) => this.#stopSlot(s).catch(() => s.child?.kill('SIGKILL'))));
+      this.scheduler.workerRestarter = undefined;
       await this.scheduler.close();
     })();
     return this.#closing;

@@ -218,6 +218,8 @@ export interface RegisterWorkerRequest {
   versions: Record<string, string>;
   /** Ports of the worker's other servers on its host, e.g. `{dashboard: 40123}`. */
   services?: Record<string, number>;
+  /** Rpc address of the nanny running this worker process (it serves `restart`). */
+  nanny?: Address;
 }
 export interface RegisterWorkerReply {
   schedulerId: string;

@@ -67,6 +67,13 @@ export class Scheduler {
   private readonly commClient = new Map<Comm, string>();
   /** Workers that announced a clean departure (their tasks are not suspicious). */
   private readonly leaving = new Set<Address>();
+  /** The nanny (rpc address) of each worker that registered with one. */
+  private readonly workerNanny = new Map<Address, Address>();
+  /**
+   * Restarts workers that have no nanny (LocalCluster sets it for its workers); resolves once
+   * their replacements registered. Without it, `restart` leaves such workers running, emptied.
+   */
+  workerRestarter: ((workers: Address[], timeoutMs: number) => Promise<void>) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private idleSince: number | null = null;
   private closing = false;
@@ -153,6 +160,7 @@ export class Scheduler {
         identity: h(() => this.identity()),
         story: h((m) => this.story(strArray(m, 'keys', 'story'))),
         broadcast: h((m) => this.broadcast(m)),
+        restart: h((m) => this.restartRpc(m)),
       },
       streamHandlers: {
         ...Object.fromEntries(extStream),
@@ -374,6 +382,8 @@ export class Scheduler {
     const pid = optNum(m, 'pid', op);
     if (pid !== undefined) ev.pid = pid;
     if (m['services'] !== undefined && m['services'] !== null) ev.services = numRecord(m, 'services', op);
+    const nanny = optStr(m, 'nanny', op);
+    if (nanny !== undefined) this.workerNanny.set(address, nanny);
     // Register first (compute-task messages queue on the not-yet-started BatchedSend), then reply,
     // then start the stream: the worker reads the reply before any batch.
     this.feed(ev);
@@ -396,6 +406,7 @@ export class Scheduler {
     if (peer === undefined || peer.comm !== comm) return;
     this.workerPeers.delete(address);
     this.commWorker.delete(comm);
+    this.workerNanny.delete(address);
     peer.bsend.abort();
     comm.abort();
     const safe = this.leaving.delete(address);
@@ -559,6 +570,58 @@ export class Scheduler {
         return;
       }
     }
+  }
+
+  /**
+   * client.restart(): every client's keys are cancelled (with the reason) and released, then each
+   * worker's nanny (or `workerRestarter`) starts a fresh process; replies once they registered.
+   */
+  private async restartRpc(m: Obj): Promise<{ status: 'OK'; workers: Address[]; notRestarted: Address[] }> {
+    const op = 'restart';
+    const timeoutMs = optNum(m, 'timeoutMs', op) ?? 60_000;
+    const reason = optStr(m, 'reason', op) ?? 'the cluster was restarted (client.restart()); its tasks and data are gone';
+    this.logger.info(`restart: releasing ${this.state.tasks.size} tasks, restarting ${this.state.workers.size} workers`);
+    const sid = this.sid(op);
+    const events: SchedulerEvent[] = [];
+    for (const cs of this.state.clients.values()) {
+      const keys = [...cs.wantsWhat].map((ts) => ts.key);
+      if (keys.length === 0) continue;
+      if (cs.id !== FIRE_AND_FORGET_CLIENT) this.dispatch([{ type: 'send-client', client: cs.id, msgs: [{ op: 'cancelled-keys', keys, reason }] }]);
+      events.push({ kind: 'client-releases-keys', client: cs.id, keys, stimulusId: sid });
+    }
+    if (events.length > 0) this.feed(...events);
+    const byNanny = new Map<Address, Address[]>();
+    const orphans: Address[] = [];
+    for (const address of this.state.workers.keys()) {
+      const nanny = this.workerNanny.get(address);
+      if (nanny === undefined) orphans.push(address);
+      else byNanny.set(nanny, [...(byNanny.get(nanny) ?? []), address]);
+    }
+    const workers: Address[] = [];
+    const failures: string[] = [];
+    const restarter = this.workerRestarter;
+    await Promise.all([
+      ...[...byNanny].map(async ([nanny, addresses]) => {
+        try {
+          const reply = await this.pool.rpc(nanny).call<{ workers?: Address[] }>('restart', { workers: addresses, timeoutMs }, { timeout: timeoutMs + 5000 });
+          workers.push(...(reply?.workers ?? []));
+        } catch (err) {
+          failures.push(`nanny ${nanny} (workers ${addresses.join(', ')}): ${(err as Error).message}`);
+        }
+      }),
+      (async () => {
+        if (restarter === undefined || orphans.length === 0) return;
+        try {
+          await restarter(orphans, timeoutMs);
+        } catch (err) {
+          failures.push(`workers ${orphans.join(', ')}: ${(err as Error).message}`);
+        }
+      })(),
+    ]);
+    if (failures.length > 0) throw new Error(`restart: could not restart ${failures.join('; ')}`);
+    const notRestarted = restarter === undefined ? orphans : [];
+    if (notRestarted.length > 0) this.logger.warn(`restart: workers without a nanny kept running (emptied): ${notRestarted.join(', ')}`);
+    return { status: 'OK', workers: restarter === undefined ? workers : [...this.state.workers.keys()], notRestarted };
   }
 
   private cancelRpc(m: Obj): null {

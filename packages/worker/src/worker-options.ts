@@ -44,6 +44,8 @@ export interface WorkerOptions {
   deathTimeoutMs?: number | string;
   /** Check WorkerState invariants after every stimulus (slow; for tests). */
   validate?: boolean;
+  /** Rpc address of the nanny running this worker process, told to the scheduler (for `restart`). */
+  nanny?: string;
   /** Concurrent `get-data` transfers served before answering busy. Default 10. */
   transferOutgoingCountLimit?: number;
   /** Peers fetched from at once. Default 10. */
@@ -76,6 +78,7 @@ export interface CompiledWorkerOptions {
   heartbeatIntervalMs: number;
   deathTimeoutMs: number;
   validate: boolean;
+  nanny: string | undefined;
   transferOutgoingCountLimit: number;
   transferIncomingCountLimit: number;
   transferIncomingBytesLimit: number;
@@ -114,6 +117,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? 1000,
     deathTimeoutMs: death,
     validate: o.validate ?? false,
+    nanny: o.nanny,
     transferOutgoingCountLimit: o.transferOutgoingCountLimit ?? 10,
     transferIncomingCountLimit: o.transferIncomingCountLimit ?? 10,
     transferIncomingBytesLimit: o.transferIncomingBytesLimit ?? 50 * 2 ** 20,

@@ -285,6 +285,7 @@ export class Worker {
         versions: VERSIONS,
       };
       if (this.http) req.services = { dashboard: this.http.port };
+      if (this.options.nanny !== undefined) req.nanny = this.options.nanny;
       await comm.write(req);
       const reply = (await comm.read()) as { status?: string; result?: RegisterWorkerReply; error?: { name: string; message: string } };
       if (reply?.status !== 'OK' || !reply.result) {
