@@ -172,6 +172,12 @@ export interface WorkerStateOptions {
 }
 
 type Recs = Map<WorkerTask, TaskStateName>;
+/**
+ * A story entry as logged: the recommendations as a flat [key, state, ...] list, null when there
+ * are none (most transitions). Building a `{key: state}` object per transition, each with a
+ * fresh property name, was ~20% of WorkerState's time plus much of its GC; story() builds them.
+ */
+type LogEntry = [Key, string, string, string[] | null, StimulusId, number];
 type TransitionFn = (this: WorkerState, ts: WorkerTask, stimulusId: StimulusId, recs: Recs, out: Instruction[]) => void;
 
 const MAX_TRANSITIONS_PER_STIMULUS = 1_000_000;
@@ -216,12 +222,14 @@ export class WorkerState {
   private arrivalCounter = 0;
   private readonly host: string;
   private readonly storyLimit: number;
-  private readonly log: StoryEntry[] = [];
+  private readonly log: LogEntry[] = [];
   private readonly now: () => number;
   /** Average execution time per key prefix measured on this worker, ms. */
   private readonly prefixDurations = new Map<string, number>();
   /** Keys that reached memory from a peer during the current stimulus (one add-keys per stimulus). */
   private addKeys: WorkerTask[] = [];
+  /** Scratch recommendations of the transition in progress (see transition()). */
+  private readonly localRecs: Recs = new Map();
 
   constructor(options: WorkerStateOptions) {
     this.address = options.address;
@@ -753,13 +761,16 @@ export class WorkerState {
     if (++this.transitionCounter > MAX_TRANSITIONS_PER_STIMULUS) {
       throw new TransitionCounterMaxExceededError(`more than ${MAX_TRANSITIONS_PER_STIMULUS} transitions for ${stimulusId}`);
     }
-    const direct = TRANSITIONS[`${start}->${finish}`];
+    const direct = TRANSITION_TABLE[start]?.[finish];
     // Recommendations of this transition alone (merged below), so the story shows what it caused.
-    const local: Recs = new Map();
+    // One Map reused by every transition (no transition method calls transition()): a Map per
+    // transition, several per task, was a large part of WorkerState's garbage.
+    const local = this.localRecs;
+    local.clear();
     if (direct) {
       direct.call(this, ts, stimulusId, local, out);
     } else {
-      const toReleased = TRANSITIONS[`${start}->released`];
+      const toReleased = TRANSITION_TABLE[start]?.released;
       if (start === 'released' || finish === 'released' || !toReleased) {
         throw new InvalidTransitionError(ts.key, start, finish, this.story(ts.key));
       }
@@ -767,7 +778,7 @@ export class WorkerState {
       local.delete(ts); // superseded by `finish`
       if (ts.state !== finish) {
         // A running job may leave it cancelled rather than released; continue from there.
-        const second = TRANSITIONS[`${ts.state}->${finish}`];
+        const second = TRANSITION_TABLE[ts.state]?.[finish];
         if (!second) throw new InvalidTransitionError(ts.key, `${start}->${ts.state}`, finish, this.story(ts.key));
         second.call(this, ts, stimulusId, local, out);
       }
@@ -1194,16 +1205,19 @@ export class WorkerState {
 
   private record(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
     if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
-    const newRecs: Record<Key, string> = {};
-    for (const [t, s] of recs) newRecs[t.key] = s;
-    this.pushLog([key, start, finish, newRecs, stimulusId, this.now()]);
+    let flat: string[] | null = null;
+    if (recs.size > 0) {
+      flat = [];
+      for (const [t, s] of recs) flat.push(t.key, s);
+    }
+    this.pushLog([key, start, finish, flat, stimulusId, this.now()]);
   }
 
   private logEvent(key: Key, what: string, stimulusId: StimulusId): void {
-    this.pushLog([key, what, '', {}, stimulusId, this.now()]);
+    this.pushLog([key, what, '', null, stimulusId, this.now()]);
   }
 
-  private pushLog(entry: StoryEntry): void {
+  private pushLog(entry: LogEntry): void {
     this.log.push(entry);
     if (this.log.length > 2 * this.storyLimit) this.log.splice(0, this.log.length - this.storyLimit);
   }
@@ -1211,7 +1225,17 @@ export class WorkerState {
   /** Log entries that mention any of `keys` (or stimulus ids), oldest first. */
   story(...keys: string[]): StoryEntry[] {
     const want = new Set(keys);
-    return this.log.filter((e) => want.has(e[0]) || want.has(e[4]) || Object.keys(e[3]).some((k) => want.has(k)));
+    const out: StoryEntry[] = [];
+    for (const e of this.log) {
+      const flat = e[3];
+      let hit = want.has(e[0]) || want.has(e[4]);
+      for (let i = 0; !hit && flat !== null && i < flat.length; i += 2) hit = want.has(flat[i]!);
+      if (!hit) continue;
+      const recs: Record<Key, string> = {};
+      for (let i = 0; flat !== null && i < flat.length; i += 2) recs[flat[i]!] = flat[i + 1]!;
+      out.push([e[0], e[1], e[2], recs, e[4], e[5]]);
+    }
+    return out;
   }
 
   // ----------------------------------------------------------------------------------------
@@ -1384,6 +1408,16 @@ const TRANSITIONS: Record<string, TransitionFn | undefined> = {
 
 /** The allowed `'from->to'` pairs (for documentation and tests). */
 export const TRANSITION_PAIRS: readonly string[] = Object.keys(TRANSITIONS);
+
+/**
+ * TRANSITIONS as from -> to -> method: transition() runs several times per task, and looking up
+ * two interned state names costs less than building a `'from->to'` string each time.
+ */
+const TRANSITION_TABLE: Record<string, Record<string, TransitionFn> | undefined> = {};
+for (const [pair, fn] of Object.entries(TRANSITIONS)) {
+  const [from, to] = pair.split('->') as [string, string];
+  (TRANSITION_TABLE[from] ??= {})[to] = fn!;
+}
 
 function hostOf(address: Address): string {
   const m = /^[a-z]+:\/\/(\[[^\]]*\]|[^:/]*)/.exec(address);
