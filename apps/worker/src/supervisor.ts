@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Server } from '@dd/comm';
+import { formatBytes } from '@dd/protocol';
 import type { WorkerProcessOptions } from './options';
 
 export interface SupervisorOptions {
@@ -218,7 +219,7 @@ export class WorkerSupervisor extends EventEmitter {
       const pid = slot.child!.pid;
       const rss = pid === undefined ? undefined : this.settings.processMemory(pid);
       if (rss === undefined || rss <= fraction * limit) continue;
-      slot.killedFor = `exceeded ${Math.round(fraction * 100)}% of its memory limit (RSS ${mib(rss)} of ${mib(limit)})`;
+      slot.killedFor = `exceeded ${Math.round(fraction * 100)}% of its memory limit (RSS ${formatBytes(rss)} of ${formatBytes(limit)})`;
       this.log(`Worker process ${slot.index} (${slot.address ?? 'not yet registered'}) ${slot.killedFor}; terminating and restarting it`);
       slot.child!.kill('SIGKILL');
     }
@@ -293,8 +294,4 @@ export class WorkerSupervisor extends EventEmitter {
       else child.kill(signal);
     });
   }
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 }

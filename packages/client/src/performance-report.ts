@@ -7,6 +7,7 @@
 // finished task) and its event log (`get-events`).
 
 import { writeFile } from 'node:fs/promises';
+import { formatBytes } from '@dd/protocol';
 import type { Client } from './client';
 import { defaultClient } from './default-client';
 import { keyPrefix } from './progress';
@@ -200,7 +201,7 @@ export function renderPerformanceReport(d: PerformanceReportData): string {
 
   const maxTotal = Math.max(1, ...prefixList.map(([, p]) => p.total));
   const durRows = prefixList
-    .map(([name, p]) => `<tr><td><i class="sw" style="background:${colour.get(name)}"></i>${esc(name)}</td><td class="num">${p.count}</td><td class="num">${p.erred}</td><td class="num">${fmtMs(p.total)}</td><td class="num">${fmtMs(p.total / Math.max(1, p.count))}</td><td class="num">${fmtMs(p.max)}</td><td class="num">${fmtBytes(p.nbytes)}</td><td><svg width="220" height="12"><rect x="0" y="1" height="10" width="${((220 * p.total) / maxTotal).toFixed(1)}" fill="${colour.get(name)}"/></svg></td></tr>`)
+    .map(([name, p]) => `<tr><td><i class="sw" style="background:${colour.get(name)}"></i>${esc(name)}</td><td class="num">${p.count}</td><td class="num">${p.erred}</td><td class="num">${fmtMs(p.total)}</td><td class="num">${fmtMs(p.total / Math.max(1, p.count))}</td><td class="num">${fmtMs(p.max)}</td><td class="num">${formatBytes(p.nbytes)}</td><td><svg width="220" height="12"><rect x="0" y="1" height="10" width="${((220 * p.total) / maxTotal).toFixed(1)}" fill="${colour.get(name)}"/></svg></td></tr>`)
     .join('');
   const pairRows = [...pairs.entries()]
     .sort((a, b) => b[1].ms - a[1].ms)
@@ -283,12 +284,3 @@ function fmtMs(ms: number): string {
   return ms < 60_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 60_000).toFixed(1)} min`;
 }
 
-function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
-}

@@ -26,17 +26,6 @@ ${opts.live ? '<script src="/statics/dashboard.js"></script>' : ''}
 `;
 }
 
-export function fmtBytes(n: number): string {
-  if (!(n >= 0)) return '';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
-}
-
 export function fmtAge(ms: number): string {
   const s = Math.max(0, ms) / 1000;
   return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;

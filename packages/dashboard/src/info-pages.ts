@@ -3,7 +3,8 @@
 
 import type { Collector } from './collector';
 import { workerSnapshot } from './collector';
-import { esc, fmtAge, fmtBytes, page } from './html';
+import { formatBytes } from '@dd/protocol';
+import { esc, fmtAge, page } from './html';
 import type { TaskView } from './view';
 
 const LIST_CAP = 200;
@@ -15,7 +16,7 @@ export function workersPage(c: Collector): string {
   const now = Date.now();
   const rows = c.workers().map(
     (w) =>
-      `<tr><td>${workerLink(w.address)}</td><td>${esc(w.name)}</td><td>${w.nthreads}</td><td>${fmtBytes(w.memory)}</td><td>${fmtBytes(w.memoryLimit)}</td><td>${w.cpu}%</td><td>${w.processing}</td><td>${w.inMemory}</td><td>${esc(w.status)}</td><td>${fmtAge(now - w.lastSeen)}</td><td>${w.dashboard !== undefined ? `<a href="${esc(w.dashboard)}">status</a>` : ''}</td></tr>`,
+      `<tr><td>${workerLink(w.address)}</td><td>${esc(w.name)}</td><td>${w.nthreads}</td><td>${formatBytes(w.memory)}</td><td>${formatBytes(w.memoryLimit)}</td><td>${w.cpu}%</td><td>${w.processing}</td><td>${w.inMemory}</td><td>${esc(w.status)}</td><td>${fmtAge(now - w.lastSeen)}</td><td>${w.dashboard !== undefined ? `<a href="${esc(w.dashboard)}">status</a>` : ''}</td></tr>`,
   );
   return page(
     'Workers',
@@ -44,12 +45,12 @@ export function workerPage(c: Collector, address: string): string | undefined {
     ['host', esc(w.host)],
     ['threads', String(w.nthreads)],
     ['status', esc(w.status)],
-    ['memory (rss)', fmtBytes(w.memory)],
-    ['managed', fmtBytes(w.managed)],
-    ['spilled', fmtBytes(w.spilled)],
-    ['memory limit', fmtBytes(w.memoryLimit)],
+    ['memory (rss)', formatBytes(w.memory)],
+    ['managed', formatBytes(w.managed)],
+    ['spilled', formatBytes(w.spilled)],
+    ['memory limit', formatBytes(w.memoryLimit)],
     ['cpu', `${w.cpu}%`],
-    ['bytes in flight', fmtBytes(w.bytesInFlight)],
+    ['bytes in flight', formatBytes(w.bytesInFlight)],
     ['occupancy', `${w.occupancy.toFixed(3)} s`],
     ['last seen', `${fmtAge(Date.now() - w.lastSeen)} ago`],
   ];
@@ -73,7 +74,7 @@ export function taskPage(c: Collector, key: string): string | undefined {
     ['state', `<span class="state ${esc(ts.state)}">${esc(ts.state)}</span>`],
     ['prefix', esc(ts.prefix.name)],
     ['group', esc(ts.group.name)],
-    ['bytes', ts.nbytes >= 0 ? fmtBytes(ts.nbytes) : 'unknown'],
+    ['bytes', ts.nbytes >= 0 ? formatBytes(ts.nbytes) : 'unknown'],
     ['type', esc(ts.type ?? '')],
     ['priority', esc(JSON.stringify(ts.priority))],
     ['processing on', ts.processingOn ? workerLink(ts.processingOn.address) : ''],

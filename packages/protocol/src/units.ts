@@ -58,16 +58,19 @@ export function parseTimedelta(value: string | number): number {
   return n * factor;
 }
 
-/** "1.50 GiB"-style text for logs and dashboards. */
+/**
+ * Bytes as people read them in logs, pages and reports: "512 B", "1.5 MiB", "240 MiB"
+ * (one decimal below 100). Not a number or negative: an empty string.
+ */
 export function formatBytes(n: number): string {
+  if (!(n >= 0)) return '';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
     i++;
   }
-  return i === 0 ? `${v} B` : `${v.toFixed(2)} ${units[i]}`;
+  return `${n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
 }
 
 /** Abstract resources from "GPU=2 MEM=10e9" (spaces or commas between entries). */

@@ -24,6 +24,9 @@ describe('units', () => {
 
   test('formatBytes', () => {
     expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1.5 * 2 ** 30)).toBe('1.50 GiB');
+    expect(formatBytes(1.5 * 2 ** 30)).toBe('1.5 GiB');
+    expect(formatBytes(240 * 2 ** 20)).toBe('240 MiB');
+    expect(formatBytes(-1)).toBe('');
+    expect(formatBytes(Number.NaN)).toBe('');
   });
 });

@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { formatBytes } from '@dd/protocol';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TransferStats } from './transfer-stats';
 
@@ -204,16 +205,6 @@ function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
-}
-
 /** A plain page that reloads itself every 2 s: identity, memory, tasks by state, what runs, transfers. */
 function statusPage(w: WorkerHttpSource): string {
   const rows = (pairs: Array<[string, string]>) => pairs.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join('');
@@ -229,18 +220,18 @@ function statusPage(w: WorkerHttpSource): string {
     ['name', esc(w.name)],
     ['status', esc(w.status)],
     ['threads', String(w.options.nthreads)],
-    ['memory (rss)', fmtBytes(process.memoryUsage.rss())],
-    ['managed', `${fmtBytes(w.data.memoryBytes)} in ${w.data.size} keys`],
-    ['spilled', fmtBytes(w.data.spilledBytes)],
-    ['memory limit', w.options.memoryLimit > 0 ? fmtBytes(w.options.memoryLimit) : 'none'],
+    ['memory (rss)', formatBytes(process.memoryUsage.rss())],
+    ['managed', `${formatBytes(w.data.memoryBytes)} in ${w.data.size} keys`],
+    ['spilled', formatBytes(w.data.spilledBytes)],
+    ['memory limit', w.options.memoryLimit > 0 ? formatBytes(w.options.memoryLimit) : 'none'],
   ])}</table>
 <h2>Tasks by state</h2><table>${states.length === 0 ? '<tr><td>none</td></tr>' : rows(states.map(([s, n]) => [s, String(n)]))}</table>
 <h2>Executing (${w.state.executing.size})</h2>${executing === '' ? '<p>nothing</p>' : `<ul>${executing}</ul>`}
 <h2>Transfers</h2><table>${rows([
-    ['fetching from peers', `${w.state.inFlightWorkers.size} peers, ${fmtBytes(w.state.bytesInFlight)} in flight`],
+    ['fetching from peers', `${w.state.inFlightWorkers.size} peers, ${formatBytes(w.state.bytesInFlight)} in flight`],
     ['serving', `${w.outgoingTransfers} requests`],
-    ['fetched in total', `${t.incomingCount} requests, ${fmtBytes(t.incomingBytes)}`],
-    ['served in total', `${t.outgoingCount} requests, ${fmtBytes(t.outgoingBytes)} (${t.outgoingBusy} answered busy)`],
+    ['fetched in total', `${t.incomingCount} requests, ${formatBytes(t.incomingBytes)}`],
+    ['served in total', `${t.outgoingCount} requests, ${formatBytes(t.outgoingBytes)} (${t.outgoingBusy} answered busy)`],
   ])}</table>
 <p><a href="/metrics">/metrics</a> · <a href="/health">/health</a> · <a href="/sitemap.json">/sitemap.json</a></p>
 </body></html>

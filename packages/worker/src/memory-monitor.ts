@@ -9,6 +9,7 @@
 // No state of its own beyond `paused`: `check()` is a pure step given a memory reading, so tests
 // drive it with a fake reading.
 
+import { formatBytes } from '@dd/protocol';
 import type { SpillStore } from './spill-store';
 
 export interface MemoryFractions {
@@ -78,31 +79,25 @@ export class MemoryMonitor {
       }
       const now = Date.now();
       if (count > 0) {
-        this.o.logger.debug?.(`process memory ${fmt(memory)} above ${pct(fractions.spill)} of ${fmt(limit)}: spilled ${count} values (${fmt(freed)})`);
+        this.o.logger.debug?.(`process memory ${formatBytes(memory)} above ${pct(fractions.spill)} of ${formatBytes(limit)}: spilled ${count} values (${formatBytes(freed)})`);
       } else if (now - this.lastSpillWarning > 5_000) {
         this.lastSpillWarning = now;
-        this.o.logger.warn(`process memory ${fmt(memory)} is above ${pct(fractions.spill)} of the limit ${fmt(limit)} but there is no data left to spill (${fmt(store.memoryBytes)} managed in memory)`);
+        this.o.logger.warn(`process memory ${formatBytes(memory)} is above ${pct(fractions.spill)} of the limit ${formatBytes(limit)} but there is no data left to spill (${formatBytes(store.memoryBytes)} managed in memory)`);
       }
     }
     if (fractions.pause !== false) {
       const over = memory > fractions.pause * limit;
       if (over && !this.paused) {
         this.paused = true;
-        this.o.logger.warn(`process memory ${fmt(memory)} is above ${pct(fractions.pause)} of the limit ${fmt(limit)}: pausing (no new tasks start until it falls)`);
+        this.o.logger.warn(`process memory ${formatBytes(memory)} is above ${pct(fractions.pause)} of the limit ${formatBytes(limit)}: pausing (no new tasks start until it falls)`);
         this.o.onPause(true, memory);
       } else if (!over && this.paused) {
         this.paused = false;
-        this.o.logger.warn(`process memory ${fmt(memory)} is back under ${pct(fractions.pause)} of the limit ${fmt(limit)}: resuming`);
+        this.o.logger.warn(`process memory ${formatBytes(memory)} is back under ${pct(fractions.pause)} of the limit ${formatBytes(limit)}: resuming`);
         this.o.onPause(false, memory);
       }
     }
   }
-}
-
-function fmt(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  return `${(bytes / 1024).toFixed(0)} KiB`;
 }
 
 function pct(fraction: number): string {

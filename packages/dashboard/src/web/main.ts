@@ -2,6 +2,8 @@
 // Data arrives over /eventstream (one aggregated update every few hundred ms, task-stream records
 // as deltas); drawing is plain DOM and canvas, redrawn at most once per animation frame.
 
+// The units subpath only: the page bundle must not pull in the wire codecs.
+import { formatBytes } from '@dd/protocol/units';
 import type { EventStreamMessage, StreamRecord, WorkerSnapshot } from '../snapshot-types';
 
 const page = document.body.dataset['page'] ?? 'status';
@@ -11,16 +13,6 @@ const conn = document.getElementById('conn') as HTMLElement;
 // ---------------------------------------------------------------------------------------------
 // Formatting and colours
 
-function fmtBytes(n: number): string {
-  if (!(n >= 0)) return '';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
-}
 function fmtAge(ms: number): string {
   const s = Math.max(0, ms) / 1000;
   return s < 60 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
@@ -187,8 +179,8 @@ function statsLine(): string {
     `<span>in memory <b>${c.states['memory'] ?? 0}</b></span>`,
     `<span>erred <b>${c.states['erred'] ?? 0}</b></span>`,
     `<span>tasks/s <b>${t.taskRate.toFixed(1)}</b></span>`,
-    `<span>memory <b>${fmtBytes(mem)}</b>${limit > 0 ? ` / ${fmtBytes(limit)}` : ''}</span>`,
-    `<span>transferred <b>${fmtBytes(t.bytesTransferred)}</b></span>`,
+    `<span>memory <b>${formatBytes(mem)}</b>${limit > 0 ? ` / ${formatBytes(limit)}` : ''}</span>`,
+    `<span>transferred <b>${formatBytes(t.bytesTransferred)}</b></span>`,
     `<span>loop lag <b>${t.eventLoopLagMs.max.toFixed(0)} ms</b></span>`,
   ].join('');
 }
@@ -214,7 +206,7 @@ function memoryHtml(): string {
       const limit = w.memoryLimit > 0 ? w.memoryLimit : max;
       const pct = (n: number) => `${Math.min(100, (100 * n) / limit)}%`;
       const unmanaged = Math.max(0, w.memory - w.managed);
-      return `<div class="name" title="${esc(w.address)}">${esc(w.name)}</div><div class="bar"><span class="managed" style="width:${pct(w.managed)}"></span><span class="unmanaged" style="width:${pct(unmanaged)}"></span><span class="spilled" style="width:${pct(w.spilled)}"></span></div><div>${fmtBytes(w.memory)}${w.memoryLimit > 0 ? ` / ${fmtBytes(w.memoryLimit)}` : ''}</div>`;
+      return `<div class="name" title="${esc(w.address)}">${esc(w.name)}</div><div class="bar"><span class="managed" style="width:${pct(w.managed)}"></span><span class="unmanaged" style="width:${pct(unmanaged)}"></span><span class="spilled" style="width:${pct(w.spilled)}"></span></div><div>${formatBytes(w.memory)}${w.memoryLimit > 0 ? ` / ${formatBytes(w.memoryLimit)}` : ''}</div>`;
     })
     .join('')}</div>`;
 }
@@ -253,7 +245,7 @@ function workersRows(): string {
   return (last?.workers ?? [])
     .map((w) => {
       const frac = w.memoryLimit > 0 ? Math.min(1, w.memory / w.memoryLimit) : 0;
-      return `<tr data-address="${esc(w.address)}"><td><a href="/info/worker/${encodeURIComponent(w.address)}.html">${esc(w.address)}</a></td><td>${esc(w.name)}</td><td class="num">${w.nthreads}</td><td><span class="membar"><span style="width:${(frac * 100).toFixed(1)}%"></span></span>${fmtBytes(w.memory)}</td><td class="num">${w.memoryLimit > 0 ? fmtBytes(w.memoryLimit) : '—'}</td><td class="num">${w.cpu}%</td><td class="num processing">${w.processing}</td><td class="num">${w.inMemory}</td><td class="num">${fmtBytes(w.bytesInFlight)}</td><td>${esc(w.status)}</td><td class="num">${fmtAge(now - w.lastSeen)}</td><td>${w.dashboard !== undefined ? `<a class="worker-page" href="${esc(w.dashboard)}">status</a>` : ''}</td></tr>`;
+      return `<tr data-address="${esc(w.address)}"><td><a href="/info/worker/${encodeURIComponent(w.address)}.html">${esc(w.address)}</a></td><td>${esc(w.name)}</td><td class="num">${w.nthreads}</td><td><span class="membar"><span style="width:${(frac * 100).toFixed(1)}%"></span></span>${formatBytes(w.memory)}</td><td class="num">${w.memoryLimit > 0 ? formatBytes(w.memoryLimit) : '—'}</td><td class="num">${w.cpu}%</td><td class="num processing">${w.processing}</td><td class="num">${w.inMemory}</td><td class="num">${formatBytes(w.bytesInFlight)}</td><td>${esc(w.status)}</td><td class="num">${fmtAge(now - w.lastSeen)}</td><td>${w.dashboard !== undefined ? `<a class="worker-page" href="${esc(w.dashboard)}">status</a>` : ''}</td></tr>`;
     })
     .join('');
 }
