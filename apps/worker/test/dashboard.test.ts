@@ -24,7 +24,7 @@ async function startScheduler(): Promise<string> {
   return (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
 }
 
-const base = { nworkers: '1', memoryLimit: '1GB', nanny: true, workerPort: '0', dashboard: true, dashboardAddress: ':0' };
+const base = { nworkers: '1', memoryLimit: '1GB', nanny: true, nannyPort: '0', workerPort: '0', dashboard: true, dashboardAddress: ':0' };
 
 test('compileWorkerCli: dashboard on a free port by default, each next port for a fixed one, off with --no-dashboard', () => {
   expect(compileWorkerCli('tcp://127.0.0.1:8786', base).workers[0]?.dashboardAddress).toBe(':0');

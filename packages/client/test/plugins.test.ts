@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { preload, type SchedulerPlugin } from '@dd/scheduler';
-import { RemoteError, ref } from '../src/index';
+import { Client, RemoteError, ref } from '../src/index';
 import { until, withCluster } from './harness';
 
 jest.setTimeout(60_000);
@@ -53,7 +53,6 @@ describe('scheduler plugins', () => {
       await until(() => seen.includes(`+worker ${w.address}`));
       await w.close();
       await until(() => seen.includes(`-worker ${w.address}`));
-      const { Client } = await import('../src/index');
       const other = await Client.connect(scheduler.address, { heartbeatIntervalMs: 0 });
       await until(() => seen.includes(`+client ${other.id} true`));
       await other.close();
@@ -107,11 +106,12 @@ describe('worker plugins', () => {
       expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(4);
 
       const late = await startWorker(inline);
-      await until(async () => (await client.run({ workers: [late.address] }, function (this: { plugins: { names: string[] } }) {
+      await until(async () => ((await client.run({ workers: [late.address] }, function (this: { plugins: { names: string[] } }) {
         return this.plugins.names;
-      }))[late.address]!.includes('counter'));
+      }))[late.address] as string[]).includes('counter'));
 
-      await client.registerWorkerPlugin({ ...plugin, tag: 'v2' }, { name: 'counter' });
+      const v2 = { ...plugin, tag: 'v2' };
+      await client.registerWorkerPlugin(v2, { name: 'counter' });
       // Plugins run in the host realm (jest's globalThis is another): read the log there.
       const readLog = async () => Object.values(await client.run(() => (globalThis as Record<string, unknown>)['__ddPluginLog'] as string[]))[0]!;
       let log = await readLog();
