@@ -3,48 +3,32 @@
 // scheduler messages and the outcome of its async jobs into events, and carries instructions out.
 
 import type {
+  AcquireReplicasMsg,
   Address,
+  ComputeTaskMsg,
+  FreeKeysMsg,
   Key,
+  RemoveReplicasMsg,
   StartStop,
   StimulusId,
   WireError,
-  WireRunSpec,
   WorkerToSchedulerMsg,
 } from '@dd/protocol';
 
 // ------------------------------------------------------------------------------------------
 // Events
 
-/** The scheduler asks this worker to compute `key` (from a `compute-task` message). */
-export interface ComputeTaskEvent {
-  type: 'compute-task';
-  key: Key;
-  spec: WireRunSpec;
-  priority: number[];
-  /** Holders of each dependency; the dependencies of the task are the keys of `nbytes` ∪ `whoHas`. */
-  whoHas: Record<Key, Address[]>;
-  nbytes: Record<Key, number>;
-  resources?: Record<string, number>;
-  duration?: number;
-  annotations?: Record<string, unknown>;
-  stimulusId: StimulusId;
-}
-export interface FreeKeysEvent {
-  type: 'free-keys';
-  keys: Key[];
-  stimulusId: StimulusId;
-}
-export interface AcquireReplicasEvent {
-  type: 'acquire-replicas';
-  whoHas: Record<Key, Address[]>;
-  nbytes: Record<Key, number>;
-  stimulusId: StimulusId;
-}
-export interface RemoveReplicasEvent {
-  type: 'remove-replicas';
-  keys: Key[];
-  stimulusId: StimulusId;
-}
+/**
+ * The scheduler's stream messages become events with the same fields, `op` becoming `type`:
+ * derived from the wire contract so the two cannot drift apart.
+ */
+type FromMessage<M extends { op: string }> = { type: M['op'] } & Omit<M, 'op'>;
+
+/** Compute `key`; its dependencies are the keys of `nbytes` and `whoHas`. */
+export type ComputeTaskEvent = FromMessage<ComputeTaskMsg>;
+export type FreeKeysEvent = FromMessage<FreeKeysMsg>;
+export type AcquireReplicasEvent = FromMessage<AcquireReplicasMsg>;
+export type RemoveReplicasEvent = FromMessage<RemoveReplicasMsg>;
 /** A task run finished with a value. */
 export interface ExecuteSuccessEvent {
   type: 'execute-success';
