@@ -44,5 +44,6 @@ export {
   type WorkerPlugin,
   type PluginResults,
 } from './cluster-management';
-export { progress, keyPrefix, type ProgressOptions, type ProgressStream, type ProgressSummary, type PrefixProgressCount } from './progress';
+export { keySplit } from '@dd/protocol';
+export { progress, type ProgressOptions, type ProgressStream, type ProgressSummary, type PrefixProgressCount } from './progress';
 export { performanceReport, renderPerformanceReport, type PerformanceReportOptions, type PerformanceReportData } from './performance-report';

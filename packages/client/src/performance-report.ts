@@ -7,10 +7,9 @@
 // finished task) and its event log (`get-events`).
 
 import { writeFile } from 'node:fs/promises';
-import { formatBytes } from '@dd/protocol';
+import { formatBytes, keySplit } from '@dd/protocol';
 import type { Client } from './client';
 import { defaultClient } from './default-client';
-import { keyPrefix } from './progress';
 
 export interface PerformanceReportOptions {
   /** The client whose cluster is reported. Default: the default client (the last connected). */
@@ -115,7 +114,7 @@ export function renderPerformanceReport(d: PerformanceReportData): string {
   let transferMs = 0;
   const pairs = new Map<string, { count: number; ms: number }>();
   for (const r of records) {
-    const prefix = keyPrefix(r.key);
+    const prefix = keySplit(r.key);
     let p = prefixes.get(prefix);
     if (p === undefined) prefixes.set(prefix, (p = { count: 0, erred: 0, total: 0, max: 0, nbytes: 0 }));
     p.count++;
@@ -145,7 +144,7 @@ export function renderPerformanceReport(d: PerformanceReportData): string {
   const bars: Bar[] = [];
   const byWorker = new Map<string, Bar[]>();
   for (const r of records) {
-    const prefix = keyPrefix(r.key);
+    const prefix = keySplit(r.key);
     for (const s of r.startstops) {
       const kind: Bar['kind'] = s.action === 'transfer' ? 'transfer' : s.action === 'compute' ? (r.status === 'error' ? 'error' : 'compute') : 'disk';
       const b: Bar = { worker: r.worker, lane: 0, start: s.start, stop: Math.max(s.start, s.stop), kind, prefix, key: r.key };

@@ -3,6 +3,7 @@
 // and a summary at the end. Resolves once every future is done, however it ended (finished,
 // erred, cancelled, lost); it never rejects for a task's failure: await the futures for that.
 
+import { keySplit } from '@dd/protocol';
 import { isFuture, type Future } from './future';
 
 export interface ProgressStream {
@@ -56,7 +57,7 @@ export function progress(futures: Nested, options: ProgressOptions = {}): Promis
   collect(futures, byKey);
   const groups = new Map<string, PrefixProgressCount>();
   for (const key of byKey.keys()) {
-    const prefix = keyPrefix(key);
+    const prefix = keySplit(key);
     let g = groups.get(prefix);
     if (g === undefined) groups.set(prefix, (g = { prefix, total: 0, finished: 0, erred: 0, other: 0 }));
     g.total++;
@@ -132,7 +133,7 @@ export function progress(futures: Nested, options: ProgressOptions = {}): Promis
     }
     if (tty) draw(false);
     for (const [key, f] of byKey) {
-      const g = groups.get(keyPrefix(key)) as PrefixProgressCount;
+      const g = groups.get(keySplit(key)) as PrefixProgressCount;
       f.addDoneCallback(() => {
         const s = f.status;
         if (s === 'finished') g.finished++;
@@ -154,31 +155,6 @@ function collect(x: Nested, out: Map<string, Future>): void {
   } else if (typeof x === 'object' && x !== null) {
     for (const y of Object.values(x)) collect(y as Nested, out);
   }
-}
-
-/**
- * A key's task prefix, as the reference's key_split: `inc-<hash>` -> `inc`, `load-file-3` ->
- * `load-file`, a tuple key `["x-<hash>",0]` -> `x`. (The same rule as the scheduler's prefixes.)
- */
-export function keyPrefix(key: string): string {
-  let s = key;
-  if (s.charCodeAt(0) === 91 /* [ */) {
-    try {
-      const parsed: unknown = JSON.parse(s);
-      if (Array.isArray(parsed) && typeof parsed[0] === 'string') s = parsed[0];
-    } catch {
-      /* not a tuple key */
-    }
-  }
-  const words = s.split('-');
-  const kept = [words[0] as string];
-  // Later parts count while they are words (letters, _) and not a hash made of hex letters.
-  for (const w of words.slice(1)) {
-    if (!/^[A-Za-z_]+$/.test(w) || (w.length >= 8 && /^[a-f]+$/i.test(w))) break;
-    kept.push(w);
-  }
-  const out = kept.join('-');
-  return out === '' ? 'data' : out;
 }
 
 function pad(s: string, n: number): string {

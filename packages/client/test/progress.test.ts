@@ -1,6 +1,6 @@
 // progress(futures): bars per prefix redrawn in place on a TTY, plain lines otherwise; resolves
 // when every future is done, with counts (failures counted, not thrown).
-import { keyPrefix, progress, type ProgressStream } from '../src/index';
+import { keySplit, progress, type ProgressStream } from '../src/index';
 import { withCluster } from './harness';
 
 jest.setTimeout(30_000);
@@ -29,13 +29,13 @@ function boom(x: number): number {
   return x;
 }
 
-test('keyPrefix follows the scheduler\'s key_split', () => {
-  expect(keyPrefix('inc-0123456789abcdef0123456789abcdef')).toBe('inc');
-  expect(keyPrefix('load-file-3')).toBe('load-file');
-  expect(keyPrefix('slow_inc-deadbeefcafe')).toBe('slow_inc');
-  expect(keyPrefix('x-abcdefab')).toBe('x');
-  expect(keyPrefix('["sum-00ff", 0]')).toBe('sum');
-  expect(keyPrefix('plain')).toBe('plain');
+test('progress groups keys by the reference\'s key_split (keySplit)', () => {
+  expect(keySplit('inc-0123456789abcdef0123456789abcdef')).toBe('inc');
+  expect(keySplit('load-file-3')).toBe('load-file');
+  expect(keySplit('slow_inc-deadbeefcafe')).toBe('slow_inc');
+  expect(keySplit('x-abcdefab')).toBe('x');
+  expect(keySplit('["sum-00ff", 0]')).toBe('sum');
+  expect(keySplit('plain')).toBe('plain');
 });
 
 test('on a TTY: one bar per prefix, redrawn in place, throttled, and the final state', async () => {

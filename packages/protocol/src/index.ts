@@ -41,3 +41,4 @@ export * from './task-spec';
 export * from './units';
 
 export { tokenize, keyFor, canonicalText } from './tokenize';
+export { keySplit, keyGroup } from './keys';

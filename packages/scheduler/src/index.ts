@@ -11,9 +11,9 @@ export {
   WORKER_STATUSES,
   FIRE_AND_FORGET_CLIENT,
   comparePriority,
-  keySplit,
-  keyGroup,
 } from './state-types';
+/** The reference's key_split and key group (they live in @dd/protocol, shared with clients). */
+export { keySplit, keyGroup } from '@dd/protocol';
 export type { TaskStateName, WorkerStatus, WorkerInfo } from './state-types';
 export {
   InvalidTransitionError,

@@ -25,6 +25,7 @@ import type {
   TaskDefinition,
   WireError,
 } from '@dd/protocol';
+import { keyGroup, keySplit } from '@dd/protocol';
 import {
   InvalidSchedulerStateError,
   InvalidTransitionError,
@@ -52,8 +53,6 @@ import {
   TaskState,
   WorkerState,
   comparePriority,
-  keyGroup,
-  keySplit,
 } from './state-types';
 import type { TaskStateName } from './state-types';
 
