@@ -2,6 +2,7 @@
 // `scheme://location`; a missing scheme means tcp. Scheme-specific parts (resolution, host
 // extraction) are delegated to the backend registered for the scheme.
 
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { AddressError } from './errors';
 import { getBackend } from './registry';
@@ -116,4 +117,20 @@ export function parseListenAddress(address: string | number, defaultHost: string
   }
   const host = m[1] ?? (m[2] !== undefined && m[2] !== '' ? m[2] : defaultHost);
   return { host, port };
+}
+
+/**
+ * Starts an HTTP(S) server listening on `host:port` (port 0: a free one) and resolves with its
+ * URL, e.g. `http://127.0.0.1:8787`; rejects if it cannot listen (port taken, bad host).
+ */
+export function listenHttp(server: NetServer, host: string, port: number, scheme = 'http'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const a = server.address() as AddressInfo;
+      const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
+      resolve(`${scheme}://${h}:${a.port}`);
+    });
+  });
 }

@@ -11,7 +11,7 @@ export {
 } from './errors';
 export {
   parseAddress, unparseAddress, normalizeAddress, resolveAddress, getAddressHost, getAddressHostPort,
-  parseHostPort, unparseHostPort, parseListenAddress, getLocalIp,
+  parseHostPort, unparseHostPort, parseListenAddress, listenHttp, getLocalIp,
 } from './addressing';
 export { registerBackend, getBackend, registeredSchemes, type Backend, type BackendConnectOptions } from './registry';
 export { connect, listen } from './connect';

@@ -13,6 +13,7 @@ import { taskPage, workerPage, workersPage } from './info-pages';
 import { SchedulerMetrics } from './metrics';
 import type { EventStreamMessage } from './snapshot-types';
 import type { SchedulerView } from './view';
+import { listenHttp } from '@dd/comm';
 
 export type { EventStreamMessage };
 
@@ -94,17 +95,8 @@ export class DashboardServer {
     });
   }
 
-  private listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(port, host, () => {
-        this.http.off('error', reject);
-        const a = this.http.address() as AddressInfo;
-        const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
-        this.urlValue = `http://${h}:${a.port}`;
-        resolve();
-      });
-    });
+  private async listen(host: string, port: number): Promise<void> {
+    this.urlValue = await listenHttp(this.http, host, port);
   }
 
   /** e.g. `http://127.0.0.1:8787` */

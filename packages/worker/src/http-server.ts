@@ -10,6 +10,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { formatBytes } from '@dd/protocol';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TransferStats } from './transfer-stats';
+import { listenHttp } from '@dd/comm';
 
 /** What the endpoints read from a worker. `Worker` satisfies it. */
 export interface WorkerHttpSource {
@@ -131,17 +132,8 @@ export class WorkerHttpServer {
     this.http.keepAliveTimeout = 5000;
   }
 
-  private listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(port, host, () => {
-        this.http.off('error', reject);
-        const a = this.http.address() as AddressInfo;
-        const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
-        this.urlValue = `http://${h}:${a.port}`;
-        resolve();
-      });
-    });
+  private async listen(host: string, port: number): Promise<void> {
+    this.urlValue = await listenHttp(this.http, host, port);
   }
 
   /** e.g. `http://127.0.0.1:40123` */
