@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { DdError, encodeTaskSpec, type Address, type FunctionRef, type Key, type StartStop, type WireError } from '@dd/protocol';
+import { DdError, encodeTaskSpec, type Address, type FunctionRef, type Key, type StartStop, type TaskStreamRecord, type WireError } from '@dd/protocol';
 import type { Client } from './client';
 import { RemoteError } from './errors';
 import { isModuleFunction, toFunctionRef, type Runnable } from './function-ref';
@@ -95,15 +95,7 @@ export async function getVersions(client: Client, options: { check?: boolean } =
   return out;
 }
 
-export interface TaskStreamRecord {
-  key: Key;
-  worker: Address;
-  status: 'OK' | 'error';
-  /** Phases of the task on its worker (compute, transfer, disk-read, disk-write), ms since the epoch. */
-  startstops: StartStop[];
-  nbytes?: number;
-  type?: string;
-}
+export type { TaskStreamRecord };
 
 export interface TaskStreamOptions {
   /** Only tasks with some activity at or after this time (ms since the epoch, or a Date). */

@@ -143,6 +143,18 @@ export interface WorkerIdentity {
   lastSeen: number;
   metrics?: WorkerMetrics;
 }
+/** One task in the reply of the scheduler's `get-task-stream` rpc (the reference's task stream). */
+export interface TaskStreamRecord {
+  key: Key;
+  worker: Address;
+  status: 'OK' | 'error';
+  /** Phases of the task on its worker (compute, transfer, disk-read, disk-write), ms since the epoch. */
+  startstops: StartStop[];
+  /** Bytes of the result (finished tasks whose size the worker measured). */
+  nbytes?: number;
+  type?: string;
+}
+
 export interface SchedulerIdentity {
   type: 'Scheduler';
   id: string;

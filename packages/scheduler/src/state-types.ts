@@ -2,7 +2,7 @@
 // task group (the reference's "Scheduling State" chapter). Plain classes with public fields: the
 // state machine mutates them directly on its hot paths; everything else reads them only.
 
-import type { Address, Key, WireError, WireRunSpec, WorkerMetrics } from '@dd/protocol';
+import type { Address, Key, WireError, WireRunSpec, WorkerIdentity, WorkerMetrics } from '@dd/protocol';
 
 export const TASK_STATES = ['released', 'waiting', 'no-worker', 'processing', 'memory', 'erred', 'forgotten'] as const;
 export type TaskStateName = (typeof TASK_STATES)[number];
@@ -93,17 +93,8 @@ export class TaskState {
   }
 }
 
-export interface WorkerInfo {
-  address: Address;
-  name: string;
-  host: string;
-  nthreads: number;
-  memoryLimit: number;
-  resources: Record<string, number>;
-  localDirectory?: string;
-  pid?: number;
-  services?: Record<string, number>;
-}
+/** What a worker declares when it joins: its identity as clients see it, less what changes. */
+export type WorkerInfo = Omit<WorkerIdentity, 'lastSeen' | 'metrics'>;
 
 export class WorkerState {
   readonly address: Address;

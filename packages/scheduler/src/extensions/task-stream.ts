@@ -3,19 +3,11 @@
 // task-erred (compute, transfer, disk-read, disk-write; milliseconds since the epoch). Kept in a
 // bounded ring, oldest dropped first; fed by an observer, so the state machine is untouched.
 
-import type { Address, Key, StartStop } from '@dd/protocol';
+import type { TaskStreamRecord } from '@dd/protocol';
 import type { SchedulerEvent } from '../events';
 import type { ExtensionHost, ExtensionMsg, SchedulerExtension } from './extension';
 
-export interface TaskStreamRecord {
-  key: Key;
-  worker: Address;
-  status: 'OK' | 'error';
-  startstops: StartStop[];
-  /** Bytes of the result (finished tasks whose size the worker measured). */
-  nbytes?: number;
-  type?: string;
-}
+export type { TaskStreamRecord };
 
 export class TaskStreamExtension implements SchedulerExtension {
   readonly name = 'task-stream';
