@@ -4,6 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { rpc } from '@dd/comm';
+import type { SchedulerIdentity } from '@dd/protocol';
 
 export const repoRoot = resolve(__dirname, '..', '..');
 export const binaries = {
@@ -122,4 +124,29 @@ export function childPids(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Starts dd-scheduler on a free port, without a dashboard (parallel tests must not compete for
+ * :8787), and resolves once it serves. `args` are added to the command line.
+ */
+export async function startSchedulerProcess(...args: string[]): Promise<{ address: string; process: RunningProcess }> {
+  const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard', ...args]);
+  const address = (await p.waitForLine(/^Scheduler at: /, 30_000)).replace('Scheduler at: ', '');
+  return { address, process: p };
+}
+
+/** The address of a scheduler started as by startSchedulerProcess. */
+export async function startScheduler(...args: string[]): Promise<string> {
+  return (await startSchedulerProcess(...args)).address;
+}
+
+/** The scheduler's `identity` rpc: its workers as it sees them. */
+export async function schedulerIdentity(address: string): Promise<SchedulerIdentity> {
+  const r = rpc(address);
+  try {
+    return await r.call<SchedulerIdentity>('identity');
+  } finally {
+    await r.close();
+  }
 }

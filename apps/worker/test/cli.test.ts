@@ -1,25 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rpc } from '@dd/comm';
-import type { SchedulerIdentity } from '@dd/protocol';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, schedulerIdentity, startScheduler } from '../../../tools/testing/processes';
 
 jest.setTimeout(60_000);
-
-async function identity(address: string): Promise<SchedulerIdentity> {
-  const r = rpc(address);
-  try {
-    return await r.call<SchedulerIdentity>('identity');
-  } finally {
-    await r.close();
-  }
-}
-
-async function startScheduler(): Promise<string> {
-  const p = startProcess(binaries.scheduler, ['--port', '0']);
-  return (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
-}
 
 describe('dd-worker', () => {
   const dirs: string[] = [];
@@ -34,8 +18,8 @@ describe('dd-worker', () => {
       '--memory-limit', '2GB', '--resources', 'GPU=2']);
     const lines = await w.waitForLines(/^Worker at: /, 2);
     const addresses = lines.map((l) => l.replace('Worker at: ', ''));
-    await waitUntil(async () => Object.keys((await identity(scheduler)).workers).length === 2, 10_000, 'two workers');
-    const workers = Object.values((await identity(scheduler)).workers);
+    await waitUntil(async () => Object.keys((await schedulerIdentity(scheduler)).workers).length === 2, 10_000, 'two workers');
+    const workers = Object.values((await schedulerIdentity(scheduler)).workers);
     expect(workers.map((x) => x.address).sort()).toEqual([...addresses].sort());
     expect(workers.map((x) => x.name).sort()).toEqual(['alpha-0', 'alpha-1']);
     for (const x of workers) {
@@ -48,7 +32,7 @@ describe('dd-worker', () => {
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
     for (const pid of children) expect(isAlive(pid)).toBe(false);
-    await waitUntil(async () => Object.keys((await identity(scheduler)).workers).length === 0, 10_000, 'workers removed');
+    await waitUntil(async () => Object.keys((await schedulerIdentity(scheduler)).workers).length === 0, 10_000, 'workers removed');
   });
 
   test('a worker process that dies is restarted by the supervisor', async () => {
@@ -60,7 +44,7 @@ describe('dd-worker', () => {
     await w.waitForLine(/died with signal SIGKILL; restarting/);
     await w.waitForLines(/^Worker at: /, 3);
     await waitUntil(async () => {
-      const ws = Object.keys((await identity(scheduler)).workers);
+      const ws = Object.keys((await schedulerIdentity(scheduler)).workers);
       return ws.length === 2;
     }, 20_000, 'two live workers again');
     expect(childPids(w.child.pid!)).toHaveLength(2);
@@ -75,7 +59,7 @@ describe('dd-worker', () => {
     const w = startProcess(binaries.worker, ['--scheduler-file', file, '--no-nanny', '--nthreads', '2']);
     await w.waitForLine(/^Worker at: /);
     expect(childPids(w.child.pid!)).toHaveLength(0);
-    await waitUntil(async () => Object.values((await identity(scheduler)).workers).some((x) => x.nthreads === 2), 10_000, 'worker registered');
+    await waitUntil(async () => Object.values((await schedulerIdentity(scheduler)).workers).some((x) => x.nthreads === 2), 10_000, 'worker registered');
     w.child.kill('SIGINT');
     expect((await w.exited).code).toBe(0);
   });

@@ -2,27 +2,11 @@
 // dd-worker serves each worker's /health and /metrics on a free port by default, prints
 // `Worker dashboard at: http://.../status`, and reports the port to the scheduler;
 // --no-dashboard turns it off.
-import { rpc } from '@dd/comm';
-import type { SchedulerIdentity } from '@dd/protocol';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { compileWorkerCli } from '../src/options';
-import { binaries, killAll, startProcess, waitUntil } from '../../../tools/testing/processes';
+import { binaries, killAll, startProcess, waitUntil, schedulerIdentity, startScheduler } from '../../../tools/testing/processes';
 
 jest.setTimeout(60_000);
-
-async function identity(address: string): Promise<SchedulerIdentity> {
-  const r = rpc(address);
-  try {
-    return await r.call<SchedulerIdentity>('identity');
-  } finally {
-    await r.close();
-  }
-}
-
-async function startScheduler(): Promise<string> {
-  const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard']);
-  return (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
-}
 
 const base = { nworkers: '1', memoryLimit: '1GB', nanny: true, nannyPort: '0', workerPort: '0', dashboard: true, dashboardAddress: ':0' };
 
@@ -55,8 +39,8 @@ describe('dd-worker dashboard', () => {
       expect(families.some((f) => f.name === 'dd_worker_tasks')).toBe(true);
       expect((await fetch(url, { signal: AbortSignal.timeout(5000) })).status).toBe(200);
     }
-    await waitUntil(async () => Object.keys((await identity(scheduler)).workers).length === 2, 10_000, 'two workers');
-    const ports = Object.values((await identity(scheduler)).workers).map((x) => x.services?.['dashboard']);
+    await waitUntil(async () => Object.keys((await schedulerIdentity(scheduler)).workers).length === 2, 10_000, 'two workers');
+    const ports = Object.values((await schedulerIdentity(scheduler)).workers).map((x) => x.services?.['dashboard']);
     expect(ports.sort()).toEqual(urls.map((u) => Number(/:(\d+)\/status$/.exec(u)![1])).sort());
   });
 
@@ -64,8 +48,8 @@ describe('dd-worker dashboard', () => {
     const scheduler = await startScheduler();
     const w = startProcess(binaries.worker, [scheduler, '--no-nanny', '--no-dashboard', '--nthreads', '1']);
     await w.waitForLine(/^Worker at: /);
-    await waitUntil(async () => Object.keys((await identity(scheduler)).workers).length === 1, 10_000, 'worker registered');
-    expect(Object.values((await identity(scheduler)).workers)[0]?.services).toBeUndefined();
+    await waitUntil(async () => Object.keys((await schedulerIdentity(scheduler)).workers).length === 1, 10_000, 'worker registered');
+    expect(Object.values((await schedulerIdentity(scheduler)).workers)[0]?.services).toBeUndefined();
     expect(w.lines.some((l) => l.startsWith('Worker dashboard at:'))).toBe(false);
   });
 

@@ -4,7 +4,7 @@
 import { rpc } from '@dd/comm';
 import type { SchedulerIdentity } from '@dd/protocol';
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler } from '../../../tools/testing/processes';
 
 jest.setTimeout(90_000);
 
@@ -15,11 +15,6 @@ async function call<T>(address: string, op: string, args: Record<string, unknown
   } finally {
     await r.close();
   }
-}
-
-async function startScheduler(): Promise<string> {
-  const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard']);
-  return (await p.waitForLine(/^Scheduler at: /, 30_000)).replace('Scheduler at: ', '');
 }
 
 const workerAddresses = async (scheduler: string) => Object.keys((await call<SchedulerIdentity>(scheduler, 'identity')).workers).sort();

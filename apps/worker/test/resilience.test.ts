@@ -6,7 +6,7 @@
 import { rpc } from '@dd/comm';
 import type { SchedulerIdentity } from '@dd/protocol';
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, type RunningProcess } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, type RunningProcess, startSchedulerProcess } from '../../../tools/testing/processes';
 
 jest.setTimeout(240_000);
 
@@ -17,11 +17,6 @@ async function workerAddresses(scheduler: string): Promise<string[]> {
   } finally {
     await r.close();
   }
-}
-
-async function startScheduler(...args: string[]): Promise<{ address: string; p: RunningProcess }> {
-  const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard', ...args]);
-  return { address: (await p.waitForLine(/^Scheduler at: /, 30_000)).replace('Scheduler at: ', ''), p };
 }
 
 async function startWorkers(scheduler: string, n: number): Promise<RunningProcess> {
@@ -67,7 +62,7 @@ function layeredGraph(run: string, width = 2000, layers = 5): { graph: Map<strin
 
 test('a 10 000-task graph on 3 workers finishes with the right result while workers are killed -9 and restarted by the nanny', async () => {
   // Random kills may hit one task on several workers; this test is about recovery, not blame.
-  const { address: scheduler } = await startScheduler('--allowed-failures', '20');
+  const { address: scheduler } = await startSchedulerProcess('--allowed-failures', '20');
   const w = await startWorkers(scheduler, 3);
   client = await Client.connect(scheduler, { heartbeatIntervalMs: 0 });
   const run = `g${Date.now()}`;
@@ -107,7 +102,7 @@ test('a 10 000-task graph on 3 workers finishes with the right result while work
 });
 
 test('a task that kills its worker every time ends as KilledWorker after 3 deaths while other work completes', async () => {
-  const { address: scheduler } = await startScheduler();
+  const { address: scheduler } = await startSchedulerProcess();
   // Three workers the bad task may run on, and one that does the other work: a task processing
   // on a worker when it dies is counted as suspicious too (the reference's unfair blame), so
   // other work sharing the victims could itself end as KilledWorker.
@@ -147,7 +142,7 @@ test('a task that kills its worker every time ends as KilledWorker after 3 death
 });
 
 test('a worker cut off without closing its socket (SIGSTOP) is removed after the worker TTL and its work completes elsewhere', async () => {
-  const { address: scheduler, p: sp } = await startScheduler('--worker-ttl', '3s');
+  const { address: scheduler, process: sp } = await startSchedulerProcess('--worker-ttl', '3s');
   const w = await startWorkers(scheduler, 2);
   client = await Client.connect(scheduler, { heartbeatIntervalMs: 0 });
   const slow = (x: number) => {

@@ -3,14 +3,9 @@
 // with --no-nanny cannot be restarted: it is emptied and reported in notRestarted.
 
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler } from '../../../tools/testing/processes';
 
 jest.setTimeout(90_000);
-
-async function startScheduler(): Promise<string> {
-  const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard']);
-  return (await p.waitForLine(/^Scheduler at: /, 30_000)).replace('Scheduler at: ', '');
-}
 
 const spin = (ms: number): number => {
   const until = Date.now() + ms;
