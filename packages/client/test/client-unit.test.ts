@@ -2,17 +2,7 @@
 // gather shapes, errors, scatter, cancel, wait/asCompleted.
 
 import { asCompleted, CancelledError, Client, fireAndForget, Future, RemoteError, wait } from '../src/index';
-import { FakeScheduler, WORKER } from './fake-scheduler';
-
-async function withFake(body: (client: Client, fake: FakeScheduler) => Promise<void>): Promise<void> {
-  const fake = new FakeScheduler();
-  const client = await Client.connect('fake://scheduler', { link: fake.link, heartbeatIntervalMs: 0 });
-  try {
-    await body(client, fake);
-  } finally {
-    await client.close();
-  }
-}
+import { FakeScheduler, WORKER, withFake } from './fake-scheduler';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 

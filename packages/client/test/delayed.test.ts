@@ -2,7 +2,7 @@
 
 import { type UpdateGraphMsg } from '@dd/protocol';
 import { Client, ClientClosedError, defaultClient, delayed, Delayed, FunctionSerializationError, Future, isDelayed } from '../src/index';
-import { FakeScheduler } from './fake-scheduler';
+import { FakeScheduler, withFake } from './fake-scheduler';
 import { withCluster } from './harness';
 
 jest.setTimeout(60_000);
@@ -11,15 +11,6 @@ async function connectFake(): Promise<{ client: Client; fake: FakeScheduler }> {
   const fake = new FakeScheduler();
   const client = await Client.connect('fake://scheduler', { link: fake.link, heartbeatIntervalMs: 0 });
   return { client, fake };
-}
-
-async function withFake(body: (client: Client, fake: FakeScheduler) => Promise<void>): Promise<void> {
-  const { client, fake } = await connectFake();
-  try {
-    await body(client, fake);
-  } finally {
-    await client.close();
-  }
 }
 
 function inc(x: number): number {

@@ -3,6 +3,7 @@
 // without sockets, scheduler or worker packages.
 
 import { decodeTaskSpec, substituteKeyRefs, type ClientToSchedulerMsg, type SchedulerToClientMsg, type TaskDefinition, type WireError } from '@dd/protocol';
+import { Client } from '../src/index';
 import type { LinkFactory, LinkHandlers, SchedulerLink } from '../src/internal';
 
 export const WORKER = 'fake://worker-1';
@@ -170,5 +171,16 @@ export class FakeScheduler {
       default:
         throw new Error(`fake worker: unknown op ${op}`);
     }
+  }
+}
+
+/** A client connected to a fresh FakeScheduler; closed after `body`, even when it throws. */
+export async function withFake(body: (client: Client, fake: FakeScheduler) => Promise<void>): Promise<void> {
+  const fake = new FakeScheduler();
+  const client = await Client.connect('fake://scheduler', { link: fake.link, heartbeatIntervalMs: 0 });
+  try {
+    await body(client, fake);
+  } finally {
+    await client.close();
   }
 }

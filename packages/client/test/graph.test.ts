@@ -4,17 +4,7 @@
 
 import { decodeTaskSpec, type UpdateGraphMsg } from '@dd/protocol';
 import { Client, GraphCycleError, InvalidGraphError, RemoteError } from '../src/index';
-import { FakeScheduler } from './fake-scheduler';
-
-async function withFake(body: (client: Client, fake: FakeScheduler) => Promise<void>): Promise<void> {
-  const fake = new FakeScheduler();
-  const client = await Client.connect('fake://scheduler', { link: fake.link, heartbeatIntervalMs: 0 });
-  try {
-    await body(client, fake);
-  } finally {
-    await client.close();
-  }
-}
+import { FakeScheduler, withFake } from './fake-scheduler';
 
 function inc(x: number): number {
   return x + 1;
