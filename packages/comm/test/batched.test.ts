@@ -46,7 +46,8 @@ test('a large batch is written at once, without waiting for the interval', async
   bs.send({ op: 'small' });
   const started = Date.now();
   bs.abort();
-  expect(Date.now() - started).toBeLessThan(100);
+  // abort() does not wait for the 10 s interval (a loose bound: only a wait that long fails it).
+  expect(Date.now() - started).toBeLessThan(5000);
 });
 
 test('many messages: max batch size triggers immediate writes', async () => {

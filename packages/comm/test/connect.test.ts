@@ -64,7 +64,7 @@ describe('connect', () => {
     expect((err as Error).message).toContain(`tcp://127.0.0.1:${port}`);
     expect((err as Error).message).toMatch(/ECONNREFUSED|refused/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   test('retries until the server comes up', async () => {

