@@ -162,7 +162,8 @@ export class SchedulerState {
   /** Tasks ever sent to processing (round-robin tiebreak). */
   nTasks = 0;
 
-  private lastSubmission = -Infinity;
+  /** When the current priority generation started (clock ms). */
+  private generationStart = -Infinity;
   private readonly workersByName = new Map<string, WorkerState>();
   private readonly workersByHost = new Map<string, Set<WorkerState>>();
   private runningList: WorkerState[] = [];
@@ -322,10 +323,16 @@ export class SchedulerState {
   private updateGraph(ev: UpdateGraphEvent): void {
     const sid = ev.stimulusId;
     const cs = this.ensureClient(ev.client);
+    // Priority generations (the reference's fifo_timeout): a submission more than its fifo timeout
+    // after the start of the current generation starts a new one, so that older work is preferred.
+    // The window is measured from the generation's start, not from the previous submission: a
+    // steady stream of submissions still moves on to new generations. A timeout of 0 always does.
     const now = this.options.clock();
     const fifo = ev.fifoTimeoutMs ?? this.options.fifoTimeoutMs;
-    if (now - this.lastSubmission > fifo) this.generation += 1;
-    this.lastSubmission = now;
+    if (fifo <= 0 || now - this.generationStart > fifo) {
+      this.generation += 1;
+      this.generationStart = now;
+    }
     const userPriority = ev.userPriority ?? 0;
 
     const defs = new Map<Key, TaskDefinition>();
