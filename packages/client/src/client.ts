@@ -1165,6 +1165,13 @@ export class Client implements FutureOwner, AsyncDisposable {
   // ---------------------------------------------------------------------------------------------
   // Datasets, metadata, events (scheduler extensions; cluster-data.ts)
 
+  #datasets: clusterData.Datasets | undefined;
+
+  /** The published datasets as an async mapping: get/set/delete/has/keys/list, `for await`. */
+  get datasets(): clusterData.Datasets {
+    return (this.#datasets ??= new clusterData.Datasets(this));
+  }
+
   /** Publishes named values (Futures inside are kept alive on the cluster until unpublished). */
   async publishDataset(datasets: Record<string, unknown>, options?: clusterData.PublishOptions): Promise<void> {
     await clusterData.publishDataset(this, datasets, options);

@@ -49,6 +49,66 @@ export async function getDataset(client: Client, name: string): Promise<unknown>
   return substituteKeyRefs(data, (key) => client.futureOf(key));
 }
 
+/**
+ * `client.datasets`: the published datasets as an async mapping (the reference's
+ * `client.datasets`), shared by every client of the scheduler. Backed by publishDataset,
+ * getDataset, unpublishDataset and listDatasets; every call asks the scheduler (nothing cached).
+ *
+ * ```ts
+ * await client.datasets.set('answer', future);    // publishes, replacing a dataset of that name
+ * await client.datasets.get('answer');            // as getDataset: rejects if not published
+ * await client.datasets.has('answer');            // true
+ * for await (const name of client.datasets) ...   // the names, sorted
+ * await client.datasets.delete('answer');         // as unpublishDataset: rejects if not published
+ * ```
+ */
+export class Datasets implements AsyncIterable<string> {
+  readonly #client: Client;
+
+  constructor(client: Client) {
+    this.#client = client;
+  }
+
+  /** The dataset `name` (as getDataset: new Futures of this client; one Future alone resolves to its value). Rejects if it is not published. */
+  async get<T = unknown>(name: string): Promise<T> {
+    return (await getDataset(this.#client, checkName(name, 'get'))) as T;
+  }
+
+  /** Publishes `value` as `name`, replacing a dataset of that name (like Map.set; publishDataset refuses unless `override`). */
+  async set(name: string, value: unknown): Promise<void> {
+    await publishDataset(this.#client, { [checkName(name, 'set')]: value }, { override: true });
+  }
+
+  /** Unpublishes `name` (its data is freed when nobody else wants it). Rejects if it is not published. */
+  async delete(name: string): Promise<void> {
+    await unpublishDataset(this.#client, checkName(name, 'delete'));
+  }
+
+  async has(name: string): Promise<boolean> {
+    return (await listDatasets(this.#client)).includes(checkName(name, 'has'));
+  }
+
+  /** The names of the published datasets, sorted. */
+  async keys(): Promise<string[]> {
+    return await listDatasets(this.#client);
+  }
+
+  /** Alias of keys() (the reference's list_datasets). */
+  async list(): Promise<string[]> {
+    return await listDatasets(this.#client);
+  }
+
+  /** The names published when iteration starts (one listing). */
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    yield* await listDatasets(this.#client);
+  }
+}
+
+function checkName(name: unknown, method: string): string {
+  if (typeof name !== 'string') throw new TypeError(`datasets.${method}(name): the name must be a string, got ${typeof name}`);
+  return name;
+}
+
 /** Stores `value` at the key path (a string is a path of one key). */
 export async function setMetadata(client: Client, path: string | readonly string[], value: unknown): Promise<void> {
   await client._rpc('set-metadata', { keys: typeof path === 'string' ? [path] : [...path], value });

@@ -56,6 +56,64 @@ describe('datasets', () => {
   });
 });
 
+describe('client.datasets (the mapping)', () => {
+  test('set / get / has / keys / list / for await / delete, shared between clients', async () => {
+    await withCluster({ nWorkers: 1 }, async ({ client: b, scheduler, workers }) => {
+      const a = await Client.connect(scheduler.address, { heartbeatIntervalMs: 0 });
+      try {
+        expect(a.datasets).toBe(a.datasets);
+        expect(await a.datasets.keys()).toEqual([]);
+        expect(await a.datasets.has('answer')).toBe(false);
+        const x = a.submit(inc, 41);
+        const y = a.submit(inc, 99);
+        await a.datasets.set('answer', x);
+        await a.datasets.set('kept', y);
+        await a.datasets.set('plain', { label: 'p', n: [1, 2] });
+        // set replaces, like Map.set (publishDataset refuses an existing name without override)
+        await a.datasets.set('other', 1);
+        await a.datasets.set('other', 2);
+        expect(await b.datasets.get('other')).toBe(2);
+
+        // another client sees the same mapping
+        expect(await b.datasets.has('answer')).toBe(true);
+        const names = ['answer', 'kept', 'other', 'plain'];
+        expect(await b.datasets.keys()).toEqual(names);
+        expect(await b.datasets.list()).toEqual(names);
+        expect(await b.listDatasets()).toEqual(names);
+        const seen: string[] = [];
+        for await (const name of b.datasets) seen.push(name);
+        expect(seen).toEqual(names);
+        expect(await b.datasets.get('answer')).toBe(42);
+        expect(await b.datasets.get<{ label: string; n: number[] }>('plain')).toEqual({ label: 'p', n: [1, 2] });
+        expect(await b.getDataset('plain')).toEqual({ label: 'p', n: [1, 2] });
+
+        // missing names fail as getDataset / unpublishDataset do
+        await expect(b.datasets.get('nope')).rejects.toThrow(/dataset "nope" is not published/);
+        await expect(b.datasets.delete('nope')).rejects.toThrow(/dataset "nope" is not published/);
+        await expect(b.datasets.get(3 as unknown as string)).rejects.toThrow(TypeError);
+
+        // the publication keeps y's data after the client lets go of its Future
+        const key = y.key;
+        await y;
+        y.release();
+        x.release();
+        await new Promise((r) => setTimeout(r, 50));
+        expect(workers.some((w) => workerKeys(w).includes(key))).toBe(true);
+        await a.datasets.delete('kept');
+        await a.datasets.delete('answer');
+        await b.datasets.delete('plain');
+        await b.datasets.delete('other');
+        expect(await a.datasets.has('answer')).toBe(false);
+        expect(await a.datasets.keys()).toEqual([]);
+        // unpublished: nobody wants y's key any more (b's Future of x lives until garbage-collected)
+        await until(() => workers.every((w) => !workerKeys(w).includes(key)), 10_000, 'the unpublished key to be freed');
+      } finally {
+        await a.close();
+      }
+    });
+  });
+});
+
 describe('metadata and events', () => {
   test('setMetadata / getMetadata by key path, with defaults', async () => {
     await withCluster({ nWorkers: 1 }, async ({ client }) => {
