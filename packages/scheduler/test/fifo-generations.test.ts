@@ -13,7 +13,7 @@ function setup(): { s: SchedulerState; clock: TestClock } {
   return { s: newState({ clock }), clock };
 }
 
-const generationOf = (s: SchedulerState, key: string): number => s.tasks.get(key)!.priority![1];
+const generationOf = (s: SchedulerState, key: string): number => s.tasks.get(key)!.priority![1]!;
 
 describe('fifo timeout generations', () => {
   test('submissions within the window share a generation; one after it starts the next', () => {
