@@ -158,6 +158,50 @@ describe('worker plugins', () => {
   });
 });
 
+describe('workers that join later', () => {
+  test('get the plugins and uploads before they run any task (a task restricted to the new worker, waiting for it, uses both)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dd-upload-test-'));
+    try {
+      const mod = `times_${process.pid}_${Date.now()}.js`;
+      fs.writeFileSync(path.join(dir, mod), 'exports.times = (a, b) => a * b;\n');
+      await withCluster({ workers: [inline] }, async ({ client, startWorker }) => {
+        // A slow setup that leaves a marker where the task will look for it: a worker that ran
+        // tasks before its plugins were set up would fail the task (no marker).
+        await client.registerWorkerPlugin({
+          async setup(worker: { uploadDirectory: string }) {
+            await new Promise((r) => setTimeout(r, 100));
+            const fs = require('node:fs');
+            fs.mkdirSync(worker.uploadDirectory, { recursive: true });
+            fs.writeFileSync(require('node:path').join(worker.uploadDirectory, 'plugin-marker'), '7');
+          },
+        }, { name: 'marker' });
+        await client.uploadFile(path.join(dir, mod));
+        const task = (m: string, i: number): number => {
+          const fs = require('node:fs');
+          const path = require('node:path');
+          const marker = Number(fs.readFileSync(path.join(path.dirname(require.resolve(m)), 'plugin-marker'), 'utf8'));
+          return require(m).times(marker, 3) + i;
+        };
+        let i = 0;
+        for (const executor of ['inline', 'threads'] as const) {
+          for (let round = 0; round < 3; round++, i++) {
+            const name = `late-${executor}-${round}`;
+            // Submitted first: the task waits (no-worker) and goes out the moment the worker joins.
+            const f = client.options({ workers: [name], pure: false }).submit(task, mod, i);
+            const w = await startWorker({ name, executor });
+            expect(w.plugins.names).toContain('marker');
+            expect(await f).toBe(21 + i);
+            expect(fs.readFileSync(path.join(w.uploadDirectory!, mod), 'utf8')).toContain('times');
+            await w.close();
+          }
+        }
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('uploadFile', () => {
   test('a module file and a directory reach current and future workers (thread pool executor) and tasks import them', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dd-upload-test-'));

@@ -236,6 +236,18 @@ export interface RegisterWorkerRequest {
 export interface RegisterWorkerReply {
   schedulerId: string;
   heartbeatIntervalMs: number;
+  /**
+   * The worker plugins and uploaded files registered with the scheduler so far
+   * (client.registerWorkerPlugin / uploadFile), in registration order, each as `plugin-add`
+   * carries it. The worker installs them (setup done, files written) before it reads its stream,
+   * so it runs no task without them. Ones registered later come as `plugin-add` rpcs.
+   */
+  plugins?: WorkerPluginEntry[];
+}
+/** A worker plugin as the scheduler keeps it: `plugin` is its wire form (opaque to the scheduler). */
+export interface WorkerPluginEntry {
+  name: string;
+  plugin: unknown;
 }
 
 /**

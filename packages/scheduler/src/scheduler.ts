@@ -387,7 +387,11 @@ export class Scheduler {
     // Register first (compute-task messages queue on the not-yet-started BatchedSend), then reply,
     // then start the stream: the worker reads the reply before any batch.
     this.feed(ev);
+    // Worker plugins and uploads, taken in the same step as the worker joined the state (see
+    // PluginsExtension.workerPluginEntries); the worker installs them before it reads the stream.
+    const plugins = this.pluginsExtension().workerPluginEntries();
     const reply: RegisterWorkerReply = { schedulerId: this.id, heartbeatIntervalMs: this.options.heartbeatIntervalMs };
+    if (plugins.length > 0) reply.plugins = plugins;
     try {
       await comm.write({ status: 'OK', result: reply });
     } catch {

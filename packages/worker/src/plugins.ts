@@ -1,7 +1,9 @@
 // Worker plugins (the reference's WorkerPlugin): objects with optional `setup(worker)`,
 // `teardown(worker)` and `transition(key, start, finish, info)`, sent by clients through the
-// scheduler (`plugin-add {name, plugin}`, also to workers that join later) and kept by name; a
-// plugin added under a name in use replaces the old one (torn down first). Wire forms:
+// scheduler (`plugin-add {name, plugin}`; a worker that joins later gets the registered ones in
+// the reply to its `register-worker` and installs them with installAll before it reads its
+// stream, so before any task) and kept by name; a plugin added under a name in use replaces the
+// old one (torn down first). Wire forms:
 //
 //   {kind: 'source', methods: {name: FunctionRef}, data: {...}}   an object rebuilt here: its
 //        data properties plus its methods compiled from source (`this` is the object)
@@ -55,6 +57,16 @@ export class WorkerPlugins {
     'plugin-add': (msg: { name?: unknown; plugin?: unknown }) => this.serial(() => this.add(msg.name, msg.plugin)),
     'plugin-remove': (msg: { name?: unknown }) => this.serial(() => this.remove(msg.name)),
   };
+
+  /**
+   * Adds plugins in order (those of the scheduler's `register-worker` reply), one at a time;
+   * resolves when every one is set up (or failed: logged, and reported in the result).
+   */
+  async installAll(entries: ReadonlyArray<{ name?: unknown; plugin?: unknown }>): Promise<Record<string, PluginReply>> {
+    const out: Record<string, PluginReply> = {};
+    for (const e of entries) out[String(e?.name)] = await this.serial(() => this.add(e?.name, e?.plugin));
+    return out;
+  }
 
   get names(): string[] {
     return [...this.plugins.keys()];

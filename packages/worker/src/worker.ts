@@ -293,6 +293,10 @@ export class Worker {
       }
       this.schedulerId = reply.result.schedulerId;
       if (reply.result.heartbeatIntervalMs > 0) this.heartbeatIntervalMs = reply.result.heartbeatIntervalMs;
+      // Plugins and uploaded files first: the stream (compute-task) is read only once they are
+      // set up and written (a plugin that fails is logged; the worker goes on without it).
+      const plugins = reply.result.plugins;
+      if (Array.isArray(plugins) && plugins.length > 0) await this.plugins.installAll(plugins);
     } catch (err) {
       comm.abort();
       throw err;

@@ -8,10 +8,11 @@
 //
 // Worker plugins are kept here for workers: `register-worker-plugin {name, plugin}` stores the
 // plugin's wire form (opaque to the scheduler: by source or by module reference, built by the
-// client) and sends `plugin-add` to every worker, and to each worker that joins later. Uploaded
-// files (uploadFile) travel the same way, as plugins of kind `upload`.
+// client) and sends `plugin-add` to every worker. A worker that joins later gets them all in the
+// reply to its `register-worker` (workerPluginEntries), and installs them before it runs any
+// task. Uploaded files (uploadFile) travel the same way, as plugins of kind `upload`.
 
-import type { Address, Key, StimulusId, TaskDefinition, WireError } from '@dd/protocol';
+import type { Address, Key, StimulusId, TaskDefinition, WireError, WorkerPluginEntry } from '@dd/protocol';
 import type { SchedulerEvent } from '../events';
 import type { ClusterHost } from './cluster-host';
 import { str, type ExtensionMsg, type SchedulerExtension } from './extension';
@@ -42,11 +43,6 @@ export interface SchedulerPlugin {
 }
 
 type WorkerReply = { status: 'OK' } | { status: 'error'; exception: WireError };
-
-interface WorkerPluginEntry {
-  name: string;
-  plugin: unknown;
-}
 
 export class PluginsExtension implements SchedulerExtension {
   readonly name = 'plugins';
@@ -109,7 +105,6 @@ export class PluginsExtension implements SchedulerExtension {
           if (state.workers.has(ev.address) && !this.knownWorkers.has(ev.address)) {
             this.knownWorkers.add(ev.address);
             this.each('addWorker', (p) => p.addWorker?.(this.scheduler, ev.address));
-            void this.sendWorkerPlugins(ev.address);
           }
           break;
         case 'remove-worker':
@@ -183,16 +178,14 @@ export class PluginsExtension implements SchedulerExtension {
     return await this.toWorkers([...this.host.state.workers.keys()], 'plugin-remove', { name });
   }
 
-  /** A new worker gets every registered plugin, in registration order. */
-  private async sendWorkerPlugins(address: Address): Promise<void> {
-    for (const entry of [...this.workerPlugins.values()]) {
-      if (!this.host.state.workers.has(address)) return;
-      const reply = await this.toWorkers([address], 'plugin-add', { name: entry.name, plugin: entry.plugin });
-      const r = reply[address];
-      if (r !== undefined && r.status !== 'OK') {
-        this.host.logger.warn(`worker plugin ${entry.name} on ${address}: ${r.exception.name}: ${r.exception.message}`);
-      }
-    }
+  /**
+   * Every registered worker plugin, in registration order: the scheduler puts them in its reply
+   * to `register-worker`, taken in the same step as the worker joins the state. So a plugin is
+   * either in the reply or, registered afterwards, sent to the worker (now in the state) as
+   * `plugin-add`: never both, never neither.
+   */
+  workerPluginEntries(): WorkerPluginEntry[] {
+    return [...this.workerPlugins.values()].map((e) => ({ name: e.name, plugin: e.plugin }));
   }
 
   private async toWorkers(addresses: Address[], op: string, args: Record<string, unknown>): Promise<Record<Address, WorkerReply>> {
