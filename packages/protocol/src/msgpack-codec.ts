@@ -203,7 +203,12 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
   limits.maxArrayLength = bytes.byteLength;
   limits.maxMapLength = bytes.byteLength;
   try {
-    return decoder.decode(bytes);
+    // msgpack bin decodes as a subarray of its input, so out of a Node Buffer (a socket chunk)
+    // it would be a Buffer: bin is a Uint8Array on every path. A forwarded Buffer would not
+    // travel inline again (isInlineBytes): every compute-task took its spec out of band, a
+    // sub-header and two frames more per task, and a Buffer's slice() is a view of its
+    // 64 KiB pool, which an executor thread post then copied whole.
+    return decoder.decode(Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes);
   } catch (error) {
     // DecodeError for bad type bytes, RangeError for truncation or trailing bytes.
     const reason = error instanceof DecodeError || error instanceof Error ? error.message : String(error);
