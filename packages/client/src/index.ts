@@ -31,6 +31,7 @@ export { InvalidGraphError, GraphCycleError } from './graph-errors';
 export type { Graph, GraphKey, KeysSpec, GetOptions, GraphOptions } from './graph';
 export { delayed, Delayed, isDelayed, type DelayedOptions, type DelayedArg, type DelayedArgs, type Computed } from './delayed';
 export { defaultClient } from './default-client';
+export { getWorker, getClient, workerClient, secede, rejoin, NoWorkerError, NotSupportedError, type TaskWorker } from './worker-context';
 export { Datasets, type PublishOptions } from './cluster-data';
 export {
   VersionMismatchError,

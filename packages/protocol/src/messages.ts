@@ -313,6 +313,15 @@ export interface WorkerStatusChangeMsg {
   status: 'paused' | 'running';
   stimulusId: StimulusId;
 }
+/**
+ * A structured event from task code (getWorker().logEvent) for the scheduler's event log, the
+ * same op clients send on their stream (client.logEvent): `topic` one topic or several.
+ */
+export interface LogEventMsg {
+  op: 'log-event';
+  topic: string | string[];
+  msg: unknown;
+}
 export type WorkerToSchedulerMsg =
   | TaskFinishedMsg
   | TaskErredMsg
@@ -320,7 +329,8 @@ export type WorkerToSchedulerMsg =
   | MissingDataMsg
   | AddKeysMsg
   | KeepAliveMsg
-  | WorkerStatusChangeMsg;
+  | WorkerStatusChangeMsg
+  | LogEventMsg;
 
 export interface WorkerMetrics {
   executing: number;

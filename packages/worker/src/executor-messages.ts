@@ -13,3 +13,13 @@ export interface ThreadRequest {
 export type ThreadResponse =
   | { id: number; ok: true; value: unknown; nbytes: number; type: string; start: number; stop: number; isBuffer: boolean }
   | { id: number; ok: false; error: WireError; start: number; stop: number };
+
+/** Not a task: the worker the thread's tasks run on (getWorker(), task-context.ts), sent once it listens. */
+export interface ThreadWorkerInfo {
+  workerInfo: { address: string; name: string };
+}
+
+/** Not a task outcome: a task called getWorker().logEvent(topic, msg); the pool hands it to the worker. */
+export interface ThreadLogEvent {
+  logEvent: { topic: string | string[]; msg: unknown };
+}

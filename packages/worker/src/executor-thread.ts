@@ -6,6 +6,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { TaskRunner } from './task-runner';
 import { wireError } from './task-runner';
+import { setThreadTaskWorker, taskWorkerHandle } from './task-context';
+import type { ThreadLogEvent, ThreadWorkerInfo } from './executor-messages';
 import type { ThreadRequest, ThreadResponse } from './executor-messages';
 
 const port = parentPort;
@@ -19,6 +21,15 @@ const queue: ThreadRequest[] = [];
 let running = false;
 
 port.on('message', (req: ThreadRequest | ThreadRequest[]) => {
+  const info = (req as Partial<ThreadWorkerInfo>).workerInfo;
+  if (info !== undefined) {
+    // getWorker() in this thread's tasks; their events go to the pool, which hands them to the worker.
+    setThreadTaskWorker(taskWorkerHandle(info.address, info.name, (topic, msg) => {
+      const event: ThreadLogEvent = { logEvent: { topic, msg } };
+      port.postMessage(event);
+    }));
+    return;
+  }
   // The pool posts the jobs it dispatched in one tick together, as an array.
   if (Array.isArray(req)) queue.push(...req);
   else queue.push(req);

@@ -23,6 +23,8 @@ import * as path from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
 import type { Key, WireRunSpec } from '@dd/protocol';
 import { ExecutorError } from './errors';
+import type { ThreadLogEvent, ThreadWorkerInfo } from './executor-messages';
+import type { TaskWorker } from './task-context';
 import type { ThreadRequest, ThreadResponse } from './executor-messages';
 import { adoptFromHost, foreignRealm } from './realm';
 import { TaskRunner, wireError, type TaskOutcome } from './task-runner';
@@ -45,6 +47,8 @@ export interface Executor {
   run(job: ExecutorJob): Promise<TaskOutcome>;
   /** Stops the threads (running tasks are abandoned). Idempotent. */
   close(): Promise<void>;
+  /** The worker its tasks see through getWorker() (task-context.ts); set once the worker listens. */
+  setTaskWorker?(worker: TaskWorker): void;
 }
 
 export interface ExecutorOptions {
@@ -73,6 +77,10 @@ export class InlineExecutor implements Executor {
 
   get slotCount(): number {
     return this.nthreads;
+  }
+
+  setTaskWorker(worker: TaskWorker): void {
+    this.runner.taskWorker = worker;
   }
 
   async run(job: ExecutorJob): Promise<TaskOutcome> {
@@ -127,6 +135,8 @@ export class ThreadPoolExecutor implements Executor {
   private readonly entry: string;
   private readonly cwd: string;
   private readonly uploadDirectory: string | undefined;
+  /** What getWorker() returns in tasks: its address and name go to the threads, its logEvent gets theirs. */
+  private taskWorker: TaskWorker | undefined;
 
   private constructor(options: ExecutorOptions) {
     this.nthreads = options.nthreads;
@@ -173,7 +183,10 @@ export class ThreadPoolExecutor implements Executor {
     };
     slot.ready.catch(() => {});
     thread.once('online', () => onlineResolve());
-    thread.on('message', (res: ThreadResponse) => this.onResponse(slot, res));
+    thread.on('message', (res: ThreadResponse | ThreadLogEvent) => {
+      if ('logEvent' in res) this.taskWorker?.logEvent(res.logEvent.topic, res.logEvent.msg);
+      else this.onResponse(slot, res);
+    });
     thread.on('error', (err) => {
       onlineReject(err);
       this.onThreadDeath(slot, err);
@@ -183,7 +196,18 @@ export class ThreadPoolExecutor implements Executor {
       this.onThreadDeath(slot, new ExecutorError(`executor thread exited with code ${code}`));
     });
     this.slots.push(slot);
+    if (this.taskWorker !== undefined) thread.postMessage(this.workerInfo(this.taskWorker));
     return slot;
+  }
+
+  setTaskWorker(worker: TaskWorker): void {
+    this.taskWorker = worker;
+    // Before any task: messages to a thread arrive in order.
+    for (const slot of this.slots) slot.thread.postMessage(this.workerInfo(worker));
+  }
+
+  private workerInfo(worker: TaskWorker): ThreadWorkerInfo {
+    return { workerInfo: { address: worker.address, name: worker.name } };
   }
 
   run(job: ExecutorJob): Promise<TaskOutcome> {

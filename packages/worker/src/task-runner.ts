@@ -11,6 +11,7 @@ import * as vm from 'node:vm';
 import { decodeTaskSpec, substituteKeyRefs, type FunctionRef, type Key, type WireError, type WireRunSpec } from '@dd/protocol';
 import { ClosureVariableError } from './errors';
 import { sizeof } from './sizeof';
+import { runAsTaskOf, type TaskWorker } from './task-context';
 import { typeName } from './type-name';
 
 export type TaskOutcome =
@@ -32,6 +33,8 @@ export class TaskRunner {
   private readonly require: NodeJS.Require;
   private readonly cwd: string;
   private readonly uploadDirectory: string | undefined;
+  /** The worker that tasks run by this runner see through getWorker() (task-context.ts), once known. */
+  taskWorker: TaskWorker | undefined;
 
   constructor(options: TaskRunnerOptions) {
     this.cwd = path.resolve(options.cwd);
@@ -50,7 +53,8 @@ export class TaskRunner {
       const fn = await this.load(task.fn);
       const lookup = deps instanceof Map ? (k: Key) => deps.get(k) : (k: Key) => deps[k];
       const args = substituteKeyRefs(task.args, lookup) as unknown[];
-      let value = fn(...args);
+      const worker = this.taskWorker;
+      let value = worker === undefined ? fn(...args) : runAsTaskOf(worker, () => fn(...args));
       if (isThenable(value)) value = await value;
       const stop = Date.now();
       return { ok: true, value, nbytes: sizeof(value), type: typeName(value), start, stop };

@@ -45,6 +45,8 @@ import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
 import { WorkerRun } from './run';
 import { WorkerPlugins } from './plugins';
+import { adoptFromHost } from './realm';
+import { checkEventTopic, taskWorkerHandle } from './task-context';
 import { WorkerState } from './worker-state';
 
 export type { WorkerOptions } from './worker-options';
@@ -214,6 +216,8 @@ export class Worker {
     await this.server.listen(o.listen);
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
+    // getWorker() inside tasks: this worker's address and name, and logEvent to the scheduler.
+    this.executor?.setTaskWorker?.(taskWorkerHandle(this.addressValue, this.nameValue, (topic, msg) => this.logEvent(topic, msg)));
     if (o.dashboardAddress !== undefined) {
       const host = /^(tcp|tls|ws|wss):/.test(this.addressValue) ? getAddressHost(this.addressValue) : '127.0.0.1';
       this.http = await WorkerHttpServer.start(this, parseListenAddress(o.dashboardAddress, host));
@@ -429,6 +433,16 @@ export class Worker {
   /** Whether the memory monitor has paused the worker. */
   get paused(): boolean {
     return this.memoryMonitor.paused;
+  }
+
+  /**
+   * Logs a structured event under a topic (or several) in the scheduler's event log, as
+   * client.logEvent does (tasks: getWorker().logEvent). Sent on the stream; dropped while the
+   * worker is not connected.
+   */
+  logEvent(topic: string | readonly string[], msg: unknown): void {
+    // Task code makes its messages in the host realm (under jest, not this one): adopt them for the encoder.
+    this.sendToScheduler({ op: 'log-event', topic: checkEventTopic(topic), msg: msg === undefined ? null : adoptFromHost(msg) });
   }
 
   /** Resolves when the worker is registered (now, or after a reconnect). */
