@@ -34,7 +34,7 @@ export interface WorkerOptions {
   executor?: 'threads' | 'inline';
   /**
    * Thread pool: tasks each thread holds at once, the running one and the next ones queued in
-   * the thread (default 4). Above 1 a thread goes straight to its next task instead of waiting
+   * the thread (default 16; only tasks measured tiny queue, see WorkerState). Above 1 a thread goes straight to its next task instead of waiting
    * a main-thread round trip, which costs more than a tiny task; 1 is strict one-task-per-thread.
    */
   executorQueueDepth?: number;
@@ -94,7 +94,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
   if (!Number.isInteger(nthreads) || nthreads < 1) throw new RangeError(`Worker: nthreads must be a positive integer, got ${nthreads}`);
   const executor = o.executor ?? 'threads';
   if (executor !== 'threads' && executor !== 'inline') throw new TypeError(`Worker: executor must be 'threads' or 'inline', got ${String(executor)}`);
-  const executorQueueDepth = o.executorQueueDepth ?? 4;
+  const executorQueueDepth = o.executorQueueDepth ?? 16;
   if (!Number.isInteger(executorQueueDepth) || executorQueueDepth < 1) {
     throw new RangeError(`Worker: executorQueueDepth must be a positive integer, got ${executorQueueDepth}`);
   }

@@ -71,6 +71,13 @@ export type TaskStateName = (typeof TASK_STATES)[number];
  */
 const QUEUE_BEHIND_MAX_MS = 2;
 
+/**
+ * And the tasks in the executor together are expected to take at most this long, so a deep
+ * queue (executorQueueDepth) fills only with tasks far below QUEUE_BEHIND_MAX_MS: the wait of a
+ * task arriving later stays what 4 slots of 2 ms tasks gave.
+ */
+const QUEUED_WORK_MAX_MS = 8;
+
 /** `inc-3f2a...` -> `inc`: the kind of task, for duration estimates (the part before the last '-'). */
 function keyPrefix(key: Key): string {
   const i = key.lastIndexOf('-');
@@ -629,9 +636,14 @@ export class WorkerState {
 
   /** Whether `ts` may wait in the executor behind the tasks already there: all of them tiny. */
   private mayQueueBehind(ts: WorkerTask): boolean {
-    if (this.expectedMs(ts) > QUEUE_BEHIND_MAX_MS) return false;
-    for (const e of this.executing) if (this.expectedMs(e) > QUEUE_BEHIND_MAX_MS) return false;
-    return true;
+    let total = this.expectedMs(ts);
+    if (total > QUEUE_BEHIND_MAX_MS) return false;
+    for (const e of this.executing) {
+      const ms = this.expectedMs(e);
+      if (ms > QUEUE_BEHIND_MAX_MS) return false;
+      total += ms;
+    }
+    return total <= QUEUED_WORK_MAX_MS;
   }
 
   /**

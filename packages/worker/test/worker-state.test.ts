@@ -55,6 +55,17 @@ describe('WorkerState: extra execute slots (executor queue depth)', () => {
     expect(executes(s.handleStimulus(compute('inc-5')))).toEqual([]);
     expect(executes(s.handleStimulus(ok('sleep-2')))).toEqual(['inc-5']);
   });
+
+  test('queued tiny tasks together stay within the queued-work budget (8 ms)', () => {
+    const s = ws({ nthreads: 1, executeSlots: 16 });
+    const took = (key: string, ms: number): WorkerEvent => ({ type: 'execute-success', key, value: 1, nbytes: 8, start: 0, stop: ms, stimulusId: `s${++sid}` });
+    const keys = Array.from({ length: 20 }, (_, i) => `f-${i}`);
+    const first = executes(s.handleStimulus(...keys.map((k) => compute(k))));
+    expect(first).toHaveLength(1);
+    // f measured at 2 ms: tiny, but only 4 of them (8 ms) go to the executor at once.
+    expect(executes(s.handleStimulus(took(first[0]!, 2)))).toHaveLength(4);
+    expect(s.executing.size).toBe(4);
+  });
 });
 
 describe('WorkerState: computing', () => {
