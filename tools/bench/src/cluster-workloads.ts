@@ -1,6 +1,7 @@
 // The workloads of ../shared/peer/dask_bench.py, on dd, with the same names and JSON keys so the
 // two systems compare as ratios measured in one run.
 
+import { readFileSync } from 'node:fs';
 import { Client, LocalCluster, wait } from '@dd/client';
 
 // Task functions travel by source: self-contained.
@@ -15,6 +16,19 @@ export interface WorkloadOptions {
   /** Run only the workloads whose key contains one of these substrings. */
   only?: string[];
   log?: (line: string) => void;
+  /** Also report CPU time per task (µs, summed over threads) of this process (scheduler and client) and of the worker processes. */
+  cpu?: boolean;
+}
+
+/** CPU time (µs, user + system, all threads) of a process, from /proc (Linux); undefined elsewhere. */
+function processCpuMicros(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
 }
 
 export type Figures = Record<string, number>;
@@ -34,24 +48,48 @@ export async function runClusterWorkloads(options: WorkloadOptions): Promise<Fig
   const client = await Client.connect(cluster);
   const impure = client.options({ pure: false });
   const out: Figures = {};
+  // CPU per task: this process (scheduler + client) via process.cpuUsage, workers from /proc.
+  const measure = async <T>(key: string, tasks: number, run: () => Promise<T>): Promise<T> => {
+    if (!options.cpu) return run();
+    const self0 = process.cpuUsage();
+    const pids = cluster.pids;
+    const w0 = pids.map(processCpuMicros);
+    const t0 = performance.now();
+    const result = await run();
+    const wall = (performance.now() - t0) * 1000;
+    const self = process.cpuUsage(self0);
+    const w = pids.map((p, i) => (processCpuMicros(p) ?? NaN) - (w0[i] ?? NaN));
+    const sched = self.user + self.system;
+    const workers = w.reduce((a, b) => a + b, 0);
+    out[`${key}:cpu_us_per_task_sched_client`] = sched / tasks;
+    out[`${key}:cpu_us_per_task_workers`] = workers / tasks;
+    out[`${key}:cpu_busy_fraction_of_2_cores`] = (sched + workers) / wall / 2;
+    log(`${key} cpu/task µs: scheduler+client ${(sched / tasks).toFixed(1)}, workers ${w.map((x) => (x / tasks).toFixed(1)).join('+')}; busy ${((sched + workers) / wall / 2 * 100).toFixed(0)}% of 2 cores, this process ${(sched / wall * 100).toFixed(0)}% of a core`);
+    return result;
+  };
   try {
     await client.gather(impure.map(inc, range(200)));
 
     if (wanted('roundtrip_ms_median')) {
       const lat: number[] = [];
-      for (let i = 0; i < 300; i++) {
-        const t = performance.now();
-        await impure.submit(inc, i);
-        lat.push(performance.now() - t);
-      }
+      await measure('roundtrip', 300, async () => {
+        for (let i = 0; i < 300; i++) {
+          const t = performance.now();
+          await impure.submit(inc, i);
+          lat.push(performance.now() - t);
+        }
+      });
       out.roundtrip_ms_median = median(lat);
       log(`roundtrip_ms_median ${out.roundtrip_ms_median.toFixed(3)}`);
     }
 
     if (wanted('map_10000_tasks_per_s')) {
       const t = performance.now();
-      const fs = impure.map(inc, range(10_000));
-      await client.gather(fs);
+      const fs = await measure('map', 10_000, async () => {
+        const fs = impure.map(inc, range(10_000));
+        await client.gather(fs);
+        return fs;
+      });
       out.map_10000_tasks_per_s = 10_000 / ((performance.now() - t) / 1000);
       for (const f of fs) f.release();
       log(`map_10000_tasks_per_s ${out.map_10000_tasks_per_s.toFixed(0)}`);
@@ -59,13 +97,16 @@ export async function runClusterWorkloads(options: WorkloadOptions): Promise<Fig
 
     if (wanted('tree_reduce_8191_tasks_per_s')) {
       const t = performance.now();
-      let level = impure.map(inc, range(4096));
-      while (level.length > 1) {
-        const next = [];
-        for (let i = 0; i < level.length; i += 2) next.push(impure.submit(add, level[i]!, level[i + 1]!));
-        level = next;
-      }
-      await level[0]!;
+      const level = await measure('tree', 8191, async () => {
+        let level = impure.map(inc, range(4096));
+        while (level.length > 1) {
+          const next = [];
+          for (let i = 0; i < level.length; i += 2) next.push(impure.submit(add, level[i]!, level[i + 1]!));
+          level = next;
+        }
+        await level[0]!;
+        return level;
+      });
       out.tree_reduce_8191_tasks_per_s = 8191 / ((performance.now() - t) / 1000);
       level[0]!.release();
       log(`tree_reduce_8191_tasks_per_s ${out.tree_reduce_8191_tasks_per_s.toFixed(0)}`);
@@ -81,7 +122,7 @@ export async function runClusterWorkloads(options: WorkloadOptions): Promise<Fig
       for (let i = 0; i < n; i++) g.set([run, i], [inc, i]);
       g.set('total', [sum, Array.from({ length: n }, (_, i) => [run, i])]);
       const t = performance.now();
-      const total = await client.get(g, 'total');
+      const total = await measure('get_graph', n + 1, () => client.get(g, 'total'));
       out.get_graph_10001_tasks_per_s = (n + 1) / ((performance.now() - t) / 1000);
       if (total !== (n * (n + 1)) / 2) throw new Error(`get_graph returned ${String(total)}, expected ${(n * (n + 1)) / 2}`);
       log(`get_graph_10001_tasks_per_s ${out.get_graph_10001_tasks_per_s.toFixed(0)}`);

@@ -1,6 +1,7 @@
-// npm run bench [-- --vs-dask] [--workers N] [--only key,key] [--json]
+// npm run bench [-- --vs-dask] [--workers N] [--only key,key] [--json] [--cpu]
 // Runs dd's cluster workloads (and with --vs-dask the reference's, in the same run) and prints
-// a table of figures, dd/dask ratios and the targets of the core issue.
+// a table of figures, dd/dask ratios and the targets of the core issue. --cpu adds CPU time per
+// task of this process (scheduler and client) and of the workers, and how busy the cores were.
 
 import { runClusterWorkloads, type Figures } from './cluster-workloads';
 import { runDaskBench } from './dask';
@@ -28,7 +29,7 @@ function fmt(v: number | undefined): string {
 export async function main(args: string[]): Promise<void> {
   const nWorkers = Number(argValue(args, '--workers') ?? 2);
   const only = argValue(args, '--only')?.split(',');
-  const dd = await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), log: (l) => console.error(`dd: ${l}`) });
+  const dd = await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), cpu: args.includes('--cpu'), log: (l) => console.error(`dd: ${l}`) });
   let dask: Figures | undefined;
   if (args.includes('--vs-dask')) {
     try {
