@@ -60,7 +60,15 @@ describe('getWorker() inside tasks', () => {
         expect(err).toBeInstanceOf(RemoteError);
         expect((err as RemoteError).remoteName).toBe('TypeError');
         expect((err as RemoteError).message).toMatch(/topic must be a string/);
+        // A message that cannot travel fails in the task (on the worker's stream it would take
+        // the batch down with it); the worker goes on.
+        const unsendable = client.options({ workers: [name] }).submit((_n: string) => require('@dd/client').getWorker().logEvent('t', { f: () => 1 }), name);
+        const err2 = await unsendable.result().catch((e: unknown) => e);
+        expect((err2 as RemoteError).remoteName).toBe('TypeError');
+        expect((err2 as RemoteError).message).toMatch(/msg cannot be sent to the scheduler/);
+        expect(await client.options({ workers: [name], pure: false }).submit(whoAmI, `after-${name}`)).toMatchObject({ name });
       }
+      await until(async () => (await client.getEvents('task-events')).length === 6, 10_000, 'the events after the failures');
     });
   });
 

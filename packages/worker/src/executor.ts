@@ -184,7 +184,7 @@ export class ThreadPoolExecutor implements Executor {
     slot.ready.catch(() => {});
     thread.once('online', () => onlineResolve());
     thread.on('message', (res: ThreadResponse | ThreadLogEvent) => {
-      if ('logEvent' in res) this.taskWorker?.logEvent(res.logEvent.topic, res.logEvent.msg);
+      if ('logEvent' in res) this.onLogEvent(res);
       else this.onResponse(slot, res);
     });
     thread.on('error', (err) => {
@@ -204,6 +204,15 @@ export class ThreadPoolExecutor implements Executor {
     this.taskWorker = worker;
     // Before any task: messages to a thread arrive in order.
     for (const slot of this.slots) slot.thread.postMessage(this.workerInfo(worker));
+  }
+
+  /** A task in a thread logged an event (checked there already): the worker sends it. */
+  private onLogEvent(res: ThreadLogEvent): void {
+    try {
+      this.taskWorker?.logEvent(res.logEvent.topic, res.logEvent.msg);
+    } catch {
+      // Checked in the thread; a message that fails here anyway is dropped, not thrown into the pool.
+    }
   }
 
   private workerInfo(worker: TaskWorker): ThreadWorkerInfo {

@@ -16,7 +16,7 @@ export {
   type TaskOutcome,
 } from './executor';
 export { TaskRunner, wireError } from './task-runner';
-export { currentTaskWorker, runAsTaskOf, setThreadTaskWorker, taskWorkerHandle, checkEventTopic, type TaskWorker } from './task-context';
+export { currentTaskWorker, runAsTaskOf, setThreadTaskWorker, taskWorkerHandle, checkEventTopic, checkEventMessage, type TaskWorker } from './task-context';
 export { Worker, type WorkerStatus } from './worker';
 export { WorkerPlugins, type WorkerPlugin, type PluginSpec, type PluginReply } from './plugins';
 export { WorkerRun, workerVersions, type RunReply } from './run';

@@ -13,6 +13,8 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as vm from 'node:vm';
+import { encodeMessage } from '@dd/protocol';
+import { adoptFromHost } from './realm';
 
 /** The worker a task runs on, as the task sees it. */
 export interface TaskWorker {
@@ -67,13 +69,29 @@ export function checkEventTopic(topic: unknown): string | string[] {
   throw new TypeError('logEvent(topic, msg): topic must be a string or a non-empty array of strings');
 }
 
-/** A frozen TaskWorker whose logEvent checks the topic and hands the event to `send`. */
+/**
+ * Checks that a logEvent message can travel to the scheduler, and returns it ready to send (in
+ * this realm; undefined as null). An unencodable message must fail here, in the caller: on the
+ * worker's stream it would fail the whole batch, and the stream with it.
+ */
+export function checkEventMessage(msg: unknown): unknown {
+  // Task code makes its messages in the host realm (under jest, not this one): adopt them for the encoder.
+  const m = msg === undefined ? null : adoptFromHost(msg);
+  try {
+    encodeMessage({ op: 'log-event', topic: '', msg: m });
+  } catch (err) {
+    throw new TypeError(`logEvent(topic, msg): msg cannot be sent to the scheduler (${(err as Error)?.message ?? err}); log plain data`, { cause: err });
+  }
+  return m;
+}
+
+/** A frozen TaskWorker whose logEvent checks the topic and the message, then hands them to `send`. */
 export function taskWorkerHandle(address: string, name: string, send: (topic: string | string[], msg: unknown) => void): TaskWorker {
   return Object.freeze({
     address,
     name,
     logEvent(topic: string | readonly string[], msg: unknown): void {
-      send(checkEventTopic(topic), msg === undefined ? null : msg);
+      send(checkEventTopic(topic), checkEventMessage(msg));
     },
   });
 }

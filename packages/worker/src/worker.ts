@@ -45,8 +45,7 @@ import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
 import { WorkerRun } from './run';
 import { WorkerPlugins } from './plugins';
-import { adoptFromHost } from './realm';
-import { checkEventTopic, taskWorkerHandle } from './task-context';
+import { checkEventMessage, checkEventTopic, taskWorkerHandle } from './task-context';
 import { WorkerState } from './worker-state';
 
 export type { WorkerOptions } from './worker-options';
@@ -217,7 +216,7 @@ export class Worker {
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
     // getWorker() inside tasks: this worker's address and name, and logEvent to the scheduler.
-    this.executor?.setTaskWorker?.(taskWorkerHandle(this.addressValue, this.nameValue, (topic, msg) => this.logEvent(topic, msg)));
+    this.executor?.setTaskWorker?.(taskWorkerHandle(this.addressValue, this.nameValue, (topic, msg) => this.sendToScheduler({ op: 'log-event', topic, msg })));
     if (o.dashboardAddress !== undefined) {
       const host = /^(tcp|tls|ws|wss):/.test(this.addressValue) ? getAddressHost(this.addressValue) : '127.0.0.1';
       this.http = await WorkerHttpServer.start(this, parseListenAddress(o.dashboardAddress, host));
@@ -438,11 +437,10 @@ export class Worker {
   /**
    * Logs a structured event under a topic (or several) in the scheduler's event log, as
    * client.logEvent does (tasks: getWorker().logEvent). Sent on the stream; dropped while the
-   * worker is not connected.
+   * worker is not connected. Throws TypeError for a bad topic or a message that cannot be encoded.
    */
   logEvent(topic: string | readonly string[], msg: unknown): void {
-    // Task code makes its messages in the host realm (under jest, not this one): adopt them for the encoder.
-    this.sendToScheduler({ op: 'log-event', topic: checkEventTopic(topic), msg: msg === undefined ? null : adoptFromHost(msg) });
+    this.sendToScheduler({ op: 'log-event', topic: checkEventTopic(topic), msg: checkEventMessage(msg) });
   }
 
   /** Resolves when the worker is registered (now, or after a reconnect). */
