@@ -38,6 +38,9 @@ interface EncoderInternals {
   writeU8(value: number): void;
   writeF64(value: number): void;
   ensureBufferSizeToWrite(size: number): void;
+  reinitializeState(): void;
+  bytes: Uint8Array;
+  pos: number;
 }
 
 const objectPrototype = Object.prototype;
@@ -66,6 +69,23 @@ export class MessageEncoder extends Encoder {
     this.sink = sink;
     try {
       return this.encode(value);
+    } finally {
+      this.sink = null;
+    }
+  }
+
+  /**
+   * Encodes `value` as if it stood at nesting `depth` of a message and returns a view of this
+   * encoder's own buffer (no copy): valid only until the encoder's next use. For callers that
+   * copy the bytes into a larger output at once (encodeTaskSpec).
+   */
+  encodeShared(value: unknown, sink: OutOfBandSink | null, depth: number): Uint8Array {
+    const self = this as unknown as EncoderInternals;
+    this.sink = sink;
+    try {
+      self.reinitializeState();
+      self.doEncode(value, depth);
+      return self.bytes.subarray(0, self.pos);
     } finally {
       this.sink = null;
     }

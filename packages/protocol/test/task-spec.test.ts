@@ -1,4 +1,4 @@
-import { decodeTaskSpec, encodeTaskSpec, isKeyRef, keyRef, substituteKeyRefs, DeserializationError } from '../src';
+import { decodeTaskSpec, encodeMessage, encodeTaskSpec, isKeyRef, keyRef, packFrames, substituteKeyRefs, DeserializationError, SerializationError } from '../src';
 
 describe('js task spec', () => {
   test('round-trips a source function with buffers and key references in its arguments', () => {
@@ -12,6 +12,34 @@ describe('js task spec', () => {
     expect(back.fn).toEqual(spec.fn);
     expect(isKeyRef(back.args[0])).toBe(true);
     expect(Buffer.isBuffer(back.args[2])).toBe(true);
+  });
+
+  test('the same bytes as packFrames(encodeMessage(spec)) for plain and non-plain arguments alike', () => {
+    const fn = { kind: 'source' as const, name: 'inc', source: '(x) => x + 1', hash: 'd5b119f554a68695a80934b2e8211eec' };
+    const mod = { kind: 'module' as const, module: '/abs/tasks.js', export: 'heavy' };
+    const argLists: unknown[][] = [
+      [],
+      [0],
+      [-0, 1.5, -7, 2 ** 40, 'x'.repeat(300), 'é€😀', true, null],
+      [keyRef('a-1'), { nested: [keyRef('b-2'), { c: [1, 2, 3] }] }],
+      [new Uint8Array([1, 2, 3]), new Uint8Array(5000)],
+      [Buffer.from('payload'), new Map([[1, 2]]), undefined, 10n, new Date(0)],
+      [[[[[[[[1]]]]]]]],
+    ];
+    for (const f of [fn, mod]) {
+      for (const args of argLists) {
+        // The fast path caches per FunctionRef: run twice.
+        for (let i = 0; i < 2; i++) expect(encodeTaskSpec({ fn: f, args }).data).toEqual(packFrames(encodeMessage({ fn: f, args })));
+      }
+    }
+  });
+
+  test('arguments that cannot be encoded fail as they always did', () => {
+    const fn = { kind: 'source' as const, name: 'f', source: '(x) => x', hash: 'h' };
+    expect(() => encodeTaskSpec({ fn, args: [{ __Serialized__: 1 }] })).toThrow(SerializationError);
+    let deep: unknown = 1;
+    for (let i = 0; i < 600; i++) deep = [deep];
+    expect(() => encodeTaskSpec({ fn, args: [deep] })).toThrow(SerializationError);
   });
 
   test('substitutes key references at any depth, leaving other values untouched', () => {
