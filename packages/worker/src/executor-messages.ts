@@ -8,6 +8,25 @@ export interface ThreadRequest {
   deps: Record<Key, unknown>;
   /** Dependencies that were Node Buffers (structured clone delivers Uint8Arrays). */
   bufferKeys?: Key[];
+  /**
+   * Bytes of the binary dependencies. Once the task ends, the thread's references to them are
+   * garbage that keeps their memory alive (copies, or shared memory the worker itself may have
+   * let go of) until the thread's own collector runs.
+   */
+  depBytes?: number;
+}
+
+/** Not a task: the pool asks the thread to collect its garbage now (the worker is short of memory). */
+export interface ThreadCollectRequest {
+  collect: true;
+}
+
+/** workerData of an executor thread. */
+export interface ThreadSettings {
+  cwd: string;
+  uploadDirectory?: string | undefined;
+  /** Under a memory limit: when the thread collects its garbage (garbage.ts). */
+  garbage?: { everyBytes: number; aboveBytes: number } | undefined;
 }
 
 export type ThreadResponse =

@@ -8,19 +8,28 @@ import { TaskRunner } from './task-runner';
 import { wireError } from './task-runner';
 import { setThreadTaskWorker, taskWorkerHandle } from './task-context';
 import type { ThreadLogEvent, ThreadWorkerInfo } from './executor-messages';
-import type { ThreadRequest, ThreadResponse } from './executor-messages';
+import type { ThreadCollectRequest, ThreadRequest, ThreadResponse, ThreadSettings } from './executor-messages';
+import { GarbageDebt } from './garbage';
 
 const port = parentPort;
 if (!port) throw new Error('executor-thread.js must run in a worker thread');
 
-const runner = new TaskRunner(workerData as { cwd: string; uploadDirectory?: string });
+const settings = workerData as ThreadSettings;
+const runner = new TaskRunner({ cwd: settings.cwd, ...(settings.uploadDirectory !== undefined ? { uploadDirectory: settings.uploadDirectory } : {}) });
+// This thread's own heap holds the dependency copies of finished tasks, and results it had to
+// copy rather than transfer, until its own collector runs (garbage.ts).
+const garbage = settings.garbage && new GarbageDebt(settings.garbage);
 
 // Jobs run one at a time in arrival order: the pool may post the next ones before this one ends
 // (its queue depth), and an async task must not overlap them.
 const queue: ThreadRequest[] = [];
 let running = false;
 
-port.on('message', (req: ThreadRequest | ThreadRequest[]) => {
+port.on('message', (req: ThreadRequest | ThreadRequest[] | ThreadCollectRequest) => {
+  if ('collect' in req) {
+    garbage?.collectIfAbove();
+    return;
+  }
   const info = (req as Partial<ThreadWorkerInfo>).workerInfo;
   if (info !== undefined) {
     // getWorker() in this thread's tasks; their events go to the pool, which hands them to the worker.
@@ -39,7 +48,13 @@ port.on('message', (req: ThreadRequest | ThreadRequest[]) => {
 async function drain(): Promise<void> {
   running = true;
   try {
-    for (let req = queue.shift(); req !== undefined; req = queue.shift()) await handle(req);
+    for (let req = queue.shift(); req !== undefined; req = queue.shift()) {
+      await handle(req);
+      if (garbage !== undefined && req.depBytes !== undefined) {
+        req.deps = {}; // unreachable now, so the collection can free them
+        garbage.add(req.depBytes);
+      }
+    }
   } finally {
     running = false;
   }

@@ -25,7 +25,7 @@ import type { Key, WireRunSpec } from '@dd/protocol';
 import { ExecutorError } from './errors';
 import type { ThreadLogEvent, ThreadWorkerInfo } from './executor-messages';
 import type { TaskWorker } from './task-context';
-import type { ThreadRequest, ThreadResponse } from './executor-messages';
+import type { ThreadCollectRequest, ThreadRequest, ThreadResponse, ThreadSettings } from './executor-messages';
 import { adoptFromHost, foreignRealm } from './realm';
 import { TaskRunner, wireError, type TaskOutcome } from './task-runner';
 
@@ -49,6 +49,8 @@ export interface Executor {
   close(): Promise<void>;
   /** The worker its tasks see through getWorker() (task-context.ts); set once the worker listens. */
   setTaskWorker?(worker: TaskWorker): void;
+  /** Asks the threads to collect their garbage (each does when its current task ends). */
+  collectGarbage?(): void;
 }
 
 export interface ExecutorOptions {
@@ -63,6 +65,8 @@ export interface ExecutorOptions {
   cwd: string;
   /** Where uploaded modules are (bare specifiers naming one resolve there first). */
   uploadDirectory?: string | undefined;
+  /** Thread pool under a memory limit: when threads collect garbage (see garbage.ts). */
+  garbage?: { everyBytes: number; aboveBytes: number } | undefined;
 }
 
 export class InlineExecutor implements Executor {
@@ -137,12 +141,14 @@ export class ThreadPoolExecutor implements Executor {
   private readonly uploadDirectory: string | undefined;
   /** What getWorker() returns in tasks: its address and name go to the threads, its logEvent gets theirs. */
   private taskWorker: TaskWorker | undefined;
+  private readonly garbage: ThreadSettings['garbage'];
 
   private constructor(options: ExecutorOptions) {
     this.nthreads = options.nthreads;
     this.depth = Math.max(1, Math.floor(options.queueDepth ?? 1));
     this.cwd = path.resolve(options.cwd);
     this.uploadDirectory = options.uploadDirectory;
+    this.garbage = options.garbage;
     this.entry = executorThreadPath();
   }
 
@@ -169,7 +175,8 @@ export class ThreadPoolExecutor implements Executor {
   }
 
   private spawn(): Slot {
-    const thread = new Thread(this.entry, { workerData: { cwd: this.cwd, uploadDirectory: this.uploadDirectory }, stdout: false, stderr: false });
+    const settings: ThreadSettings = { cwd: this.cwd, uploadDirectory: this.uploadDirectory, garbage: this.garbage };
+    const thread = new Thread(this.entry, { workerData: settings, stdout: false, stderr: false });
     let onlineResolve!: () => void;
     let onlineReject!: (e: unknown) => void;
     const slot: Slot = {
@@ -245,12 +252,18 @@ export class ThreadPoolExecutor implements Executor {
     const id = this.nextId++;
     const deps: Record<Key, unknown> = {};
     let bufferKeys: Key[] | undefined;
+    let depBytes = 0;
     for (const [k, v] of job.deps) {
       deps[k] = v;
-      if (Buffer.isBuffer(v)) (bufferKeys ??= []).push(k);
+      if (ArrayBuffer.isView(v)) {
+        if (Buffer.isBuffer(v)) (bufferKeys ??= []).push(k);
+        // Structured clone copies a view's whole ArrayBuffer (shared memory crosses uncopied).
+        depBytes += v.buffer.byteLength;
+      }
     }
     const req: ThreadRequest = { id, spec: tightSpec(job.spec), deps };
     if (bufferKeys) req.bufferKeys = bufferKeys;
+    if (depBytes > 0) req.depBytes = depBytes;
     slot.jobs.set(id, entry);
     slot.outbox.push({ req, entry });
     if (!this.flushScheduled) {
@@ -300,6 +313,11 @@ export class ThreadPoolExecutor implements Executor {
       }
     }
   };
+
+  collectGarbage(): void {
+    const request: ThreadCollectRequest = { collect: true };
+    for (const slot of this.slots) slot.thread.postMessage(request);
+  }
 
   private onResponse(slot: Slot, res: ThreadResponse): void {
     const entry = slot.jobs.get(res.id);

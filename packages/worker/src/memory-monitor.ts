@@ -1,13 +1,16 @@
 // Watches the process's memory (RSS) against the worker's memory limit, every 200 ms by default
 // (the reference's memory_monitor):
 //
-//   above spill x limit   spill least recently used results until, by estimate, the process is
-//                         back under target x limit (RSS itself falls only after a GC)
+//   above spill x limit   collect garbage first (at most once a second; the reference's
+//                         throttled gc.collect()): much of the excess can be buffers nothing
+//                         references any more (garbage.ts). Otherwise spill least recently used
+//                         results until, by estimate, the process is back under target x limit
+//                         (RSS itself falls only after a GC)
 //   above pause x limit   pause: no new task starts (and no new fetch) until memory falls below
 //   terminate             is the nanny's business (it watches from outside and restarts us)
 //
-// No state of its own beyond `paused`: `check()` is a pure step given a memory reading, so tests
-// drive it with a fake reading.
+// No state of its own beyond `paused` and the time of its last collection: `check()` is a step
+// given a memory reading, so tests drive it with a fake reading.
 
 import { formatBytes } from '@dd/protocol';
 import type { SpillStore } from './spill-store';
@@ -40,6 +43,10 @@ export interface MemoryMonitorOptions {
   processMemory: () => number;
   /** Called when the worker should pause (true) or may resume (false). */
   onPause: (paused: boolean, memory: number) => void;
+  /** Collects garbage if the process is above the level where it matters; true if it did. */
+  collectGarbage?: (memory: number) => boolean;
+  /** Least time between two collections of the monitor (default 1000 ms). */
+  garbageIntervalMs?: number;
   logger: { warn(msg: string, ...rest: unknown[]): void; debug?(msg: string, ...rest: unknown[]): void };
 }
 
@@ -47,6 +54,7 @@ export class MemoryMonitor {
   paused = false;
   private timer: NodeJS.Timeout | undefined;
   private lastSpillWarning = 0;
+  private lastCollection = -Infinity;
 
   constructor(private readonly o: MemoryMonitorOptions) {}
 
@@ -63,11 +71,24 @@ export class MemoryMonitor {
     this.timer = undefined;
   }
 
+  private collect(memory: number): boolean {
+    const { collectGarbage, garbageIntervalMs = 1000 } = this.o;
+    if (collectGarbage === undefined) return false;
+    const now = performance.now();
+    if (now - this.lastCollection < garbageIntervalMs) return false;
+    if (!collectGarbage(memory)) return false;
+    this.lastCollection = now;
+    this.o.logger.debug?.(`process memory ${formatBytes(memory)} above ${pct(this.o.fractions.spill || 0)} of ${formatBytes(this.o.limit)}: collected garbage`);
+    return true;
+  }
+
   /** One step: spill and pause/unpause according to the current process memory. */
   check(memory = this.o.processMemory()): void {
     const { limit, fractions, store } = this.o;
     if (limit <= 0) return;
-    if (fractions.spill !== false && store !== undefined && memory > fractions.spill * limit) {
+    if (fractions.spill !== false && memory > fractions.spill * limit && this.collect(memory)) {
+      // RSS shows what the collection freed only later: the next check spills if it must.
+    } else if (fractions.spill !== false && store !== undefined && memory > fractions.spill * limit) {
       const goal = (fractions.target === false ? fractions.spill : fractions.target) * limit;
       let freed = 0;
       let count = 0;

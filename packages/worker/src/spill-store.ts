@@ -12,7 +12,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeMessage, encodeMessage, packFrames, unpackFrames, type StartStop } from '@dd/protocol';
+import { decodeMessage, encodeMessage, encodePrelude, unpackFrames, type StartStop } from '@dd/protocol';
 import type { DataStore } from './data-store';
 import { sizeof } from './sizeof';
 
@@ -22,6 +22,13 @@ export interface SpillStoreOptions {
   /** Keep at most this many bytes in memory (by nbytes); Infinity never spills on its own. */
   targetBytes: number;
   logger?: { warn(msg: string, ...rest: unknown[]): void; debug?(msg: string, ...rest: unknown[]): void };
+  /**
+   * Read spilled values back into shared memory (SharedArrayBuffer), so that handing one to an
+   * executor thread shares it instead of copying it (as for large values from the network).
+   */
+  sharedMemory?: boolean;
+  /** Told the bytes of each value the store lets go of (spilled or deleted): see garbage.ts. */
+  onRelease?: (bytes: number) => void;
 }
 
 interface Spilled {
@@ -57,11 +64,15 @@ export class SpillStore implements DataStore {
   private readonly directoryOption: string | (() => string);
   private readonly logger: NonNullable<SpillStoreOptions['logger']>;
   targetBytes: number;
+  private readonly sharedMemory: boolean;
+  private readonly onRelease: ((bytes: number) => void) | undefined;
   readonly stats: SpillStats = { spilled: 0, unspilled: 0, unspillable: 0, diskMs: 0 };
 
   constructor(options: SpillStoreOptions) {
     this.directoryOption = options.directory;
     this.targetBytes = options.targetBytes;
+    this.sharedMemory = options.sharedMemory === true && typeof SharedArrayBuffer === 'function';
+    this.onRelease = options.onRelease;
     this.logger = options.logger ?? { warn: (m, ...r) => console.warn(m, ...r) };
   }
 
@@ -117,12 +128,14 @@ export class SpillStore implements DataStore {
     if (f !== undefined) {
       this.fast.delete(key);
       this.fastBytes -= f.nbytes;
+      this.onRelease?.(f.nbytes);
       return true;
     }
     const p = this.pinned.get(key);
     if (p !== undefined) {
       this.pinned.delete(key);
       this.pinnedBytes -= p.nbytes;
+      this.onRelease?.(p.nbytes);
       return true;
     }
     const s = this.slow.get(key);
@@ -185,10 +198,10 @@ export class SpillStore implements DataStore {
 
   /** Writes one value out; false (and pinned in memory) if it cannot be serialized. */
   private spillOne(key: string, entry: { value: unknown; nbytes: number }): boolean {
-    let bytes: Uint8Array;
+    let frames: Uint8Array[];
     const t = performance.now();
     try {
-      bytes = packFrames(encodeMessage(entry.value));
+      frames = encodeMessage(entry.value);
     } catch (err) {
       this.fast.delete(key);
       this.fastBytes -= entry.nbytes;
@@ -200,7 +213,9 @@ export class SpillStore implements DataStore {
     }
     const file = path.join(this.directory, `${++this.fileCounter}.dd`);
     const start = Date.now();
-    fs.writeFileSync(file, bytes);
+    // The packed layout (prelude, then the frames) written piece by piece: the frames of a large
+    // value are views of it, and joining them first would copy all of it once more.
+    writeAll(file, [encodePrelude(frames), ...frames]);
     this.noteDisk('disk-write', start);
     this.stats.diskMs += performance.now() - t;
     this.fast.delete(key);
@@ -208,6 +223,7 @@ export class SpillStore implements DataStore {
     this.slow.set(key, { file, nbytes: entry.nbytes });
     this.slowBytes += entry.nbytes;
     this.stats.spilled++;
+    this.onRelease?.(entry.nbytes);
     return true;
   }
 
@@ -215,7 +231,7 @@ export class SpillStore implements DataStore {
     const t = performance.now();
     const start = Date.now();
     try {
-      const bytes = fs.readFileSync(s.file);
+      const bytes = this.sharedMemory ? readIntoSharedMemory(s.file) : fs.readFileSync(s.file);
       this.noteDisk('disk-read', start);
       return decodeMessage(unpackFrames(bytes));
     } catch (err) {
@@ -246,5 +262,38 @@ export class SpillStore implements DataStore {
     this.fastBytes = 0;
     this.pinned.clear();
     this.pinnedBytes = 0;
+  }
+}
+
+function writeAll(file: string, pieces: Uint8Array[]): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (const piece of pieces) {
+      let offset = 0;
+      while (offset < piece.byteLength) offset += fs.writeSync(fd, piece, offset, piece.byteLength - offset);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Small files are not worth shared memory (each SharedArrayBuffer is its own mapping). */
+const SHARED_READ_MIN_BYTES = 64 * 1024;
+
+function readIntoSharedMemory(file: string): Uint8Array {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < SHARED_READ_MIN_BYTES) return fs.readFileSync(fd);
+    const bytes = new Uint8Array(new SharedArrayBuffer(size));
+    let offset = 0;
+    while (offset < size) {
+      const n = fs.readSync(fd, bytes, offset, size - offset, offset);
+      if (n === 0) throw new Error(`file ended after ${offset} of ${size} bytes`);
+      offset += n;
+    }
+    return bytes;
+  } finally {
+    fs.closeSync(fd);
   }
 }

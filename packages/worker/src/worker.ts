@@ -33,10 +33,11 @@ import type {
   WorkerToSchedulerMsg,
   WorkerUpdateDataRequest,
 } from '@dd/protocol';
-import { setSharedReassembly } from '@dd/protocol';
+import { formatBytes, setSharedReassembly } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
+import { GarbageDebt, garbageDebtSettings } from './garbage';
 import { MemoryMonitor } from './memory-monitor';
 import { SpillStore } from './spill-store';
 import { WorkerHttpServer } from './http-server';
@@ -79,6 +80,8 @@ export class Worker {
   /** The data store when it spills (memoryLimit > 0), and the process memory watch. */
   private readonly spill: SpillStore | undefined;
   private readonly memoryMonitor: MemoryMonitor;
+  /** When to collect garbage (with a memory limit), for this thread and the executor threads. */
+  private readonly garbageSettings: { everyBytes: number; aboveBytes: number } | undefined;
   private executor: Executor | undefined;
   private stream: Comm | undefined;
   private batched: BatchedSend | undefined;
@@ -119,11 +122,16 @@ export class Worker {
     this.options = options;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs;
     const { memoryLimit, memory } = options;
+    // Under a memory limit, buffers the worker lets go of are collected before they add up (garbage.ts).
+    this.garbageSettings = garbageDebtSettings(memoryLimit, memory.target, memory.spill);
+    const garbage = this.garbageSettings && new GarbageDebt({ ...this.garbageSettings, processMemory: memory.processMemory });
     if (memoryLimit > 0 && (memory.target !== false || memory.spill !== false)) {
       this.spill = new SpillStore({
         directory: () => path.join(this.localDirectory, 'storage'),
         targetBytes: memory.target === false ? Infinity : memory.target * memoryLimit,
         logger: options.logger,
+        sharedMemory: options.executor === 'threads',
+        ...(garbage !== undefined ? { onRelease: (bytes: number) => garbage.add(bytes) } : {}),
       });
     }
     this.data = this.spill ?? new MemoryStore();
@@ -133,6 +141,14 @@ export class Worker {
       store: this.spill,
       processMemory: memory.processMemory,
       onPause: (paused) => this.setPaused(paused),
+      ...(garbage !== undefined
+        ? {
+            collectGarbage: (m: number) => {
+              this.executor?.collectGarbage?.();
+              return garbage.collectIfAbove(m);
+            },
+          }
+        : {}),
       logger: options.logger,
     });
     // Large values received from peers and clients land in shared memory, so that handing one to
@@ -211,7 +227,7 @@ export class Worker {
       this.localDirectory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'dd-worker-'));
       this.ownsLocalDirectory = true;
     }
-    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth, uploadDirectory: this.uploadDirectory });
+    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth, uploadDirectory: this.uploadDirectory, garbage: this.garbageSettings });
     await this.server.listen(o.listen);
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
@@ -235,6 +251,23 @@ export class Worker {
     this.status = 'running';
     this.scheduleHeartbeat();
     this.memoryMonitor.start(o.memory.monitorIntervalMs);
+    this.warnIfLimitLeavesLittleRoom();
+  }
+
+  /**
+   * A worker process uses ~70 MiB before it holds any data (Node, the executor threads): under
+   * a limit of a few hundred MB that leaves little room between the target and the terminate
+   * fraction. Said once at start, so a nanny restart for memory does not come as a surprise.
+   */
+  private warnIfLimitLeavesLittleRoom(): void {
+    const { memoryLimit, memory } = this.options;
+    if (!(memoryLimit > 0) || memoryLimit === Infinity) return;
+    const baseline = memory.processMemory();
+    if (baseline < 0.25 * memoryLimit) return;
+    this.options.logger.warn(
+      `memory limit ${formatBytes(memoryLimit)} leaves little room for data: this worker process already uses ${formatBytes(baseline)} ` +
+        `before holding any (it spills above ${memory.target === false ? 'its spill fraction' : `${Math.round(memory.target * 100)}%`} of the limit); consider a limit of at least ${formatBytes(8 * baseline)}`,
+    );
   }
 
   // ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MemoryMonitor, SpillStore, type MemoryFractions } from '@dd/worker';
+import { GarbageDebt, MemoryMonitor, SpillStore, garbageCollector, garbageDebtSettings, workerProcessEnv, type MemoryFractions } from '@dd/worker';
 
 let dir: string;
 beforeEach(() => {
@@ -114,6 +114,86 @@ describe('SpillStore', () => {
   });
 });
 
+describe('SpillStore: what it lets go of', () => {
+  test('reports the bytes of values it spills or deletes (for the garbage debt), not of values it keeps or reads back', () => {
+    const released: number[] = [];
+    const store = new SpillStore({ directory: dir, targetBytes: 250, onRelease: (n) => released.push(n) });
+    store.set('a', Buffer.alloc(100, 1), 100);
+    store.set('b', Buffer.alloc(100, 2), 100);
+    expect(released).toEqual([]);
+    store.set('c', Buffer.alloc(100, 3), 100); // 300 > 250: a is spilled
+    expect(released).toEqual([100]);
+    expect(store.get('a')).toEqual(Buffer.alloc(100, 1)); // back in memory; b spilled for it
+    expect(released).toEqual([100, 100]);
+    store.delete('c');
+    expect(released).toEqual([100, 100, 100]);
+    store.delete('b'); // on disk: nothing in memory to let go of
+    expect(released).toEqual([100, 100, 100]);
+  });
+
+  test('with sharedMemory, large values come back in shared memory (an executor thread then needs no copy)', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: 0, sharedMemory: true });
+    const big = Buffer.alloc(256 * 1024, 7);
+    store.set('big', big);
+    store.set('small', Buffer.from('tiny'));
+    expect(store.isSpilled('big') && store.isSpilled('small')).toBe(true);
+    const back = store.get('big') as Buffer;
+    expect(Buffer.isBuffer(back)).toBe(true);
+    expect(back.equals(big)).toBe(true);
+    expect(back.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(store.get('small')).toEqual(Buffer.from('tiny'));
+  });
+
+  test('a large value is written without being joined into one buffer first, and reads back intact', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: 0 });
+    const value = { header: 'h', body: Buffer.alloc(3 * 1024 * 1024, 9), n: [1, 2, 3] };
+    store.set('v', value);
+    expect(store.isSpilled('v')).toBe(true);
+    expect(store.get('v')).toEqual(value);
+  });
+});
+
+describe('GarbageDebt', () => {
+  test('collects once enough bytes became garbage, and only while the process is above the level', () => {
+    let memory = 500;
+    let collections = 0;
+    const debt = new GarbageDebt({ everyBytes: 100, aboveBytes: 400, processMemory: () => memory, collect: () => collections++ });
+    debt.add(60);
+    expect(collections).toBe(0);
+    debt.add(60); // 120 >= 100, memory 500 > 400
+    expect(collections).toBe(1);
+    memory = 300;
+    debt.add(150); // enough debt, but memory is fine
+    expect(collections).toBe(1);
+    expect(debt.collectIfAbove(450)).toBe(true);
+    expect(debt.collectIfAbove(350)).toBe(false);
+    expect(collections).toBe(2);
+  });
+
+  test('settings follow the memory limit; none without one', () => {
+    expect(garbageDebtSettings(0, 0.6, 0.7)).toBeUndefined();
+    expect(garbageDebtSettings(1000 * 2 ** 20, false, false)).toBeUndefined();
+    expect(garbageDebtSettings(1000 * 2 ** 20, 0.6, 0.7)).toEqual({ everyBytes: 50 * 2 ** 20, aboveBytes: 600 * 2 ** 20 });
+    expect(garbageDebtSettings(10 * 2 ** 20, false, 0.7)).toEqual({ everyBytes: 4 * 2 ** 20, aboveBytes: 7 * 2 ** 20 });
+  });
+
+  test("V8's collector is available without --expose-gc, and frees unreachable buffers", async () => {
+    const gc = garbageCollector();
+    expect(typeof gc).toBe('function');
+    let big: Buffer | undefined = Buffer.alloc(64 * 1024 * 1024, 1);
+    const ref = new WeakRef(big);
+    big = undefined;
+    await new Promise((r) => setImmediate(r)); // WeakRefs hold until the end of the current job
+    gc!();
+    expect(ref.deref()).toBeUndefined();
+  });
+
+  test('worker processes start with a low malloc trim threshold unless the user set one', () => {
+    expect(workerProcessEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_TRIM_THRESHOLD_: '65536' });
+    expect(workerProcessEnv({ MALLOC_TRIM_THRESHOLD_: '0' })['MALLOC_TRIM_THRESHOLD_']).toBe('0');
+  });
+});
+
 describe('MemoryMonitor', () => {
   const fractions: MemoryFractions = { target: 0.6, spill: 0.7, pause: 0.8, terminate: 0.95 };
 
@@ -156,6 +236,28 @@ describe('MemoryMonitor', () => {
     expect(warnings.some((w) => /no data left to spill/.test(w))).toBe(true);
     expect(warnings.some((w) => /pausing/.test(w))).toBe(true);
     expect(warnings.some((w) => /resuming/.test(w))).toBe(true);
+  });
+
+  test('above spill it collects garbage first (at most once a second), and spills only if memory stays high', () => {
+    const store = new SpillStore({ directory: dir, targetBytes: Infinity });
+    for (let i = 0; i < 5; i++) store.set(`k${i}`, i, 100);
+    const collected: number[] = [];
+    const m = new MemoryMonitor({
+      limit: 1000,
+      fractions,
+      store,
+      processMemory: () => 0,
+      onPause: () => undefined,
+      collectGarbage: (memory) => (collected.push(memory), true),
+      garbageIntervalMs: 60_000,
+      logger: { warn: () => undefined },
+    });
+    m.check(750);
+    expect(collected).toEqual([750]);
+    expect(store.spilledBytes).toBe(0); // RSS shows the collection only later
+    m.check(750); // still high, and no second collection this soon: spill
+    expect(collected).toEqual([750]);
+    expect(store.spilledBytes).toBe(200);
   });
 
   test('fractions set to false turn behaviours off', () => {
