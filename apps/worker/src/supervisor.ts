@@ -6,6 +6,8 @@
 // - Memory: every memoryCheckIntervalMs it reads each worker's RSS (Linux /proc); one above the
 //   terminate fraction (default 0.95) of its memory limit is killed, with a log line saying why,
 //   and started again (its tasks go back to the scheduler, which counts them as suspicious).
+//   Workers start with malloc's trim threshold low, so that RSS shows the memory they hold
+//   (workerProcessEnv in @dd/worker).
 // - restart(): closes worker processes cleanly and starts fresh ones; `serve(address)` offers it
 //   (and `identity`) as rpc ops, for `client.restart()` and operators.
 // - close(signal): each worker is told to close over IPC (or sent the signal), and killed after
@@ -19,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Server } from '@dd/comm';
 import { formatBytes } from '@dd/protocol';
+import { workerProcessEnv } from '@dd/worker';
 import type { WorkerProcessOptions } from './options';
 
 export interface SupervisorOptions {
@@ -231,7 +234,7 @@ export class WorkerSupervisor extends EventEmitter {
     slot.killedFor = undefined;
     // Workers tell the scheduler where their nanny is (serve() before start() for that).
     const options = this.server === undefined ? slot.options : { ...slot.options, nanny: this.server.address };
-    const child = fork(this.entry, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(this.entry, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: workerProcessEnv() });
     slot.child = child;
     child.on('message', (msg: { type?: string; address?: string; dashboard?: string }) => {
       if (msg?.type === 'ready' && typeof msg.address === 'string') {

@@ -5,7 +5,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Scheduler } from '@dd/scheduler';
-import { Worker } from '@dd/worker';
+import { Worker, workerProcessEnv } from '@dd/worker';
 import { TimeoutError } from './errors';
 
 export interface LocalClusterOptions {
@@ -188,7 +188,7 @@ export class LocalCluster implements AsyncDisposable {
   #forkWorker(slot: WorkerSlot, workerOpts: Record<string, unknown>): Promise<void> {
     installExitHook();
     const timeoutMs = this.#options.startTimeoutMs ?? 30_000;
-    const child = fork(workerProcessEntry(), [JSON.stringify(workerOpts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(workerProcessEntry(), [JSON.stringify(workerOpts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: workerProcessEnv() });
     slot.child = child;
     slot.pid = child.pid;
     liveChildren.add(child);
