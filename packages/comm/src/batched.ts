@@ -13,6 +13,13 @@ export interface BatchedSendOptions {
   maxBatchMessages?: number;
   /** Write at once when the batch's estimated payload reaches this many bytes (default 1 MiB). */
   maxBatchBytes?: number;
+  /**
+   * Most messages one write carries (default 500): a longer batch goes out as consecutive writes,
+   * back to back and in order, so the peer can start on the first part while this side still
+   * encodes the rest (a scheduler handing 5 000 tasks to a worker at once kept it idle until the
+   * whole batch had been encoded, sent and decoded).
+   */
+  maxWriteMessages?: number;
   /** Called once if a write fails (the comm is then aborted and the BatchedSend stopped). */
   onError?: (error: Error) => void;
   name?: string;
@@ -22,6 +29,9 @@ export class BatchedSend {
   readonly intervalMs: number;
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
+  private readonly maxWriteMessages: number;
+  /** The last write took only part of the buffer: write the rest as soon as it completes. */
+  private carry = false;
   private readonly onError: ((error: Error) => void) | undefined;
   private comm: Comm | undefined;
   private buffer: unknown[] = [];
@@ -42,6 +52,7 @@ export class BatchedSend {
     this.intervalMs = options.intervalMs ?? 2;
     this.maxBatchMessages = options.maxBatchMessages ?? 10_000;
     this.maxBatchBytes = options.maxBatchBytes ?? 1024 * 1024;
+    this.maxWriteMessages = Math.max(1, options.maxWriteMessages ?? 500);
     this.onError = options.onError;
     this.stoppedPromise = new Promise((resolve) => (this.stoppedResolve = resolve));
     this.flush = this.flush.bind(this);
@@ -96,17 +107,26 @@ export class BatchedSend {
       this.stop(this.error);
       return;
     }
-    const batch = this.buffer;
-    this.buffer = [];
-    this.bufferBytes = 0;
+    let batch: unknown[];
+    if (this.buffer.length > this.maxWriteMessages) {
+      batch = this.buffer.splice(0, this.maxWriteMessages);
+      for (let i = 0; i < batch.length; i++) this.bufferBytes -= estimateBytes(batch[i]);
+      this.carry = true;
+    } else {
+      batch = this.buffer;
+      this.buffer = [];
+      this.bufferBytes = 0;
+      this.carry = false;
+    }
     this.writing = comm.write(batch).then(
       () => {
         this.writing = undefined;
         this.messagesSent += batch.length;
         this.batchesSent++;
         if (this.buffer.length === 0 || this.stopped) return;
-        // Messages that arrived during the write: a large batch goes now, a small one waits its interval.
-        if (this.buffer.length >= this.maxBatchMessages || this.bufferBytes >= this.maxBatchBytes) this.flush();
+        // The rest of a split batch goes now; messages that arrived during the write: a large
+        // batch goes now, a small one waits its interval.
+        if (this.carry || this.buffer.length >= this.maxBatchMessages || this.bufferBytes >= this.maxBatchBytes) this.flush();
         else this.schedule();
       },
       (err: Error) => {

@@ -17,7 +17,7 @@ async function tcpPair(): Promise<{ client: Comm; server: Comm }> {
 
 test('coalesces many small messages into few array messages, in order', async () => {
   const { client, server } = await tcpPair();
-  const bs = new BatchedSend({ intervalMs: 5 });
+  const bs = new BatchedSend({ intervalMs: 5, maxWriteMessages: 10_000 });
   bs.start(client);
   for (let i = 0; i < 1000; i++) bs.send({ op: 'task', i });
   bs.send({ op: 'a' }, { op: 'b' });
@@ -34,6 +34,24 @@ test('coalesces many small messages into few array messages, in order', async ()
   expect(received.slice(-2)).toEqual([{ op: 'a' }, { op: 'b' }]);
   await bs.close();
   expect(client.closed).toBe(true);
+});
+
+test('a batch longer than maxWriteMessages goes out as consecutive writes, in order, without waiting for the interval', async () => {
+  const { client, server } = await tcpPair();
+  const bs = new BatchedSend({ intervalMs: 60_000, maxBatchMessages: 1, maxWriteMessages: 400 });
+  bs.start(client);
+  bs.send(...Array.from({ length: 1000 }, (_, i) => ({ op: 'task', i })));
+  const sizes: number[] = [];
+  const received: unknown[] = [];
+  while (received.length < 1000) {
+    const batch = (await server.read()) as unknown[];
+    sizes.push(batch.length);
+    received.push(...batch);
+  }
+  expect(sizes).toEqual([400, 400, 200]);
+  expect(received).toEqual(Array.from({ length: 1000 }, (_, i) => ({ op: 'task', i })));
+  expect(bs.pending).toBe(0);
+  await bs.close();
 });
 
 test('a large batch is written at once, without waiting for the interval', async () => {
