@@ -167,3 +167,33 @@ test('a worker cut off without closing its socket (SIGSTOP) is removed after the
   expect((await workerAddresses(scheduler)).length).toBe(1);
   expect(isAlive(victim!)).toBe(true); // stopped, not dead: the nanny has nothing to restart
 });
+
+test('a transfer from a peer that froze mid-run (SIGSTOP) is abandoned once the scheduler removes it; the data is recomputed and the work completes', async () => {
+  const { address: scheduler, process: sp } = await startSchedulerProcess('--worker-ttl', '3s');
+  const w = await startWorkers(scheduler, 2);
+  client = await Client.connect(scheduler, { heartbeatIntervalMs: 0 });
+  const pids = (await client.run(() => process.pid)) as Record<string, number>;
+  const [holder, fetcher] = Object.keys(pids).sort();
+  const make = (seed: number) => Buffer.alloc(1 << 20, seed);
+  const sum = (b: Uint8Array) => b.reduce((s, x) => s + x, 0);
+  const onHolder = client.options({ pure: false, workers: [holder!], allowOtherWorkers: true });
+  const onFetcher = client.options({ pure: false, workers: [fetcher!] });
+  // One transfer first, so the fetcher has a pooled connection to the holder.
+  expect(await onFetcher.submit(sum, onHolder.submit(make, 1))).toBe(1 << 20);
+  const x = onHolder.submit(make, 2);
+  await x.result();
+  expect(await client.whoHas([x])).toEqual({ [x.key]: [holder] });
+  process.kill(pids[holder!]!, 'SIGSTOP');
+  stopped.add(pids[holder!]!);
+  // The fetcher asks the frozen holder for x on that connection: no reply will ever come.
+  const y = onFetcher.submit(sum, x);
+  const result = await Promise.race([
+    y.result(),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('the task waiting on the frozen peer did not complete within 60 s')), 60_000).unref()),
+  ]);
+  expect(result).toBe(2 << 20);
+  await sp.waitForLine(/missed heartbeats for \d+ ms; removing it/, 30_000);
+  expect(await client.whoHas([x])).toEqual({ [x.key]: [fetcher] }); // recomputed there
+  expect(isAlive(pids[holder!]!)).toBe(true);
+  void w;
+});

@@ -49,7 +49,8 @@ export class ConnectionPool {
   private readonly idle = new Map<string, Comm[]>();
   /** Comms open or being opened (idle + in use + connecting). */
   private open = 0;
-  private readonly inUse = new Set<Comm>();
+  /** Comms in use, with the address they were opened for. */
+  private readonly inUse = new Map<Comm, string>();
   /** Comms handed out by connect(), owned by the caller but closed with the pool. */
   private readonly dedicated = new Set<Comm>();
   private waiters: Waiter[] = [];
@@ -114,7 +115,7 @@ export class ConnectionPool {
   private takeIdleForCall(address: string): Comm | undefined {
     if (this.closed) return undefined;
     const comm = this.takeIdle(address);
-    if (comm !== undefined) this.inUse.add(comm);
+    if (comm !== undefined) this.inUse.set(comm, address);
     return comm;
   }
 
@@ -122,7 +123,7 @@ export class ConnectionPool {
     if (this.closed) return Promise.reject(new CommClosedError('connection pool is closed'));
     const comm = this.takeIdle(address);
     if (comm !== undefined) {
-      this.inUse.add(comm);
+      this.inUse.set(comm, address);
       return Promise.resolve(comm);
     }
     if (this.open >= this.limit) this.closeOneIdle();
@@ -168,7 +169,7 @@ export class ConnectionPool {
       comm.abort();
       throw new CommClosedError('connection pool is closed');
     }
-    this.inUse.add(comm);
+    this.inUse.set(comm, address);
     return comm;
   }
 
@@ -189,7 +190,7 @@ export class ConnectionPool {
     const i = this.waiters.findIndex((w) => w.address === address);
     if (i >= 0) {
       const waiter = this.waiters.splice(i, 1)[0]!;
-      this.inUse.add(comm);
+      this.inUse.set(comm, address);
       waiter.resolve(comm);
       return;
     }
@@ -210,12 +211,29 @@ export class ConnectionPool {
       }
       this.waiters.shift();
       if (comm !== undefined) {
-        this.inUse.add(comm);
+        this.inUse.set(comm, waiter.address);
         waiter.resolve(comm);
       } else {
         this.openComm(waiter.address).then(waiter.resolve, waiter.reject);
       }
     }
+  }
+
+  /**
+   * Drops every pooled comm to `address`: idle ones close, calls in progress on one reject with
+   * CommClosedError. For a peer known to be gone (the scheduler removed it): a call to a frozen
+   * process would otherwise wait for a reply that never comes.
+   */
+  abortAddress(address: string): void {
+    const normalized = normalizeAddress(address);
+    const idle = this.idle.get(normalized);
+    if (idle !== undefined) {
+      this.idle.delete(normalized);
+      this.open -= idle.length;
+      for (const comm of idle) comm.abort();
+    }
+    for (const [comm, a] of this.inUse) if (a === normalized) comm.abort(); // its call's release() frees the slot
+    this.serveWaiters();
   }
 
   /** Closes every comm (idle, in use, dedicated); pending and future calls reject with CommClosedError. */
@@ -227,7 +245,7 @@ export class ConnectionPool {
     const closing: Array<Promise<void>> = [];
     for (const list of this.idle.values()) for (const comm of list) closing.push(comm.close());
     this.idle.clear();
-    for (const comm of this.inUse) comm.abort();
+    for (const comm of this.inUse.keys()) comm.abort();
     for (const comm of this.dedicated) closing.push(comm.close());
     this.open = 0;
     await Promise.all(closing);

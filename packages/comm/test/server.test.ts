@@ -131,6 +131,25 @@ test('a peer that dies mid-call rejects the call with CommClosedError; the pool 
   expect(pool.openCount).toBe(1);
 });
 
+test('abortAddress: a call waiting on a peer that will never answer rejects at once; idle comms to it close; other peers are untouched', async () => {
+  const frozen = makeServer({ closeTimeout: 100 });
+  const other = makeServer();
+  await frozen.listen(0);
+  await other.listen(0);
+  const pool = res.pool(new ConnectionPool());
+  expect(await pool.rpc(frozen.address).call('ping')).toBe('pong');
+  expect(await pool.rpc(other.address).call('ping')).toBe('pong');
+  expect(pool.openCount).toBe(2);
+  const waiting = pool.rpc(frozen.address).call('silent'); // no reply, no timeout: it would wait forever
+  const idle = pool.rpc(frozen.address).call('ping'); // a second comm to the same peer, idle afterwards
+  expect(await idle).toBe('pong');
+  pool.abortAddress(frozen.address);
+  await expect(waiting).rejects.toBeInstanceOf(CommClosedError);
+  expect(pool.openCount).toBe(1);
+  expect(await pool.rpc(other.address).call('ping')).toBe('pong');
+  expect(pool.openCount).toBe(1);
+});
+
 test('call timeout rejects with TimeoutError and drops the comm', async () => {
   const server = makeServer({ closeTimeout: 100 });
   await server.listen(0);

@@ -392,11 +392,21 @@ export interface CloseWorkerMsg {
   op: 'close';
   reason: string;
 }
+/**
+ * The scheduler removed `worker` (closed, crashed, or silent past its TTL): forget what it held
+ * and drop connections to it, so a transfer from a frozen peer does not wait forever.
+ */
+export interface RemoveWorkerMsg {
+  op: 'remove-worker';
+  worker: Address;
+  stimulusId: StimulusId;
+}
 export type SchedulerToWorkerMsg =
   | ComputeTaskMsg
   | FreeKeysMsg
   | AcquireReplicasMsg
   | RemoveReplicasMsg
+  | RemoveWorkerMsg
   | CloseWorkerMsg;
 
 // ---------------------------------------------------------------------------------------------

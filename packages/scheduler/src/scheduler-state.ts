@@ -588,6 +588,9 @@ export class SchedulerState {
     }
     ws.hasWhat.clear();
     ws.nbytes = 0;
+    // The others may be fetching from it, and if it froze rather than closed, their transfers
+    // would wait for a reply that never comes: they drop their connections to it.
+    for (const other of this.workers.keys()) this.sendWorker(other, { op: 'remove-worker', worker: ws.address, stimulusId: sid });
     this.transitions(recs, sid);
   }
 

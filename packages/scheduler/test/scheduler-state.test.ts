@@ -460,7 +460,8 @@ describe('scatter, lost workers, missing data', () => {
     expect(s.tasks.get('a')?.state).toBe('no-worker');
     expect(s.tasks.get('b')?.state).toBe('waiting');
     expect(s.tasks.get('b')?.suspicious).toBe(1);
-    expect(out).toEqual([]);
+    // The remaining worker is told, so it drops connections to A (A may be frozen, not gone).
+    expect(out).toEqual([{ type: 'send-worker', worker: B, msgs: [{ op: 'remove-worker', worker: A, stimulusId: expect.any(String) }] }]);
     const o2 = s.handleStimulus(dummyWorker(A, { name: 'alice2' }));
     expect(computeKeys(o2)).toEqual(['a']);
   });

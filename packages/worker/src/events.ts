@@ -82,6 +82,12 @@ export interface GatherDepFailureEvent {
   exception: WireError;
   stimulusId: StimulusId;
 }
+/** The scheduler removed peer `worker`: whatever it held is gone (the scheduler knows). */
+export interface RemoveWorkerEvent {
+  type: 'remove-worker';
+  worker: Address;
+  stimulusId: StimulusId;
+}
 /** The backoff after a busy answer from `worker` is over. */
 export interface RetryBusyWorkerEvent {
   type: 'retry-busy-worker';
@@ -117,6 +123,7 @@ export type WorkerEvent =
   | GatherDepNetworkFailureEvent
   | GatherDepFailureEvent
   | RetryBusyWorkerEvent
+  | RemoveWorkerEvent
   | UpdateDataEvent
   | PauseEvent
   | UnpauseEvent;

@@ -123,7 +123,14 @@ export class WorkerTask {
   /** A value waiting to be put in memory by the next `* -> memory` transition. */
   pendingValue: { value: unknown; nbytes: number | undefined; type: string | undefined } | null = null;
 
+  /** keyPrefix(key), once: a fresh slice per lookup cost a copy and a hash each time. */
+  private prefixCache: string | null = null;
+
   constructor(readonly key: Key) {}
+
+  get prefix(): string {
+    return (this.prefixCache ??= keyPrefix(this.key));
+  }
 }
 
 interface QueueEntry {
@@ -358,6 +365,22 @@ export class WorkerState {
       case 'retry-busy-worker':
         this.busyWorkers.delete(ev.worker);
         return;
+      case 'remove-worker': {
+        // Like a network failure, but told by the scheduler, which needs no missing-data. A
+        // transfer from it still in flight ends with gather-dep-network-failure (the shell
+        // drops the connection).
+        this.logEvent(ev.worker, 'remove-worker', ev.stimulusId);
+        const held = this.hasWhat.get(ev.worker);
+        if (held) {
+          for (const ts of [...held]) {
+            this.removeHolder(ts, ev.worker);
+            if (ts.state === 'fetch' && ts.whoHas.size === 0) recs.set(ts, 'missing');
+          }
+        }
+        this.dataNeeded.delete(ev.worker);
+        this.busyWorkers.delete(ev.worker);
+        return;
+      }
       case 'update-data':
         return this.handleUpdateData(ev, recs);
       case 'pause':
@@ -652,12 +675,12 @@ export class WorkerState {
    * finish, that is a default, which says nothing about this task.)
    */
   private expectedMs(ts: WorkerTask): number {
-    return this.prefixDurations.get(keyPrefix(ts.key)) ?? Infinity;
+    return this.prefixDurations.get(ts.prefix) ?? Infinity;
   }
 
   private recordDuration(ts: WorkerTask, start: number | undefined, stop: number | undefined): void {
     if (start === undefined || stop === undefined) return;
-    const prefix = keyPrefix(ts.key);
+    const prefix = ts.prefix;
     const old = this.prefixDurations.get(prefix);
     const d = Math.max(0, stop - start);
     this.prefixDurations.set(prefix, old === undefined ? d : 0.5 * old + 0.5 * d);

@@ -414,6 +414,12 @@ export class Worker {
         case 'remove-replicas':
           events.push({ type: 'remove-replicas', keys: m.keys, stimulusId: m.stimulusId });
           break;
+        case 'remove-worker':
+          // A transfer in progress from it fails now (gather-dep-network-failure) instead of
+          // waiting on a peer that may be frozen; the state forgets what it held.
+          this.pool.abortAddress(m.worker);
+          events.push({ type: 'remove-worker', worker: m.worker, stimulusId: m.stimulusId });
+          break;
         case 'close':
           void this.close('scheduler asked');
           return;

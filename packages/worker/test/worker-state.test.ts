@@ -11,6 +11,7 @@ const SELF = 'tcp://10.0.0.1:1000';
 const A = 'tcp://10.0.0.2:2000';
 const B = 'tcp://10.0.0.3:3000';
 const C = 'tcp://10.0.0.4:4000';
+const D = 'tcp://10.0.0.5:5000';
 const SPEC = { language: 'js', data: new Uint8Array([1, 2, 3]) };
 
 let sid = 0;
@@ -250,6 +251,26 @@ describe('WorkerState: fetching dependencies', () => {
     ]);
   });
 
+  test('remove-worker: holders it was are forgotten (no missing-data: the scheduler knows); a transfer in flight from it ends as a network failure', () => {
+    const s = ws();
+    s.handleStimulus(compute('z', { whoHas: { a: [A], b: [B, C] }, nbytes: { a: 10, b: 10 } }));
+    expect(s.tasks.get('a')?.state).toBe('flight');
+    // B holds b with C: the gather from B is in flight; A is removed while its transfer runs.
+    expect(strip(s.handleStimulus({ type: 'remove-worker', worker: A, ...stim }))).toEqual([]);
+    expect(s.tasks.get('a')?.whoHas.size).toBe(0);
+    expect(strip(s.handleStimulus({ type: 'gather-dep-network-failure', worker: A, ...stim }))).toEqual([]);
+    expect(s.tasks.get('a')?.state).toBe('missing');
+    // A removed peer that held only copies with other holders: those are fetched from the others.
+    expect(strip(s.handleStimulus({ type: 'remove-worker', worker: B, ...stim }))).toEqual([]);
+    expect(strip(s.handleStimulus({ type: 'gather-dep-network-failure', worker: B, ...stim }))).toEqual([
+      { type: 'gather-dep', worker: C, keys: ['b'], totalNbytes: 10 },
+    ]);
+    // The scheduler sends the task again once a has been recomputed elsewhere.
+    expect(strip(s.handleStimulus(compute('z', { whoHas: { a: [D] }, nbytes: { a: 10 } })))).toEqual([
+      { type: 'gather-dep', worker: D, keys: ['a'], totalNbytes: 10 },
+    ]);
+  });
+
   test('a peer that answers without the key: missing-data for it, next holder', () => {
     const s = ws();
     s.handleStimulus(compute('z', { whoHas: { a: [A, B] }, nbytes: { a: 10 } }));
@@ -478,6 +499,7 @@ describe('WorkerState: machinery', () => {
           const k = rand(4);
           if (k === 0) s.handleStimulus({ type: 'gather-dep-busy', worker: w, ...stim }, { type: 'retry-busy-worker', worker: w, ...stim });
           else if (k === 1) s.handleStimulus({ type: 'gather-dep-network-failure', worker: w, ...stim });
+          else if (k === 2 && rand(2) === 0) s.handleStimulus({ type: 'remove-worker', worker: w, ...stim }, { type: 'gather-dep-network-failure', worker: w, ...stim });
           else s.handleStimulus({ type: 'gather-dep-success', worker: w, data: Object.fromEntries(keys.filter(() => rand(5) > 0).map((kk) => [kk, 1])), ...stim });
         }
       } else if (r < 8) {
