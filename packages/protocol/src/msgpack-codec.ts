@@ -162,6 +162,48 @@ function takeOutOfBand(encoder: EncoderInternals, value: unknown): void {
   }
 };
 
+/**
+ * Strings up to this many UTF-16 units (and bytes, decoding) take the ASCII fast paths below;
+ * longer ones, and any with a non-ASCII character, go through the library as before.
+ */
+const SHORT_STRING = 50;
+
+const libraryEncodeString = (Encoder.prototype as unknown as EncoderInternals).encodeString;
+
+// Replaces Encoder#encodeString. dd messages are full of short ASCII strings (keys, ops,
+// stimulus ids, map keys); the library counts UTF-8 bytes in one pass and writes them in
+// another. Here one pass writes them, falling back at the first non-ASCII character. The bytes
+// are the same: an ASCII string is its own UTF-8, with the same fixstr/str8 header.
+(MessageEncoder.prototype as unknown as EncoderInternals).encodeString = function encodeString(
+  this: EncoderInternals,
+  value: string,
+): void {
+  const n = value.length;
+  if (n > SHORT_STRING) {
+    libraryEncodeString.call(this, value);
+    return;
+  }
+  this.ensureBufferSizeToWrite(2 + n);
+  const bytes = this.bytes;
+  const start = this.pos;
+  let p = n < 32 ? start + 1 : start + 2;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0x80) {
+      libraryEncodeString.call(this, value); // nothing written yet as far as pos is concerned
+      return;
+    }
+    bytes[p++] = c;
+  }
+  if (n < 32) {
+    bytes[start] = 0xa0 + n; // fixstr
+  } else {
+    bytes[start] = 0xd9; // str 8
+    bytes[start + 1] = n;
+  }
+  this.pos = p;
+};
+
 /** Uint8Arrays up to this size travel inline in frame 0 (msgpack bin) rather than out of band. */
 export const INLINE_BYTES_LIMIT = 4096;
 
@@ -209,6 +251,47 @@ interface DecoderLimits {
   maxMapLength: number;
 }
 
+// The members of @msgpack/msgpack's Decoder the string fast path reads or calls.
+interface DecoderInternals {
+  bytes: Uint8Array;
+  pos: number;
+  maxStrLength: number;
+  stateIsMapKey(): boolean;
+  decodeUtf8String(byteLength: number, headerOffset: number): string;
+}
+
+/** A msgpack decoder whose short ASCII strings are read natively (see decodeUtf8String below). */
+class MessageDecoder extends Decoder {}
+
+const libraryDecodeUtf8String = (Decoder.prototype as unknown as DecoderInternals).decodeUtf8String;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
+
+/** Longest map key the library's key cache takes (its default maxKeyLength). */
+const CACHED_KEY_BYTES = 16;
+
+// Replaces Decoder#decodeUtf8String. The library decodes strings of up to 200 bytes in
+// JavaScript, one array push per byte and a String.fromCharCode spread (~375 ns for a 36-byte
+// task key); an ASCII string's bytes are its Latin-1 text, which Node's latin1Slice makes in
+// one native call (~160 ns with the ASCII check). Short map keys keep the library's cache; a
+// truncated input or non-ASCII bytes take the library's path (same errors, same strings).
+(MessageDecoder.prototype as unknown as DecoderInternals).decodeUtf8String = function decodeUtf8String(
+  this: DecoderInternals,
+  byteLength: number,
+  headerOffset: number,
+): string {
+  const bytes = this.bytes;
+  const offset = this.pos + headerOffset;
+  const end = offset + byteLength;
+  if (byteLength > SHORT_STRING || byteLength > this.maxStrLength || bytes.byteLength < end || (byteLength <= CACHED_KEY_BYTES && this.stateIsMapKey())) {
+    return libraryDecodeUtf8String.call(this, byteLength, headerOffset);
+  }
+  for (let i = offset; i < end; i++) {
+    if (bytes[i]! >= 0x80) return libraryDecodeUtf8String.call(this, byteLength, headerOffset);
+  }
+  this.pos = end;
+  return latin1Slice.call(bytes, offset, end);
+};
+
 const freeDecoders: Decoder[] = [];
 
 /**
@@ -216,7 +299,7 @@ const freeDecoders: Decoder[] = [];
  * byte, trailing bytes, bad map key) becomes a DeserializationError naming `what`.
  */
 export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
-  const decoder = freeDecoders.pop() ?? new Decoder();
+  const decoder = freeDecoders.pop() ?? new MessageDecoder();
   // Every array element and map entry takes at least one byte, so no honest length exceeds the
   // frame size; capping here stops a peer from making the decoder pre-size a huge array.
   const limits = decoder as unknown as DecoderLimits;
