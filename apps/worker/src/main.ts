@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     const options = cli.workers[0]!;
     const worker = await Worker.start(options);
     console.log(`Worker at: ${worker.address}`);
+    worker.warnIfLimitLeavesLittleRoom();
     if (worker.dashboardUrl !== undefined) console.log(`Worker dashboard at: ${worker.dashboardUrl}/status`);
     onSignals(() => void worker.close());
     if (cli.lifetimeMs !== undefined) setTimeout(() => void worker.close(), cli.lifetimeMs).unref();

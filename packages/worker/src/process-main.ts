@@ -40,6 +40,7 @@ export async function main(): Promise<void> {
 
   try {
     worker = await Worker.start(readOptions());
+    worker.warnIfLimitLeavesLittleRoom();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`dd worker failed to start: ${message}\n`);

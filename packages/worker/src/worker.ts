@@ -251,15 +251,15 @@ export class Worker {
     this.status = 'running';
     this.scheduleHeartbeat();
     this.memoryMonitor.start(o.memory.monitorIntervalMs);
-    this.warnIfLimitLeavesLittleRoom();
   }
 
   /**
    * A worker process uses ~70 MiB before it holds any data (Node, the executor threads): under
    * a limit of a few hundred MB that leaves little room between the target and the terminate
-   * fraction. Said once at start, so a nanny restart for memory does not come as a surprise.
+   * fraction. Said once at start (by a worker process's entry: in-process workers share their
+   * process's RSS, which says nothing about them), so a nanny restart does not come as a surprise.
    */
-  private warnIfLimitLeavesLittleRoom(): void {
+  warnIfLimitLeavesLittleRoom(): void {
     const { memoryLimit, memory } = this.options;
     if (!(memoryLimit > 0) || memoryLimit === Infinity) return;
     const baseline = memory.processMemory();
