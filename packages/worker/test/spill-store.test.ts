@@ -149,7 +149,9 @@ describe('SpillStore: what it lets go of', () => {
     const value = { header: 'h', body: Buffer.alloc(3 * 1024 * 1024, 9), n: [1, 2, 3] };
     store.set('v', value);
     expect(store.isSpilled('v')).toBe(true);
-    expect(store.get('v')).toEqual(value);
+    const back = store.get('v') as typeof value;
+    expect({ ...back, body: undefined }).toEqual({ ...value, body: undefined });
+    expect(Buffer.isBuffer(back.body) && back.body.equals(value.body)).toBe(true); // (jest's toEqual walks 3 MiB slowly)
   });
 });
 
