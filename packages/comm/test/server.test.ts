@@ -212,16 +212,24 @@ test('connection limit: beyond it new connections are refused in the handshake; 
 });
 
 test('server.close() stops listening, closes comms, lets in-flight handlers reply', async () => {
+  let resolveStarted!: () => void;
+  const started = new Promise<void>((r) => (resolveStarted = r));
   const server = new Server({
     logger: silentLogger,
-    handlers: { slow: async () => { await new Promise((r) => setTimeout(r, 100)); return 'done'; } },
+    handlers: {
+      slow: async () => {
+        resolveStarted();
+        await new Promise((r) => setTimeout(r, 100));
+        return 'done';
+      },
+    },
   });
   await server.listen('tcp://127.0.0.1:0');
   const address = server.address;
   const idle = res.comm(await connect(address));
   const busy = res.comm(await connect(address));
   await busy.write({ op: 'slow' });
-  await new Promise((r) => setTimeout(r, 20));
+  await started; // in flight (a fixed sleep was not always long enough on a loaded machine)
   const closing = server.close();
   expect(await busy.read()).toEqual({ status: 'OK', result: 'done' });
   await closing;
