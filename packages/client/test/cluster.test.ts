@@ -104,6 +104,8 @@ describe('cluster end to end', () => {
         return [tag, Date.now()];
       };
       const blocker = client.submit(stamp, 'blocker', 300);
+      // The blocker is on the worker (a fixed sleep was not always enough on a loaded machine).
+      await until(async () => Object.values(await client.processing()).some((keys) => keys.includes(blocker.key)), 10_000, 'the blocker to be processing');
       await new Promise((r) => setTimeout(r, 50));
       const low = client.options({ priority: -10 }).map(stamp, ['low-1', 'low-2', 'low-3'], [5, 5, 5]);
       const high = client.options({ priority: 10 }).submit(stamp, 'high', 5);
