@@ -12,6 +12,7 @@ import { substituteKeyRefs, type Key } from '@dd/protocol';
 import type { Client } from './client';
 import { randomToken } from './keys';
 import { replaceFutures } from './structure';
+import { checkEventMessage, checkEventTopic } from '@dd/worker';
 
 export interface PublishOptions {
   /** Replace a dataset of the same name (default false: publishing an existing name fails). */
@@ -123,10 +124,9 @@ export async function getMetadata(client: Client, path: string | readonly string
 
 /** Logs a structured event under one topic or several; sent on the stream, returns at once. */
 export function logEvent(client: Client, topic: string | readonly string[], msg: unknown): void {
-  if (typeof topic !== 'string' && !(Array.isArray(topic) && topic.length > 0 && topic.every((t) => typeof t === 'string'))) {
-    throw new TypeError('logEvent(topic, msg): topic must be a string or a non-empty array of strings');
-  }
-  client._sendStream({ op: 'log-event', topic: typeof topic === 'string' ? topic : [...topic], msg });
+  // Checked here, in the caller: a message the encoder refuses would fail the whole batch on the
+  // client's stream, and the connection with it (the same checks as getWorker().logEvent).
+  client._sendStream({ op: 'log-event', topic: checkEventTopic(topic), msg: checkEventMessage(msg) });
 }
 
 /** `[timeInSeconds, msg][]` of a topic, or `{ [topic]: [...] }` for every topic. */

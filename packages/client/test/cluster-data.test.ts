@@ -151,6 +151,11 @@ describe('metadata and events', () => {
       const all = await client.getEvents();
       expect(Object.keys(all)).toEqual(expect.arrayContaining(['mine', 'other', 'all', w.address]));
       expect(() => client.logEvent([] as string[], 1)).toThrow(/topic must be/);
+      // A message that cannot be encoded fails in the caller; the connection and later events are unharmed.
+      expect(() => client.logEvent('mine', { f: () => 1 })).toThrow(/cannot be sent to the scheduler/);
+      client.logEvent('mine', 'after');
+      await until(async () => (await client.getEvents('mine')).length === 3, 5000, 'the event after the refused one');
+      expect(await client.submit((x: number) => x + 1, 1)).toBe(2);
     });
   });
 });
