@@ -187,6 +187,8 @@ export class Client implements FutureOwner, AsyncDisposable {
   #reconnectWith: ReconnectWith | undefined;
   /** Set while reconnecting: rpc calls wait for it, stream messages stay queued. */
   #reconnecting: Promise<void> | undefined;
+  /** Aborts the connection attempt of a reconnect when the client closes. */
+  #reconnectAbort: AbortController | undefined;
 
   private constructor(id: string) {
     this.id = id;
@@ -638,11 +640,12 @@ export class Client implements FutureOwner, AsyncDisposable {
     const deadline = Date.now() + how.timeoutMs;
     let delay = 100;
     let last = cause;
+    const abort = (this.#reconnectAbort = new AbortController());
     while (this.#status === 'running' && Date.now() < deadline) {
       try {
-        // Short attempts (comm's connect retries within each): close() is not kept waiting long.
+        // Short attempts (comm's connect retries within each); close() aborts the one running.
         const timeout = Math.max(200, Math.min(how.options.timeout ?? 10_000, 2_000, deadline - Date.now()));
-        const link = await how.factory(how.address, how.handlers, { ...how.options, timeout });
+        const link = await how.factory(how.address, how.handlers, { ...how.options, timeout, signal: abort.signal });
         if (this.#status !== 'running') {
           await link.close().catch(() => {});
           return;
@@ -654,6 +657,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       } catch (err) {
         last = err instanceof Error ? err : new Error(String(err));
       }
+      if (abort.signal.aborted) break;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(delay, deadline - Date.now()))).unref());
       delay = Math.min(delay * 2, 2000);
     }
@@ -1243,6 +1247,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   async #close(): Promise<void> {
     const wasRunning = this.#status === 'running';
     this.#status = 'closing';
+    this.#reconnectAbort?.abort();
     unregisterClient(this);
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     if (wasRunning && this.#link !== undefined) {

@@ -35,13 +35,15 @@ export interface LinkOptions {
   versions?: Record<string, string>;
   /** BatchedSend interval for the stream, ms (default 0: write at once when idle). */
   batchIntervalMs?: number;
+  /** Aborts connecting (a client closing while it reconnects). */
+  signal?: AbortSignal;
 }
 
 export type LinkFactory = (address: string, handlers: LinkHandlers, options: LinkOptions) => Promise<SchedulerLink>;
 
 /** The real link over @dd/comm. */
 export const commLink: LinkFactory = async (address, handlers, options) => {
-  const pool = new ConnectionPool({ timeout: options.timeout ?? 10_000 });
+  const pool = new ConnectionPool({ timeout: options.timeout ?? 10_000, ...(options.signal !== undefined ? { connectOptions: { signal: options.signal } } : {}) });
   let comm: Comm;
   let reply: unknown;
   try {

@@ -77,6 +77,8 @@ export interface CommOptions extends TlsOptions {
 export interface ConnectOptions extends CommOptions {
   /** Total time for connecting, retries and handshake, in ms (default 10 000). */
   timeout?: number;
+  /** Stops retrying (connect rejects with CommClosedError) when aborted, e.g. by a closing client. */
+  signal?: AbortSignal;
 }
 
 export interface ListenOptions extends CommOptions {

@@ -14,8 +14,26 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 const FIRST_BACKOFF_MS = 5;
 const MAX_BACKOFF_MS = 1000;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less if `signal` aborts meanwhile. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** (A function, so that TypeScript does not keep its narrowing of `aborted` across awaits.) */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+function aborted(address: string): CommClosedError {
+  return new CommClosedError(`connecting to ${address} was aborted`);
 }
 
 /** Failures worth another attempt: the peer is not (yet) there, or is momentarily full. */
@@ -33,16 +51,23 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   let attempts = 0;
   /** The last failure that was not just the deadline running out (reported in the TimeoutError). */
   let lastError: unknown;
+  const { signal, ...transportOptions } = options;
   for (;;) {
+    if (isAborted(signal)) throw aborted(address);
     attempts++;
     const remaining = Math.max(1, deadline - Date.now());
     let comm: ConfigurableComm | undefined;
+    // An abort during the handshake drops the half-open comm, so the read fails at once.
+    const onAbort = (): void => comm?.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      comm = await backend.connect(location, { ...options, attemptTimeout: remaining });
+      comm = await backend.connect(location, { ...transportOptions, attemptTimeout: remaining });
+      if (isAborted(signal)) throw aborted(address);
       await performHandshake(comm, { compression: options.compression, timeoutMs: Math.max(1, deadline - Date.now()) });
       return comm;
     } catch (err) {
       comm?.abort();
+      if (isAborted(signal)) throw aborted(address);
       if (isTlsFailure(err)) {
         throw err instanceof TlsError ? err : new TlsError(`TLS connection to ${address} failed: ${(err as Error).message}`, { cause: err });
       }
@@ -57,7 +82,9 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
           { cause: lastError },
         );
       }
-      await sleep(Math.min(wait, deadline - Date.now()));
+      await sleep(Math.min(wait, deadline - Date.now()), signal);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 }

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo } from 'node:net';
 import {
-  AddressError, Server, TimeoutError, connect, getAddressHost, getAddressHostPort, normalizeAddress, parseAddress,
+  AddressError, CommClosedError, Server, TimeoutError, connect, getAddressHost, getAddressHostPort, normalizeAddress, parseAddress,
   parseListenAddress, resolveAddress, silentLogger, unparseAddress,
 } from '../src/index';
 import { Resources } from './helpers';
@@ -65,6 +65,19 @@ describe('connect', () => {
     expect((err as Error).message).toMatch(/ECONNREFUSED|refused/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  test('an abort signal stops the retries at once with CommClosedError', async () => {
+    const port = await freePort();
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = connect(`tcp://127.0.0.1:${port}`, { timeout: 30_000, signal: controller.signal }).catch((e: unknown) => e);
+    setTimeout(() => controller.abort(), 100);
+    const err = await pending;
+    expect(err).toBeInstanceOf(CommClosedError);
+    expect((err as Error).message).toMatch(/aborted/);
+    expect(Date.now() - started).toBeLessThan(10_000); // not the 30 s timeout
+    await expect(connect(`tcp://127.0.0.1:${port}`, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(CommClosedError);
   });
 
   test('retries until the server comes up', async () => {

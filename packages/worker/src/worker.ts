@@ -80,6 +80,8 @@ export class Worker {
   /** The data store when it spills (memoryLimit > 0), and the process memory watch. */
   private readonly spill: SpillStore | undefined;
   private readonly memoryMonitor: MemoryMonitor;
+  /** Aborted by close(): connection attempts to the scheduler stop retrying. */
+  private readonly closeAbort = new AbortController();
   /** When to collect garbage (with a memory limit), for this thread and the executor threads. */
   private readonly garbageSettings: { everyBytes: number; aboveBytes: number } | undefined;
   private executor: Executor | undefined;
@@ -303,6 +305,7 @@ export class Worker {
     const left = this.deadline - Date.now();
     const comm = await connect(this.options.scheduler, {
       timeout: Math.max(1, Math.min(this.options.connectTimeoutMs, left)),
+      signal: this.closeAbort.signal,
     });
     try {
       const nbytes: Record<Key, number> = {};
@@ -750,6 +753,7 @@ export class Worker {
 
   private async doClose(_reason: string): Promise<void> {
     this.status = 'closing';
+    this.closeAbort.abort(); // a registration still retrying stops now
     this.memoryMonitor.stop();
     await this.plugins.close().catch(() => undefined);
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { ConnectionPool } from '@dd/comm';
 import { encodeTaskSpec, keyRef, type ComputeTaskMsg, type FunctionRef } from '@dd/protocol';
 import { Worker, type WorkerOptions } from '@dd/worker';
@@ -132,6 +133,32 @@ describe('Worker shell', () => {
     s.streams.get(w.address)?.abort();
     await s.waitFor(() => s.registrations.length >= 2);
     expect(s.registrations[1]?.address).toBe(w.address);
+  });
+
+  test('close() while reconnecting to a scheduler that is gone stops the connection attempts', async () => {
+    const s = await FakeScheduler.start();
+    const w = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline', connectTimeoutMs: 60_000, deathTimeoutMs: 0 });
+    await w.whenRegistered();
+    await s.close();
+    for (let i = 0; i < 500 && w.status !== 'reconnecting'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(w.status).toBe('reconnecting');
+    await new Promise((r) => setTimeout(r, 100)); // inside a connect() that would retry for 60 s
+    await w.close();
+    expect(w.status).toBe('closed');
+    // Nothing knocks at the old address any more (the retries came at most 1 s apart).
+    const port = Number(s.address.split(':').pop());
+    let knocks = 0;
+    const listener = net.createServer((socket) => {
+      knocks++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => listener.listen(port, '127.0.0.1', r));
+    try {
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(knocks).toBe(0);
+    } finally {
+      await new Promise((r) => listener.close(r));
+    }
   });
 
   test('closes on the scheduler close message, and when the scheduler is gone past deathTimeoutMs', async () => {
