@@ -187,11 +187,54 @@ export interface WorkerStateOptions {
 
 type Recs = Map<WorkerTask, TaskStateName>;
 /**
- * A story entry as logged: the recommendations as a flat [key, state, ...] list, null when there
- * are none (most transitions). Building a `{key: state}` object per transition, each with a
- * fresh property name, was ~20% of WorkerState's time plus much of its GC; story() builds them.
+ * The transition log: the last `capacity` entries in a ring of columns. An entry per transition
+ * used to be a 6-element array kept for 100 000 more transitions: each survived the young
+ * generation and was copied into the old one, a GC cost on every task. Recommendations are kept
+ * as a flat [key, state, ...] list, null when there are none (most transitions): building a
+ * `{key: state}` object per transition, each with a fresh property name, was ~20% of
+ * WorkerState's time plus much of its GC; story() builds them.
  */
-type LogEntry = [Key, string, string, string[] | null, StimulusId, number];
+class TransitionLog {
+  private readonly keys: Key[] = [];
+  private readonly starts: string[] = [];
+  private readonly finishes: string[] = [];
+  private readonly recs: Array<string[] | null> = [];
+  private readonly stimuli: StimulusId[] = [];
+  private readonly times: number[] = [];
+  /** Where the next entry goes once the ring is full. */
+  private next = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  push(key: Key, start: string, finish: string, recs: string[] | null, stimulusId: StimulusId, time: number): void {
+    if (this.keys.length < this.capacity) {
+      this.keys.push(key);
+      this.starts.push(start);
+      this.finishes.push(finish);
+      this.recs.push(recs);
+      this.stimuli.push(stimulusId);
+      this.times.push(time);
+      return;
+    }
+    const i = this.next;
+    this.keys[i] = key;
+    this.starts[i] = start;
+    this.finishes[i] = finish;
+    this.recs[i] = recs;
+    this.stimuli[i] = stimulusId;
+    this.times[i] = time;
+    this.next = i + 1 === this.capacity ? 0 : i + 1;
+  }
+
+  /** Entries oldest first: (key, start, finish, flat recommendations, stimulusId, time). */
+  forEach(visit: (key: Key, start: string, finish: string, recs: string[] | null, stimulusId: StimulusId, time: number) => void): void {
+    const n = this.keys.length;
+    for (let j = 0; j < n; j++) {
+      const i = n < this.capacity ? j : (this.next + j) % n;
+      visit(this.keys[i]!, this.starts[i]!, this.finishes[i]!, this.recs[i] ?? null, this.stimuli[i]!, this.times[i]!);
+    }
+  }
+}
 type TransitionFn = (this: WorkerState, ts: WorkerTask, stimulusId: StimulusId, recs: Recs, out: Instruction[]) => void;
 
 const MAX_TRANSITIONS_PER_STIMULUS = 1_000_000;
@@ -236,7 +279,7 @@ export class WorkerState {
   private arrivalCounter = 0;
   private readonly host: string;
   private readonly storyLimit: number;
-  private readonly log: LogEntry[] = [];
+  private readonly log: TransitionLog;
   private readonly now: () => number;
   /** Average execution time per key prefix measured on this worker, ms. */
   private readonly prefixDurations = new Map<string, number>();
@@ -258,6 +301,7 @@ export class WorkerState {
     this.defaultDataSize = options.defaultDataSize ?? 1024;
     this.validate = options.validate ?? false;
     this.storyLimit = options.storyLimit ?? 100_000;
+    this.log = new TransitionLog(Math.max(1, this.storyLimit));
     this.now = options.now ?? Date.now;
     this.host = hostOf(options.address);
     this.stateCounts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskStateName, number>;
@@ -1245,31 +1289,25 @@ export class WorkerState {
       flat = [];
       for (const [t, s] of recs) flat.push(t.key, s);
     }
-    this.pushLog([key, start, finish, flat, stimulusId, this.now()]);
+    this.log.push(key, start, finish, flat, stimulusId, this.now());
   }
 
   private logEvent(key: Key, what: string, stimulusId: StimulusId): void {
-    this.pushLog([key, what, '', null, stimulusId, this.now()]);
-  }
-
-  private pushLog(entry: LogEntry): void {
-    this.log.push(entry);
-    if (this.log.length > 2 * this.storyLimit) this.log.splice(0, this.log.length - this.storyLimit);
+    this.log.push(key, what, '', null, stimulusId, this.now());
   }
 
   /** Log entries that mention any of `keys` (or stimulus ids), oldest first. */
   story(...keys: string[]): StoryEntry[] {
     const want = new Set(keys);
     const out: StoryEntry[] = [];
-    for (const e of this.log) {
-      const flat = e[3];
-      let hit = want.has(e[0]) || want.has(e[4]);
+    this.log.forEach((key, start, finish, flat, stimulusId, time) => {
+      let hit = want.has(key) || want.has(stimulusId);
       for (let i = 0; !hit && flat !== null && i < flat.length; i += 2) hit = want.has(flat[i]!);
-      if (!hit) continue;
+      if (!hit) return;
       const recs: Record<Key, string> = {};
       for (let i = 0; flat !== null && i < flat.length; i += 2) recs[flat[i]!] = flat[i + 1]!;
-      out.push([e[0], e[1], e[2], recs, e[4], e[5]]);
-    }
+      out.push([key, start, finish, recs, stimulusId, time]);
+    });
     return out;
   }
 

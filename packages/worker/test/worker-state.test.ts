@@ -449,6 +449,21 @@ describe('WorkerState: machinery', () => {
     ]);
   });
 
+  test('the story keeps the last storyLimit entries, oldest first, with their recommendations', () => {
+    let t = 0;
+    const s = ws({ storyLimit: 4, now: () => ++t });
+    s.handleStimulus({ ...compute('x'), stimulusId: 'c-x' }); // 3 transitions: released>waiting>ready>executing
+    expect(s.story('x').map((e) => [e[1], e[2]])).toEqual([['released', 'waiting'], ['waiting', 'ready'], ['ready', 'executing']]);
+    expect(s.story('x')[0]![3]).toEqual({ x: 'ready' }); // what released>waiting recommended
+    s.handleStimulus({ ...ok('x'), stimulusId: 'done-x' }); // executing>memory
+    s.handleStimulus({ ...compute('y'), stimulusId: 'c-y' }); // 3 more: the ring of 4 wraps
+    const all = s.story('x', 'y');
+    expect(all).toHaveLength(4);
+    expect(all.map((e) => `${e[0]} ${e[1]}>${e[2]}`)).toEqual(['x executing>memory', 'y released>waiting', 'y waiting>ready', 'y ready>executing']);
+    expect(all.map((e) => e[5])).toEqual([...all.map((e) => e[5])].sort((a, b) => a - b)); // oldest first
+    expect(s.story('c-y')).toHaveLength(3); // by stimulus id
+  });
+
   test('an impossible transition raises InvalidTransitionError with the story', () => {
     const s = ws();
     s.handleStimulus(compute('x'));
