@@ -402,8 +402,8 @@ export class SchedulerState {
       for (const dep of td.dependencies) {
         const dts = this.tasks.get(dep);
         if (dts === undefined || dts === ts) continue;
-        ts.dependencies.add(dts);
-        dts.dependents.add(ts);
+        ts.addDependency(dts);
+        dts.addDependent(ts);
       }
     }
     for (const ts of touched) {
@@ -641,7 +641,7 @@ export class SchedulerState {
       if (ts.state === 'released') {
         ts.priority ??= [0, this.generation, 0];
         if (!ts.wantedBy.has(cs)) {
-          ts.wantedBy.add(cs);
+          ts.addWantedBy(cs);
           cs.wantsWhat.add(ts);
         }
         const ws0 = holders[0] as WorkerState;
@@ -695,7 +695,7 @@ export class SchedulerState {
         continue;
       }
       if (!ts.wantedBy.has(cs)) {
-        ts.wantedBy.add(cs);
+        ts.addWantedBy(cs);
         cs.wantsWhat.add(ts);
       }
       this.reportOnKey(ts, cs);
@@ -852,12 +852,12 @@ export class SchedulerState {
     }
     this.setState(ts, 'waiting');
     for (const dts of ts.dependencies) {
-      if (dts.whoHas.size === 0) ts.waitingOn.add(dts);
+      if (dts.whoHas.size === 0) ts.addWaitingOn(dts);
       if (dts.state === 'released') recs.push(dts.key, 'waiting');
-      else dts.waiters.add(ts);
+      else dts.addWaiter(ts);
     }
     ts.waiters.clear();
-    for (const dts of ts.dependents) if (dts.state === 'waiting') ts.waiters.add(dts);
+    for (const dts of ts.dependents) if (dts.state === 'waiting') ts.addWaiter(dts);
     if (ts.waitingOn.size === 0) this.readyToRun(ts, recs);
   }
 
@@ -877,9 +877,9 @@ export class SchedulerState {
       return;
     }
     for (const dts of ts.dependencies) {
-      if (dts.whoHas.size === 0) ts.waitingOn.add(dts);
+      if (dts.whoHas.size === 0) ts.addWaitingOn(dts);
       if (dts.state === 'released') recs.push(dts.key, 'waiting');
-      else dts.waiters.add(ts);
+      else dts.addWaiter(ts);
     }
     if (ts.waitingOn.size === 0) this.readyToRun(ts, recs);
   }
@@ -1040,7 +1040,7 @@ export class SchedulerState {
 
   private transitionProcessingErred(ts: TaskState, recs: Recs, _sid: StimulusId, args: TransitionArgs | undefined): void {
     this.removeFromProcessing(ts);
-    if (args?.worker !== undefined) ts.erredOn.add(args.worker);
+    if (args?.worker !== undefined) ts.addErredOn(args.worker);
     if (args?.exception !== undefined) ts.exception = args.exception;
     const failing = args?.cause ?? ts.exceptionBlame ?? ts;
     if (failing === ts && ts.exception === null) ts.exception = unknownError(ts.key);
@@ -1083,7 +1083,7 @@ export class SchedulerState {
   private transitionMemoryReleased(ts: TaskState, recs: Recs, stimulusId: StimulusId): void {
     for (const dts of ts.waiters) {
       if (dts.state === 'no-worker' || dts.state === 'processing') recs.push(dts.key, 'waiting');
-      else if (dts.state === 'waiting') dts.waitingOn.add(ts);
+      else if (dts.state === 'waiting') dts.addWaitingOn(ts);
     }
     for (const ws of [...ts.whoHas]) {
       this.removeReplica(ts, ws);
@@ -1204,7 +1204,7 @@ export class SchedulerState {
   private addReplica(ts: TaskState, ws: WorkerState): void {
     if (ts.whoHas.has(ws)) return;
     const n = ts.getNbytes(this.options.defaultDataSize);
-    ts.whoHas.add(ws);
+    ts.addHolder(ws);
     ws.hasWhat.add(ts);
     ws.nbytes += n;
     if (ts.whoHas.size === 1) ts.group.nbytesInMemory += n;
