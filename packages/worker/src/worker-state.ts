@@ -87,6 +87,15 @@ function keyPrefix(key: Key): string {
 /** Priority of replicas asked for by `acquire-replicas`: after every task's dependencies. */
 const REPLICA_PRIORITY: readonly number[] = [Number.MAX_SAFE_INTEGER];
 
+/** The shared empty set of WorkerTask's lazily allocated sets: adding to it is a bug, and throws. */
+class SharedEmptySet<T> extends Set<T> {
+  override add(_value: T): this {
+    throw new Error('internal error: add to the shared empty set (use WorkerTask.add*)');
+  }
+}
+const NO_TASKS: Set<WorkerTask> = new SharedEmptySet<WorkerTask>();
+const NO_ADDRESSES: Set<Address> = new SharedEmptySet<Address>();
+
 export class WorkerTask {
   state: TaskStateName = 'released';
   /** Run spec when the scheduler asked this worker to compute the task; null for pure dependencies. */
@@ -94,12 +103,15 @@ export class WorkerTask {
   priority: readonly number[] | null = null;
   /** Arrival order, to break priority ties last-in-first-out. */
   arrival = 0;
-  readonly dependencies = new Set<WorkerTask>();
-  readonly dependents = new Set<WorkerTask>();
+  // These sets start as one shared empty set and get their own on the first add (add* below):
+  // for most tasks they stay empty, and four fresh Sets per task were a good part of the
+  // worker's garbage. Read-only outside add*.
+  dependencies: Set<WorkerTask> = NO_TASKS;
+  dependents: Set<WorkerTask> = NO_TASKS;
   /** Dependencies not yet in memory (only while waiting). */
-  readonly waitingForData = new Set<WorkerTask>();
+  waitingForData: Set<WorkerTask> = NO_TASKS;
   /** Peers believed to hold the data (never this worker). */
-  readonly whoHas = new Set<Address>();
+  whoHas: Set<Address> = NO_ADDRESSES;
   comingFrom: Address | null = null;
   nbytes: number | null = null;
   resources: Record<string, number> | null = null;
@@ -130,6 +142,19 @@ export class WorkerTask {
 
   get prefix(): string {
     return (this.prefixCache ??= keyPrefix(this.key));
+  }
+
+  addDependency(ts: WorkerTask): void {
+    (this.dependencies === NO_TASKS ? (this.dependencies = new Set()) : this.dependencies).add(ts);
+  }
+  addDependent(ts: WorkerTask): void {
+    (this.dependents === NO_TASKS ? (this.dependents = new Set()) : this.dependents).add(ts);
+  }
+  addWaitingForData(ts: WorkerTask): void {
+    (this.waitingForData === NO_TASKS ? (this.waitingForData = new Set()) : this.waitingForData).add(ts);
+  }
+  addHolder(address: Address): void {
+    (this.whoHas === NO_ADDRESSES ? (this.whoHas = new Set()) : this.whoHas).add(address);
   }
 }
 
@@ -480,9 +505,9 @@ export class WorkerState {
         if (dep.state === 'fetch') this.pushFetch(dep);
       }
       if (!ts.dependencies.has(dep) && ts.state !== 'ready' && ts.state !== 'constrained' && ts.state !== 'executing') {
-        ts.dependencies.add(dep);
-        dep.dependents.add(ts);
-        if (ts.state === 'waiting' && dep.state !== 'memory') ts.waitingForData.add(dep);
+        ts.addDependency(dep);
+        dep.addDependent(ts);
+        if (ts.state === 'waiting' && dep.state !== 'memory') ts.addWaitingForData(dep);
       }
       this.recommendFetchIfNeeded(dep, recs);
     }
@@ -879,7 +904,7 @@ export class WorkerState {
     this.setState(ts, 'waiting');
     ts.waitingForData.clear();
     for (const dep of ts.dependencies) {
-      if (dep.state !== 'memory') ts.waitingForData.add(dep);
+      if (dep.state !== 'memory') ts.addWaitingForData(dep);
     }
     if (ts.waitingForData.size === 0) recs.set(ts, ts.resources ? 'constrained' : 'ready');
   }
@@ -1238,7 +1263,7 @@ export class WorkerState {
 
   private addHolder(ts: WorkerTask, w: Address): void {
     if (w === this.address || ts.whoHas.has(w)) return;
-    ts.whoHas.add(w);
+    ts.addHolder(w);
     let set = this.hasWhat.get(w);
     if (!set) this.hasWhat.set(w, (set = new Set()));
     set.add(ts);
