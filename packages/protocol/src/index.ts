@@ -42,3 +42,4 @@ export * from './units';
 
 export { tokenize, keyFor, canonicalText } from './tokenize';
 export { keySplit, keyGroup } from './keys';
+export { TransitionLog } from './transition-log';

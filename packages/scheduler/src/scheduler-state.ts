@@ -25,7 +25,7 @@ import type {
   TaskDefinition,
   WireError,
 } from '@dd/protocol';
-import { keyGroup, keySplit } from '@dd/protocol';
+import { TransitionLog, keyGroup, keySplit } from '@dd/protocol';
 import {
   InvalidSchedulerStateError,
   InvalidTransitionError,
@@ -130,7 +130,6 @@ interface TransitionArgs {
 }
 
 /** A transition log row; recommendations kept as flat pairs until read. */
-type LogEntry = [Key, string, string, Recs, StimulusId, number];
 
 type TransitionFn = (ts: TaskState, recs: Recs, stimulusId: StimulusId, args: TransitionArgs | undefined) => void;
 
@@ -169,8 +168,7 @@ export class SchedulerState {
   private runningList: WorkerState[] = [];
   private runningListStale = true;
   private readonly unknownDurations = new Map<string, Set<TaskState>>();
-  private readonly log: LogEntry[] = [];
-  private logPos = 0;
+  private readonly log: TransitionLog;
   private readonly outWorkers = new Map<Address, SchedulerToWorkerMsg[]>();
   private readonly outClients = new Map<string, SchedulerToClientMsg[]>();
   /** The transition table: `from` -> `to` -> method (the reference's `(start, finish)` table). */
@@ -178,6 +176,7 @@ export class SchedulerState {
 
   constructor(options: SchedulerStateOptions = {}) {
     this.options = compileSchedulerStateOptions(options);
+    this.log = new TransitionLog(this.options.transitionLogSize);
     this.clients.set(FIRE_AND_FORGET_CLIENT, new ClientState(FIRE_AND_FORGET_CLIENT, this.options.clock()));
     const table: Record<string, TransitionFn> = {
       'released->waiting': this.transitionReleasedWaiting,
@@ -811,26 +810,19 @@ export class SchedulerState {
 
   private logTransition(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
     if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
-    const entry: LogEntry = [key, start, finish, recs, stimulusId, this.options.clock()];
-    const cap = this.options.transitionLogSize;
-    if (this.log.length < cap) this.log.push(entry);
-    else this.log[this.logPos] = entry;
-    this.logPos = (this.logPos + 1) % cap;
+    this.log.push(key, start, finish, recs, stimulusId, this.options.clock());
   }
 
   /** Transition log rows that mention any of `keys` (as the key moved or as a recommendation). */
   story(...keys: Key[]): StoryEntry[] {
     const want = new Set(keys);
     const out: StoryEntry[] = [];
-    const n = this.log.length;
-    const first = n < this.options.transitionLogSize ? 0 : this.logPos;
-    for (let i = 0; i < n; i++) {
-      const e = this.log[(first + i) % n] as LogEntry;
-      let hit = want.has(e[0]);
-      const r = e[3];
+    this.log.forEach((key, start, finish, recs, stimulusId, time) => {
+      let hit = want.has(key);
+      const r = recs ?? [];
       for (let j = 0; !hit && j < r.length; j += 2) hit = want.has(r[j] as string);
-      if (hit) out.push([e[0], e[1], e[2], recsToRecord(r), e[4], e[5]]);
-    }
+      if (hit) out.push([key, start, finish, recsToRecord(r), stimulusId, time]);
+    });
     return out;
   }
 

@@ -26,7 +26,7 @@
 // TRANSITIONS; a pair that is not there goes through `released` when both halves exist, and is
 // otherwise an InvalidTransitionError carrying the key's story.
 
-import { isInlineValue, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
+import { TransitionLog, isInlineValue, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import { InvalidTransitionError, InvalidWorkerStateError, TransitionCounterMaxExceededError } from './errors';
 import type {
@@ -211,55 +211,6 @@ export interface WorkerStateOptions {
 }
 
 type Recs = Map<WorkerTask, TaskStateName>;
-/**
- * The transition log: the last `capacity` entries in a ring of columns. An entry per transition
- * used to be a 6-element array kept for 100 000 more transitions: each survived the young
- * generation and was copied into the old one, a GC cost on every task. Recommendations are kept
- * as a flat [key, state, ...] list, null when there are none (most transitions): building a
- * `{key: state}` object per transition, each with a fresh property name, was ~20% of
- * WorkerState's time plus much of its GC; story() builds them.
- */
-class TransitionLog {
-  private readonly keys: Key[] = [];
-  private readonly starts: string[] = [];
-  private readonly finishes: string[] = [];
-  private readonly recs: Array<string[] | null> = [];
-  private readonly stimuli: StimulusId[] = [];
-  private readonly times: number[] = [];
-  /** Where the next entry goes once the ring is full. */
-  private next = 0;
-
-  constructor(private readonly capacity: number) {}
-
-  push(key: Key, start: string, finish: string, recs: string[] | null, stimulusId: StimulusId, time: number): void {
-    if (this.keys.length < this.capacity) {
-      this.keys.push(key);
-      this.starts.push(start);
-      this.finishes.push(finish);
-      this.recs.push(recs);
-      this.stimuli.push(stimulusId);
-      this.times.push(time);
-      return;
-    }
-    const i = this.next;
-    this.keys[i] = key;
-    this.starts[i] = start;
-    this.finishes[i] = finish;
-    this.recs[i] = recs;
-    this.stimuli[i] = stimulusId;
-    this.times[i] = time;
-    this.next = i + 1 === this.capacity ? 0 : i + 1;
-  }
-
-  /** Entries oldest first: (key, start, finish, flat recommendations, stimulusId, time). */
-  forEach(visit: (key: Key, start: string, finish: string, recs: string[] | null, stimulusId: StimulusId, time: number) => void): void {
-    const n = this.keys.length;
-    for (let j = 0; j < n; j++) {
-      const i = n < this.capacity ? j : (this.next + j) % n;
-      visit(this.keys[i]!, this.starts[i]!, this.finishes[i]!, this.recs[i] ?? null, this.stimuli[i]!, this.times[i]!);
-    }
-  }
-}
 type TransitionFn = (this: WorkerState, ts: WorkerTask, stimulusId: StimulusId, recs: Recs, out: Instruction[]) => void;
 
 const MAX_TRANSITIONS_PER_STIMULUS = 1_000_000;
