@@ -52,8 +52,15 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   /** The last failure that was not just the deadline running out (reported in the TimeoutError). */
   let lastError: unknown;
   const { signal, ...transportOptions } = options;
+  const timedOut = (last: unknown): TimeoutError =>
+    new TimeoutError(
+      `timed out after ${timeout} ms trying to connect to ${address} (${attempts} attempts; last error: ${(last as Error)?.message ?? String(last)})`,
+      { cause: last },
+    );
   for (;;) {
     if (isAborted(signal)) throw aborted(address);
+    // No attempt on a spent budget: it could only time out, hiding why the earlier ones failed.
+    if (attempts > 0 && Date.now() >= deadline) throw timedOut(lastError);
     attempts++;
     const remaining = Math.max(1, deadline - Date.now());
     let comm: ConfigurableComm | undefined;
@@ -71,17 +78,15 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
       if (isTlsFailure(err)) {
         throw err instanceof TlsError ? err : new TlsError(`TLS connection to ${address} failed: ${(err as Error).message}`, { cause: err });
       }
+      // The deadline ran out inside an attempt (its connect or its handshake): report why the
+      // attempts before it failed, if they did (a server refusing at its connection limit).
+      if (err instanceof TimeoutError) throw timedOut(lastError ?? err);
       if (err instanceof ProtocolError || !isRetryable(err)) throw err;
+      lastError = err;
+      if (Date.now() >= deadline) throw timedOut(lastError);
       // Full jitter on an exponential backoff: concurrent clients of a restarting server do not retry in lockstep.
       const wait = Math.random() * backoff;
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      if (!(err instanceof TimeoutError) || lastError === undefined) lastError = err;
-      if (err instanceof TimeoutError || Date.now() >= deadline) {
-        throw new TimeoutError(
-          `timed out after ${timeout} ms trying to connect to ${address} (${attempts} attempts; last error: ${(lastError as Error).message})`,
-          { cause: lastError },
-        );
-      }
       await sleep(Math.min(wait, deadline - Date.now()), signal);
     } finally {
       signal?.removeEventListener('abort', onAbort);
