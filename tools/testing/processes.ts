@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { rpc } from '@dd/comm';
+import { purgeStaleLocalDirectories } from '@dd/worker';
 import type { SchedulerIdentity } from '@dd/protocol';
 
 export const repoRoot = resolve(__dirname, '..', '..');
@@ -88,6 +89,8 @@ export async function killAll(graceMs = 5_000): Promise<void> {
     });
     child.kill('SIGTERM');
   })));
+  // Workers killed on purpose (kill -9, the nanny's memory terminate) leave their directories.
+  await purgeStaleLocalDirectories().catch(() => 0);
 }
 
 /** True while a process with this pid exists. */

@@ -6,7 +6,6 @@
 // directly.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   BatchedSend,
@@ -38,6 +37,7 @@ import { MemoryStore, type DataStore } from './data-store';
 import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
 import { GarbageDebt, garbageDebtSettings } from './garbage';
+import { createLocalDirectory } from './local-directory';
 import { MemoryMonitor } from './memory-monitor';
 import { SpillStore } from './spill-store';
 import { WorkerHttpServer } from './http-server';
@@ -226,7 +226,7 @@ export class Worker {
       this.localDirectory = path.resolve(o.localDirectory);
       await fs.promises.mkdir(this.localDirectory, { recursive: true });
     } else {
-      this.localDirectory = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'dd-worker-'));
+      this.localDirectory = await createLocalDirectory();
       this.ownsLocalDirectory = true;
     }
     this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth, uploadDirectory: this.uploadDirectory, garbage: this.garbageSettings });
