@@ -3,15 +3,9 @@
 
 import { asCompleted, CancelledError, Client, fireAndForget, Future, RemoteError, wait } from '../src/index';
 import { FakeScheduler, WORKER, withFake } from './fake-scheduler';
+import { inc, add } from './task-functions';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-function inc(x: number): number {
-  return x + 1;
-}
-function add(a: number, b: number): number {
-  return a + b;
-}
 
 describe('Client with a fake scheduler', () => {
   test('submit returns a Future at once; await gives the value', async () => {

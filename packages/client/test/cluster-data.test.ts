@@ -2,12 +2,9 @@
 
 import { Client, type Future } from '../src/index';
 import { until, withCluster, workerKeys } from './harness';
+import { inc } from './task-functions';
 
 jest.setTimeout(60_000);
-
-function inc(x: number): number {
-  return x + 1;
-}
 
 describe('datasets', () => {
   test('published futures outlive the publishing client; another client reads them; unpublish frees them', async () => {

@@ -4,14 +4,11 @@ import * as path from 'node:path';
 import { Scheduler } from '@dd/scheduler';
 import { Client, RemoteError, VersionMismatchError, ref } from '../src/index';
 import { startTestWorker, withCluster } from './harness';
+import { inc } from './task-functions';
 
 jest.setTimeout(60_000);
 
 const inline = { executor: 'inline' as const };
-
-function inc(x: number): number {
-  return x + 1;
-}
 
 describe('run', () => {
   test('calls a function on every worker (by source, with args; the Worker as this); a module ref; workers by name', async () => {

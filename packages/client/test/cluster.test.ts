@@ -4,15 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asCompleted, CancelledError, Client, ref, RemoteError, wait } from '../src/index';
 import { until, withCluster, workerKeys } from './harness';
+import { inc, add } from './task-functions';
 
 jest.setTimeout(60_000);
 
-function inc(x: number): number {
-  return x + 1;
-}
-function add(a: number, b: number): number {
-  return a + b;
-}
 async function sleepThen<T>(ms: number, value: T): Promise<T> {
   await new Promise((r) => setTimeout(r, ms));
   return value;

@@ -2,26 +2,12 @@
 
 import { type UpdateGraphMsg } from '@dd/protocol';
 import { Client, ClientClosedError, defaultClient, delayed, Delayed, FunctionSerializationError, Future, isDelayed } from '../src/index';
-import { FakeScheduler, withFake } from './fake-scheduler';
+import { FakeScheduler, connectFake, withFake } from './fake-scheduler';
 import { withCluster } from './harness';
+import { inc, add, sum } from './task-functions';
 
 jest.setTimeout(60_000);
 
-async function connectFake(): Promise<{ client: Client; fake: FakeScheduler }> {
-  const fake = new FakeScheduler();
-  const client = await Client.connect('fake://scheduler', { link: fake.link, heartbeatIntervalMs: 0 });
-  return { client, fake };
-}
-
-function inc(x: number): number {
-  return x + 1;
-}
-function add(a: number, b: number): number {
-  return a + b;
-}
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0);
-}
 function describeObj(o: { a: number; b: number[] }): string {
   return `${o.a}:${o.b.join(',')}`;
 }

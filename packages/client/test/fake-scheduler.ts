@@ -174,10 +174,16 @@ export class FakeScheduler {
   }
 }
 
-/** A client connected to a fresh FakeScheduler; closed after `body`, even when it throws. */
-export async function withFake(body: (client: Client, fake: FakeScheduler) => Promise<void>): Promise<void> {
+/** A client connected to a fresh FakeScheduler (the caller closes it). */
+export async function connectFake(): Promise<{ client: Client; fake: FakeScheduler }> {
   const fake = new FakeScheduler();
   const client = await Client.connect('fake://scheduler', { link: fake.link, heartbeatIntervalMs: 0 });
+  return { client, fake };
+}
+
+/** A client connected to a fresh FakeScheduler; closed after `body`, even when it throws. */
+export async function withFake(body: (client: Client, fake: FakeScheduler) => Promise<void>): Promise<void> {
+  const { client, fake } = await connectFake();
   try {
     await body(client, fake);
   } finally {

@@ -2,18 +2,10 @@
 
 import { RemoteError } from '../src/index';
 import { until, withCluster, workerKeys } from './harness';
+import { inc, add, sum } from './task-functions';
 
 jest.setTimeout(60_000);
 
-function inc(x: number): number {
-  return x + 1;
-}
-function add(a: number, b: number): number {
-  return a + b;
-}
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0);
-}
 function boom(x: number): number {
   throw new TypeError(`boom ${x}`);
 }

@@ -5,16 +5,8 @@
 import { decodeTaskSpec, type UpdateGraphMsg } from '@dd/protocol';
 import { Client, GraphCycleError, InvalidGraphError, RemoteError } from '../src/index';
 import { FakeScheduler, withFake } from './fake-scheduler';
+import { inc, add, sum } from './task-functions';
 
-function inc(x: number): number {
-  return x + 1;
-}
-function add(a: number, b: number): number {
-  return a + b;
-}
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0);
-}
 function fail(x: unknown): never {
   throw new RangeError(`bad ${String(x)}`);
 }

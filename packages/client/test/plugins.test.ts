@@ -6,14 +6,11 @@ import * as path from 'node:path';
 import { preload, type SchedulerPlugin } from '@dd/scheduler';
 import { Client, RemoteError, ref } from '../src/index';
 import { until, withCluster } from './harness';
+import { inc } from './task-functions';
 
 jest.setTimeout(60_000);
 
 const inline = { executor: 'inline' as const };
-
-function inc(x: number): number {
-  return x + 1;
-}
 
 afterEach(() => jest.restoreAllMocks());
 

@@ -5,10 +5,9 @@
 import { Client } from '../src/index';
 import type { LinkFactory } from '../src/internal';
 import { FakeScheduler } from './fake-scheduler';
+import { inc } from './task-functions';
 
 jest.setTimeout(20_000);
-
-const inc = (x: number): number => x + 1;
 
 function flaky(fake: FakeScheduler, failures: number): { link: LinkFactory; attempts: number[] } {
   const out = { attempts: [] as number[], link: (async () => undefined) as unknown as LinkFactory };
