@@ -28,6 +28,7 @@ import { isFuture, type Future } from './future';
 import { InvalidGraphError } from './graph-errors';
 import { orderGraph } from './order';
 import { toList, type TaskOptions } from './options';
+import { isPlainObject, mapChildren } from './structure';
 
 /** A graph key: a string, or a tuple of strings and numbers such as `['x', 0]`. */
 export type GraphKey = string | readonly (string | number)[];
@@ -79,10 +80,6 @@ function tupleKey(value: readonly unknown[]): Key | undefined {
   return JSON.stringify(value);
 }
 
-function isPlainObject(value: object): value is Record<string, unknown> {
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -196,26 +193,13 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
         deps.push(tk);
         return keyRef(tk);
       }
-      let out: unknown[] | undefined;
-      for (let i = 0; i < value.length; i++) {
-        const v: unknown = value[i];
-        path.push(i);
-        const s = lowerArg(v, owner, path, deps, depth + 1);
-        path.pop();
-        if (s !== v) (out ??= value.slice())[i] = s;
-      }
-      return out ?? value;
     }
-    if (!isPlainObject(value)) return value;
-    let out: Record<string, unknown> | undefined;
-    for (const k of Object.keys(value)) {
-      const v = value[k];
-      path.push(k);
+    return mapChildren(value, (v, at) => {
+      path.push(at);
       const s = lowerArg(v, owner, path, deps, depth + 1);
       path.pop();
-      if (s !== v) (out ??= { ...value })[k] = s;
-    }
-    return out ?? value;
+      return s;
+    });
   };
 
   const lowerEntry = (key: Key, value: unknown, depth: number): void => {

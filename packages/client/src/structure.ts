@@ -4,9 +4,34 @@
 import { keyRef } from '@dd/protocol';
 import { isFuture, type Future } from './future';
 
-function isPlainObject(value: object): value is Record<string, unknown> {
+export function isPlainObject(value: object): value is Record<string, unknown> {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Maps the items of an array or the values of a plain object through `map`, copying the
+ * container only if something changed (so values without Futures are never copied). Any other
+ * object comes back as it is.
+ */
+export function mapChildren(value: object, map: (child: unknown, at: number | string) => unknown): unknown {
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      const s = map(v, i);
+      if (s !== v) (out ??= value.slice())[i] = s;
+    }
+    return out ?? value;
+  }
+  if (!isPlainObject(value)) return value;
+  let out: Record<string, unknown> | undefined;
+  for (const k of Object.keys(value)) {
+    const v = value[k];
+    const s = map(v, k);
+    if (s !== v) (out ??= { ...value })[k] = s;
+  }
+  return out ?? value;
 }
 
 /**
@@ -20,23 +45,7 @@ export function replaceFutures(value: unknown, onFuture: (f: Future) => void, de
     return keyRef(value.key);
   }
   if (depth > 256) throw new RangeError('task arguments are nested more than 256 levels deep (or circular)');
-  if (Array.isArray(value)) {
-    let out: unknown[] | undefined;
-    for (let i = 0; i < value.length; i++) {
-      const v: unknown = value[i];
-      const s = replaceFutures(v, onFuture, depth + 1);
-      if (s !== v) (out ??= value.slice())[i] = s;
-    }
-    return out ?? value;
-  }
-  if (!isPlainObject(value)) return value;
-  let out: Record<string, unknown> | undefined;
-  for (const k of Object.keys(value)) {
-    const v = value[k];
-    const s = replaceFutures(v, onFuture, depth + 1);
-    if (s !== v) (out ??= { ...value })[k] = s;
-  }
-  return out ?? value;
+  return mapChildren(value, (v) => replaceFutures(v, onFuture, depth + 1));
 }
 
 /** Every Future in `value`, depth first, in order. */
