@@ -3,6 +3,7 @@
 // state machine mutates them directly on its hot paths; everything else reads them only.
 
 import type { Address, Key, WireError, WireRunSpec, WorkerIdentity, WorkerMetrics } from '@dd/protocol';
+import { ownSet, sharedEmptySet } from '@dd/protocol';
 
 export const TASK_STATES = ['released', 'waiting', 'no-worker', 'processing', 'memory', 'erred', 'forgotten'] as const;
 export type TaskStateName = (typeof TASK_STATES)[number];
@@ -44,16 +45,6 @@ export class TaskGroup {
   ) {}
 }
 
-/** The shared empty set of TaskState's lazily allocated sets: adding to it is a bug, and throws. */
-class SharedEmptySet<T> extends Set<T> {
-  override add(_value: T): this {
-    throw new Error('internal error: add to the shared empty set (use TaskState.add*)');
-  }
-}
-const NO_TASKS: Set<TaskState> = new SharedEmptySet<TaskState>();
-const NO_WORKERS: Set<WorkerState> = new SharedEmptySet<WorkerState>();
-const NO_CLIENTS: Set<ClientState> = new SharedEmptySet<ClientState>();
-
 export class TaskState {
   state: TaskStateName = 'released';
   /** Opaque to the scheduler; `null` for pure data (scattered), which cannot be recomputed. */
@@ -62,14 +53,14 @@ export class TaskState {
   // most of them stay empty for most tasks, and seven fresh Sets per task were most of the
   // scheduler's garbage (measured: 25% of its time in GC on 10 000-task maps).
   /** Read-only outside add*: add through addDependency etc. */
-  dependencies: Set<TaskState> = NO_TASKS;
-  dependents: Set<TaskState> = NO_TASKS;
+  dependencies: Set<TaskState> = sharedEmptySet();
+  dependents: Set<TaskState> = sharedEmptySet();
   /** Dependencies not yet in memory (waiting / processing / no-worker only). */
-  waitingOn: Set<TaskState> = NO_TASKS;
+  waitingOn: Set<TaskState> = sharedEmptySet();
   /** Dependents that still need this task's result. */
-  waiters: Set<TaskState> = NO_TASKS;
-  whoHas: Set<WorkerState> = NO_WORKERS;
-  wantedBy: Set<ClientState> = NO_CLIENTS;
+  waiters: Set<TaskState> = sharedEmptySet();
+  whoHas: Set<WorkerState> = sharedEmptySet();
+  wantedBy: Set<ClientState> = sharedEmptySet();
   processingOn: WorkerState | null = null;
   /** Bytes of the result; negative while unknown. */
   nbytes = -1;
@@ -87,7 +78,7 @@ export class TaskState {
   /** The task whose failure made this one err (itself, or a dependency). */
   exceptionBlame: TaskState | null = null;
   /** Workers that reported this task erred (told to free it when it is released). */
-  erredOn: Set<WorkerState> = NO_WORKERS;
+  erredOn: Set<WorkerState> = sharedEmptySet();
   hasLostDependencies = false;
   type: string | null = null;
   annotations: Record<string, unknown> | null = null;
@@ -107,25 +98,25 @@ export class TaskState {
   }
 
   addDependency(ts: TaskState): void {
-    (this.dependencies === NO_TASKS ? (this.dependencies = new Set()) : this.dependencies).add(ts);
+    (this.dependencies = ownSet(this.dependencies)).add(ts);
   }
   addDependent(ts: TaskState): void {
-    (this.dependents === NO_TASKS ? (this.dependents = new Set()) : this.dependents).add(ts);
+    (this.dependents = ownSet(this.dependents)).add(ts);
   }
   addWaitingOn(ts: TaskState): void {
-    (this.waitingOn === NO_TASKS ? (this.waitingOn = new Set()) : this.waitingOn).add(ts);
+    (this.waitingOn = ownSet(this.waitingOn)).add(ts);
   }
   addWaiter(ts: TaskState): void {
-    (this.waiters === NO_TASKS ? (this.waiters = new Set()) : this.waiters).add(ts);
+    (this.waiters = ownSet(this.waiters)).add(ts);
   }
   addHolder(ws: WorkerState): void {
-    (this.whoHas === NO_WORKERS ? (this.whoHas = new Set()) : this.whoHas).add(ws);
+    (this.whoHas = ownSet(this.whoHas)).add(ws);
   }
   addWantedBy(cs: ClientState): void {
-    (this.wantedBy === NO_CLIENTS ? (this.wantedBy = new Set()) : this.wantedBy).add(cs);
+    (this.wantedBy = ownSet(this.wantedBy)).add(cs);
   }
   addErredOn(ws: WorkerState): void {
-    (this.erredOn === NO_WORKERS ? (this.erredOn = new Set()) : this.erredOn).add(ws);
+    (this.erredOn = ownSet(this.erredOn)).add(ws);
   }
 }
 

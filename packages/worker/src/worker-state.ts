@@ -26,7 +26,7 @@
 // TRANSITIONS; a pair that is not there goes through `released` when both halves exist, and is
 // otherwise an InvalidTransitionError carrying the key's story.
 
-import { TransitionLog, isInlineValue, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
+import { TransitionLog, isInlineValue, ownSet, sharedEmptySet, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import { InvalidTransitionError, InvalidWorkerStateError, TransitionCounterMaxExceededError } from './errors';
 import type {
@@ -87,15 +87,6 @@ function keyPrefix(key: Key): string {
 /** Priority of replicas asked for by `acquire-replicas`: after every task's dependencies. */
 const REPLICA_PRIORITY: readonly number[] = [Number.MAX_SAFE_INTEGER];
 
-/** The shared empty set of WorkerTask's lazily allocated sets: adding to it is a bug, and throws. */
-class SharedEmptySet<T> extends Set<T> {
-  override add(_value: T): this {
-    throw new Error('internal error: add to the shared empty set (use WorkerTask.add*)');
-  }
-}
-const NO_TASKS: Set<WorkerTask> = new SharedEmptySet<WorkerTask>();
-const NO_ADDRESSES: Set<Address> = new SharedEmptySet<Address>();
-
 export class WorkerTask {
   state: TaskStateName = 'released';
   /** Run spec when the scheduler asked this worker to compute the task; null for pure dependencies. */
@@ -106,12 +97,12 @@ export class WorkerTask {
   // These sets start as one shared empty set and get their own on the first add (add* below):
   // for most tasks they stay empty, and four fresh Sets per task were a good part of the
   // worker's garbage. Read-only outside add*.
-  dependencies: Set<WorkerTask> = NO_TASKS;
-  dependents: Set<WorkerTask> = NO_TASKS;
+  dependencies: Set<WorkerTask> = sharedEmptySet();
+  dependents: Set<WorkerTask> = sharedEmptySet();
   /** Dependencies not yet in memory (only while waiting). */
-  waitingForData: Set<WorkerTask> = NO_TASKS;
+  waitingForData: Set<WorkerTask> = sharedEmptySet();
   /** Peers believed to hold the data (never this worker). */
-  whoHas: Set<Address> = NO_ADDRESSES;
+  whoHas: Set<Address> = sharedEmptySet();
   comingFrom: Address | null = null;
   nbytes: number | null = null;
   resources: Record<string, number> | null = null;
@@ -145,16 +136,16 @@ export class WorkerTask {
   }
 
   addDependency(ts: WorkerTask): void {
-    (this.dependencies === NO_TASKS ? (this.dependencies = new Set()) : this.dependencies).add(ts);
+    (this.dependencies = ownSet(this.dependencies)).add(ts);
   }
   addDependent(ts: WorkerTask): void {
-    (this.dependents === NO_TASKS ? (this.dependents = new Set()) : this.dependents).add(ts);
+    (this.dependents = ownSet(this.dependents)).add(ts);
   }
   addWaitingForData(ts: WorkerTask): void {
-    (this.waitingForData === NO_TASKS ? (this.waitingForData = new Set()) : this.waitingForData).add(ts);
+    (this.waitingForData = ownSet(this.waitingForData)).add(ts);
   }
   addHolder(address: Address): void {
-    (this.whoHas === NO_ADDRESSES ? (this.whoHas = new Set()) : this.whoHas).add(address);
+    (this.whoHas = ownSet(this.whoHas)).add(address);
   }
 }
 
