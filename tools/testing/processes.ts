@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { rpc } from '@dd/comm';
 import { purgeStaleLocalDirectories } from '@dd/worker';
@@ -145,11 +146,37 @@ export async function startScheduler(...args: string[]): Promise<string> {
 }
 
 /** The scheduler's `identity` rpc: its workers as it sees them. */
-export async function schedulerIdentity(address: string): Promise<SchedulerIdentity> {
+export async function schedulerIdentity(address: string, timeoutMs = 30_000): Promise<SchedulerIdentity> {
   const r = rpc(address);
   try {
-    return await r.call<SchedulerIdentity>('identity');
+    return await r.call<SchedulerIdentity>('identity', {}, { timeout: timeoutMs });
   } finally {
     await r.close();
   }
 }
+
+/** The addresses of the scheduler's workers, sorted. */
+export async function workerAddresses(scheduler: string): Promise<string[]> {
+  return Object.keys((await schedulerIdentity(scheduler)).workers).sort();
+}
+
+/** A port that was free a moment ago (for a process that must listen on a known port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A task that keeps its thread busy for `ms` (sent by source: self-contained). */
+export const spin = (ms: number): number => {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy
+  }
+  return ms;
+};

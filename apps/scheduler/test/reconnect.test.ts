@@ -1,30 +1,10 @@
 // A scheduler that restarts at the same address (real binaries): the worker registers again, the
 // client reconnects on its own; futures of before are lost with a clear error, new work computes.
 
-import { createServer } from 'node:net';
 import { Client } from '@dd/client';
-import { binaries, killAll, startProcess, waitUntil } from '../../../tools/testing/processes';
+import { binaries, killAll, startProcess, waitUntil, freePort, spin } from '../../../tools/testing/processes';
 
 jest.setTimeout(90_000);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const spin = (ms: number): number => {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // busy
-  }
-  return ms;
-};
 
 describe('scheduler restart at the same address', () => {
   let client: Client | undefined;

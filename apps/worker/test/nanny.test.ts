@@ -2,9 +2,8 @@
 // terminate fraction of its limit, saying why, and serves `restart` over rpc.
 
 import { rpc } from '@dd/comm';
-import type { SchedulerIdentity } from '@dd/protocol';
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler, workerAddresses } from '../../../tools/testing/processes';
 
 jest.setTimeout(90_000);
 
@@ -16,8 +15,6 @@ async function call<T>(address: string, op: string, args: Record<string, unknown
     await r.close();
   }
 }
-
-const workerAddresses = async (scheduler: string) => Object.keys((await call<SchedulerIdentity>(scheduler, 'identity')).workers).sort();
 
 describe('nanny', () => {
   let client: Client | undefined;

@@ -3,21 +3,10 @@
 // computations still finish with correct results. Bounds are generous (a loaded 2-core
 // machine); nothing is timed beyond them. Every process is killed (and SIGCONT'd) in cleanup.
 
-import { rpc } from '@dd/comm';
-import type { SchedulerIdentity } from '@dd/protocol';
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, type RunningProcess, startSchedulerProcess } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, type RunningProcess, startSchedulerProcess, workerAddresses } from '../../../tools/testing/processes';
 
 jest.setTimeout(240_000);
-
-async function workerAddresses(scheduler: string): Promise<string[]> {
-  const r = rpc(scheduler);
-  try {
-    return Object.keys((await r.call<SchedulerIdentity>('identity', {}, { timeout: 30_000 })).workers);
-  } finally {
-    await r.close();
-  }
-}
 
 async function startWorkers(scheduler: string, n: number): Promise<RunningProcess> {
   const w = startProcess(binaries.worker, [scheduler, '--nworkers', String(n), '--nthreads', '1', '--no-dashboard']);

@@ -3,17 +3,9 @@
 // with --no-nanny cannot be restarted: it is emptied and reported in notRestarted.
 
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler, spin } from '../../../tools/testing/processes';
 
 jest.setTimeout(90_000);
-
-const spin = (ms: number): number => {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // busy
-  }
-  return ms;
-};
 
 describe('client.restart() with dd-worker', () => {
   let client: Client | undefined;

@@ -2,16 +2,9 @@
 // cancelled with a reason that says so, new work runs afterwards.
 
 import { Client, LocalCluster } from '../src/index';
+import { spin } from '../../../tools/testing/processes';
 
 jest.setTimeout(60_000);
-
-const spin = (ms: number): number => {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // busy
-  }
-  return ms;
-};
 
 describe('client.restart() on a LocalCluster', () => {
   test('processes: true restarts the worker processes; old futures are cancelled with a clear error', async () => {
