@@ -38,6 +38,11 @@ import * as management from './cluster-management';
 /** Anything with a scheduler address: a LocalCluster or your own cluster manager. */
 export interface ClusterLike {
   readonly schedulerAddress: string;
+  /**
+   * An address that reaches the same scheduler from inside this process (inproc://), when the
+   * scheduler runs here: the client connects through it instead, without the network.
+   */
+  readonly localSchedulerAddress?: string;
 }
 
 export type ConnectTarget = string | ClusterLike | { schedulerFile: string } | undefined;
@@ -166,6 +171,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   readonly id: string;
   #status: ClientStatus = 'running';
   #link!: SchedulerLink;
+  #publicAddress: string | undefined;
   #cluster: LocalCluster | undefined;
   readonly #states = new Map<Key, FutureState>();
   readonly #refcount = new Map<Key, number>();
@@ -203,10 +209,13 @@ export class Client implements FutureOwner, AsyncDisposable {
     const client = new Client(`Client-${randomUUID()}`);
     let address: string;
     let owned: LocalCluster | undefined;
+    // What schedulerAddress reports when the connection goes through an in-process address.
+    let publicAddress: string | undefined;
     if (target === undefined) {
       const cluster = await LocalCluster.start(options.cluster ?? {});
       owned = cluster;
-      address = cluster.schedulerAddress;
+      address = cluster.localSchedulerAddress;
+      publicAddress = cluster.schedulerAddress;
     } else if (typeof target === 'string') {
       address = target;
     } else if ('schedulerFile' in target) {
@@ -215,6 +224,10 @@ export class Client implements FutureOwner, AsyncDisposable {
       address = info.address;
     } else if (typeof target === 'object' && target !== null && typeof target.schedulerAddress === 'string') {
       address = target.schedulerAddress;
+      if (typeof target.localSchedulerAddress === 'string') {
+        address = target.localSchedulerAddress;
+        publicAddress = target.schedulerAddress;
+      }
     } else {
       throw new TypeError('Client.connect(target): expected an address, a cluster, { schedulerFile } or nothing');
     }
@@ -229,6 +242,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       throw err;
     }
     client.#cluster = owned;
+    client.#publicAddress = publicAddress;
     registerClient(client);
     const hb = options.heartbeatIntervalMs ?? 5000;
     if (hb > 0) {
@@ -249,9 +263,9 @@ export class Client implements FutureOwner, AsyncDisposable {
     return this.#status === 'running' && this.#reconnecting === undefined;
   }
 
-  /** The scheduler's address. */
+  /** The scheduler's address (its network address also when this client reaches it in-process). */
   get schedulerAddress(): string {
-    return this.#link.address;
+    return this.#publicAddress ?? this.#link.address;
   }
 
   /** The LocalCluster connect() started (no address given), stopped by close(). */
@@ -1274,7 +1288,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   toString(): string {
-    return `<Client ${this.id}: ${this.#status}, scheduler ${this.#link?.address ?? '?'}>`;
+    return `<Client ${this.id}: ${this.#status}, scheduler ${this.#publicAddress ?? this.#link?.address ?? '?'}>`;
   }
 }
 

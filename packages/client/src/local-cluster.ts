@@ -115,6 +115,11 @@ export class LocalCluster implements AsyncDisposable {
     return this.scheduler.address;
   }
 
+  /** The scheduler's in-process address: clients in this process connect through it (no network). */
+  get localSchedulerAddress(): string {
+    return this.scheduler.localAddress;
+  }
+
   get workers(): LocalWorker[] {
     return this.#slots.map((s) => ({ name: s.name, address: s.address, pid: s.pid, worker: s.worker }));
   }

@@ -84,4 +84,25 @@ describe('LocalCluster', () => {
     await using client = await Client.connect(cluster);
     expect(await client.gather(client.map((x: number) => x + 1, [1, 2, 3]))).toEqual([2, 3, 4]);
   });
+
+  test('a client in the same process reaches the scheduler in-process; others use its network address', async () => {
+    await using cluster = await LocalCluster.start({ nWorkers: 1, threadsPerWorker: 1 });
+    expect(cluster.localSchedulerAddress).toMatch(/^inproc:\/\//);
+    expect(cluster.schedulerAddress).toMatch(/^tcp:\/\//);
+    // The local address is what connects: the network address given here leads nowhere.
+    const nowhere = 'tcp://127.0.0.1:1';
+    await using local = await Client.connect({ schedulerAddress: nowhere, localSchedulerAddress: cluster.localSchedulerAddress }, { timeout: 5000 });
+    expect(local.schedulerAddress).toBe(nowhere);
+    await using viaCluster = await Client.connect(cluster);
+    expect(viaCluster.schedulerAddress).toBe(cluster.schedulerAddress);
+    await using remote = await Client.connect(cluster.schedulerAddress);
+    // All three share one scheduler: data published over one connection is seen over the others.
+    const x = local.submit((a: number) => a * 10, 4);
+    expect(await x).toBe(40);
+    await local.publishDataset({ x });
+    // (a published Future is thenable: awaiting getDataset yields its value)
+    expect(await viaCluster.getDataset('x')).toBe(40);
+    expect(await remote.getDataset('x')).toBe(40);
+    expect(String(viaCluster)).toContain(cluster.schedulerAddress);
+  });
 });
