@@ -1,7 +1,9 @@
-// npm run bench [-- --vs-dask] [--workers N] [--only key,key] [--json] [--cpu]
+// npm run bench [-- --vs-dask] [--workers N] [--only key,key] [--json] [--cpu] [--warm N]
 // Runs dd's cluster workloads (and with --vs-dask the reference's, in the same run) and prints
 // a table of figures, dd/dask ratios and the targets of the core issue. --cpu adds CPU time per
 // task of this process (scheduler and client) and of the workers, and how busy the cores were.
+// --warm N repeats the tiny-task workloads N more times and adds their medians as `<key>:warm`
+// rows (no target: the targets apply to the first pass, the one the reference's script runs).
 
 import { runClusterWorkloads, type Figures } from './cluster-workloads';
 import { runDaskBench } from './dask';
@@ -29,7 +31,9 @@ function fmt(v: number | undefined): string {
 export async function main(args: string[]): Promise<void> {
   const nWorkers = Number(argValue(args, '--workers') ?? 2);
   const only = argValue(args, '--only')?.split(',');
-  const dd = await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), cpu: args.includes('--cpu'), log: (l) => console.error(`dd: ${l}`) });
+  const warmPasses = Number(argValue(args, '--warm') ?? 0);
+  if (!Number.isInteger(warmPasses) || warmPasses < 0) throw new RangeError(`--warm: expected a count of passes, got ${argValue(args, '--warm')}`);
+  const dd = await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), cpu: args.includes('--cpu'), warmPasses, log: (l) => console.error(`dd: ${l}`) });
   let dask: Figures | undefined;
   if (args.includes('--vs-dask')) {
     try {
