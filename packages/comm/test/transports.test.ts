@@ -236,3 +236,37 @@ describe('compressesTowards', () => {
     expect(compressesTowards(undefined, [], 'tcp://10.0.0.1:1', 'tcp://10.0.0.2:2')).toBe(null);
   });
 });
+
+describe('inproc with two copies of the module', () => {
+  // An application may load @dd/comm twice (two installs): a LocalCluster's scheduler listening
+  // through one copy must be reachable, at its inproc:// address, through the other.
+  test('a listener of one copy accepts a connection made through the other; addresses stay distinct', async () => {
+    type Inproc = typeof import('../src/transports/inproc');
+    let a!: Inproc;
+    let b!: Inproc;
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      a = require('../src/transports/inproc') as Inproc;
+    });
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      b = require('../src/transports/inproc') as Inproc;
+    });
+    expect(a.inprocBackend).not.toBe(b.inprocBackend);
+    const accepted: unknown[] = [];
+    const la = a.inprocBackend.createListener('', (comm) => accepted.push(comm), {});
+    const lb = b.inprocBackend.createListener('', () => {}, {});
+    await la.start();
+    await lb.start();
+    try {
+      expect(la.contactAddress).not.toBe(lb.contactAddress);
+      const comm = await b.inprocBackend.connect(la.contactAddress.slice('inproc://'.length), {});
+      await new Promise((r) => setImmediate(r));
+      expect(accepted).toHaveLength(1);
+      comm.abort();
+    } finally {
+      await la.stop();
+      await lb.stop();
+    }
+  });
+});

@@ -11,9 +11,25 @@ import type { Backend, BackendConnectOptions } from '../registry';
 import { codedError } from './ip';
 
 const HOST = hostname();
-const listeners = new Map<string, InprocListener>();
-let nextListenerId = 0;
-let nextConnectionId = 0;
+
+/**
+ * Listeners and counters, shared by every copy of this module in the process (kept on globalThis
+ * under a registered symbol): an application that ends up with two copies of @dd/comm (say, the
+ * client's and the scheduler's, installed twice) must still reach a LocalCluster's scheduler at
+ * its inproc:// address, and two copies must not hand out the same address.
+ */
+interface InprocRegistry {
+  listeners: Map<string, { onComm: (comm: ConfigurableComm) => void }>;
+  nextListenerId: number;
+  nextConnectionId: number;
+}
+const REGISTRY = Symbol.for('dd.comm.inproc');
+const registry: InprocRegistry = ((globalThis as { [REGISTRY]?: InprocRegistry })[REGISTRY] ??= {
+  listeners: new Map(),
+  nextListenerId: 0,
+  nextConnectionId: 0,
+});
+const listeners = registry.listeners;
 
 export class InprocComm extends BaseComm {
   peer: InprocComm | undefined;
@@ -48,7 +64,7 @@ export class InprocComm extends BaseComm {
   }
 
   static pair(listenerAddress: string): [client: InprocComm, server: InprocComm] {
-    const clientAddress = `${listenerAddress}/c${++nextConnectionId}`;
+    const clientAddress = `${listenerAddress}/c${++registry.nextConnectionId}`;
     const client = new InprocComm(clientAddress, listenerAddress);
     const server = new InprocComm(listenerAddress, clientAddress);
     client.peer = server;
@@ -84,7 +100,7 @@ class InprocListener implements Listener {
 
 /** A fresh unused location: <host>/<pid>/<n>. */
 function newLocation(): string {
-  return `${HOST}/${process.pid}/${++nextListenerId}`;
+  return `${HOST}/${process.pid}/${++registry.nextListenerId}`;
 }
 
 function parseLocation(location: string): { host: string; pid: string; id: string } {
