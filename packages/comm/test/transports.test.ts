@@ -260,7 +260,7 @@ describe('inproc with two copies of the module', () => {
     await lb.start();
     try {
       expect(la.contactAddress).not.toBe(lb.contactAddress);
-      const comm = await b.inprocBackend.connect(la.contactAddress.slice('inproc://'.length), {});
+      const comm = await b.inprocBackend.connect(la.contactAddress.slice('inproc://'.length), { attemptTimeout: 1000 });
       await new Promise((r) => setImmediate(r));
       expect(accepted).toHaveLength(1);
       comm.abort();
