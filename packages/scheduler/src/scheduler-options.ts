@@ -79,6 +79,7 @@ export function compileSchedulerOptions(o: SchedulerOptions = {}): CompiledSched
   };
   if (o.defaultTaskDurationMs !== undefined) state.defaultTaskDurationMs = o.defaultTaskDurationMs;
   if (o.bandwidth !== undefined) state.bandwidth = o.bandwidth;
+  if (o.transferLatencyMs !== undefined) state.transferLatencyMs = o.transferLatencyMs;
   if (o.defaultDataSize !== undefined) state.defaultDataSize = o.defaultDataSize;
   if (o.transitionLogSize !== undefined) state.transitionLogSize = o.transitionLogSize;
   if (o.clock !== undefined) state.clock = o.clock;

@@ -67,6 +67,11 @@ export interface SchedulerStateOptions {
   defaultTaskDurationMs?: number;
   /** Bytes per second assumed between workers, for transfer-cost estimates. Default 100 MB/s. */
   bandwidth?: number;
+  /**
+   * Fixed cost of fetching dependencies from other workers (a request and its reply), added to
+   * the transfer-cost estimate of a worker that lacks any of a task's dependencies. Default 1 ms.
+   */
+  transferLatencyMs?: number;
   /** Bytes assumed for a result of unknown size. Default 1024. */
   defaultDataSize?: number;
   /** Entries kept in the transition log (story). Default 25,000 (a larger log costs GC time). */
@@ -81,6 +86,7 @@ export interface CompiledSchedulerStateOptions {
   fifoTimeoutMs: number;
   defaultTaskDurationS: number;
   bandwidth: number;
+  transferLatencyS: number;
   defaultDataSize: number;
   transitionLogSize: number;
   clock: () => number;
@@ -93,6 +99,7 @@ export function compileSchedulerStateOptions(o: SchedulerStateOptions = {}): Com
     fifoTimeoutMs: o.fifoTimeoutMs ?? 100,
     defaultTaskDurationS: (o.defaultTaskDurationMs ?? 0.5) / 1000,
     bandwidth: o.bandwidth ?? 100e6,
+    transferLatencyS: (o.transferLatencyMs ?? 1) / 1000,
     defaultDataSize: o.defaultDataSize ?? 1024,
     transitionLogSize: Math.max(1, o.transitionLogSize ?? 25_000),
     clock: o.clock ?? Date.now,
@@ -1244,13 +1251,34 @@ export class SchedulerState {
     return this.options.defaultTaskDurationS;
   }
 
-  /** Seconds to move the dependencies `ws` lacks. */
+  /** Seconds to move the dependencies `ws` lacks (charged to its occupancy with the task). */
   private commCost(ts: TaskState, ws: WorkerState): number {
     if (ts.dependencies.size === 0) return 0;
     let bytes = 0;
     const d = this.options.defaultDataSize;
     for (const dts of ts.dependencies) if (!dts.whoHas.has(ws)) bytes += dts.getNbytes(d);
     return bytes / this.options.bandwidth;
+  }
+
+  /**
+   * What choosing `ws` adds to the task's start: the transfer's bytes over the bandwidth plus,
+   * when it lacks any dependency, one fixed latency (a request and its reply; the reference's
+   * work stealing counts one too). Without it a few bytes cost next to nothing, so a slightly
+   * less occupied worker took the adds of a tree reduction from the worker that held both
+   * inputs, and each of them waited for a transfer. (Only the choice pays the latency: charged
+   * to occupancy it would count again for every later task on the same fetched value.)
+   */
+  private placementCost(ts: TaskState, ws: WorkerState): number {
+    let bytes = 0;
+    let missing = false;
+    const d = this.options.defaultDataSize;
+    for (const dts of ts.dependencies) {
+      if (!dts.whoHas.has(ws)) {
+        bytes += dts.getNbytes(d);
+        missing = true;
+      }
+    }
+    return missing ? bytes / this.options.bandwidth + this.options.transferLatencyS : 0;
   }
 
   private checkIdleSaturated(ws: WorkerState): void {
@@ -1317,7 +1345,7 @@ export class SchedulerState {
       if (!ts.looseRestrictions) return null;
       valid = null;
     }
-    if (ts.dependencies.size === 0 && valid === null) return this.leastBusy();
+    if (ts.dependencies.size === 0 && valid === null) return this.isRootish(ts) ? this.coAssign(ts) : this.leastBusy();
     let candidates: Set<WorkerState> = new Set();
     for (const dts of ts.dependencies) for (const ws of dts.whoHas) if (ws.status === 'running') candidates.add(ws);
     if (valid === null) {
@@ -1337,7 +1365,7 @@ export class SchedulerState {
     let bestStart = Infinity;
     let bestBytes = Infinity;
     for (const ws of candidates) {
-      const start = ws.occupancy / ws.nthreads + this.commCost(ts, ws);
+      const start = ws.occupancy / ws.nthreads + this.placementCost(ts, ws);
       if (start < bestStart || (start === bestStart && ws.nbytes < bestBytes)) {
         best = ws;
         bestStart = start;
@@ -1345,6 +1373,36 @@ export class SchedulerState {
       }
     }
     return best;
+  }
+
+  /**
+   * Root-ish: a task without dependencies or restrictions in a group of more than twice the
+   * cluster's threads (a map, the leaves of a reduction): as the reference's
+   * decide_worker_rootish (2022.6+, without queuing), such groups are placed in runs.
+   */
+  private isRootish(ts: TaskState): boolean {
+    return ts.group.alive > 2 * this.totalNthreads;
+  }
+
+  /**
+   * Consecutive tasks of a root-ish group go to the same worker, its share of the group at a
+   * time (group size / total threads x its threads), then the next least busy one takes the
+   * next run. Neighbours in a submission are usually combined later (pairs of a tree
+   * reduction, chunks of a sum), and in one place their combination needs no transfer: placed
+   * one by one on the least busy worker they alternated between workers, so every add of the
+   * first level of a pairwise reduction fetched one input from the other worker.
+   */
+  private coAssign(ts: TaskState): WorkerState | null {
+    const g = ts.group;
+    let ws = g.lastWorker;
+    if (ws === null || g.lastWorkerTasksLeft <= 0 || ws.status !== 'running' || this.workers.get(ws.address) !== ws) {
+      ws = this.leastBusy();
+      if (ws === null) return null;
+      g.lastWorker = ws;
+      g.lastWorkerTasksLeft = Math.max(1, Math.floor((g.alive / this.totalNthreads) * ws.nthreads));
+    }
+    g.lastWorkerTasksLeft -= 1;
+    return ws;
   }
 
   /** No deps, no restrictions: least occupancy per thread among idle workers (or all), round-robin on ties. */

@@ -39,10 +39,18 @@ export class TaskGroup {
   duration = 0;
   nbytesInMemory = 0;
   readonly types = new Set<string>();
+  /** Root-ish co-assignment (SchedulerState.coAssign): the worker taking this group's next tasks, and how many more it takes. */
+  lastWorker: WorkerState | null = null;
+  lastWorkerTasksLeft = 0;
   constructor(
     readonly name: string,
     readonly prefix: TaskPrefix,
   ) {}
+
+  /** Tasks of the group that are not forgotten. */
+  get alive(): number {
+    return this.total - this.states.forgotten;
+  }
 }
 
 export class TaskState {

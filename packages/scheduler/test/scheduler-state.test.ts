@@ -178,6 +178,46 @@ describe('worker choice', () => {
     expect([...orderA].sort((x, y) => x - y)).toEqual(orderA);
   });
 
+  test('the leaves of a reduction are placed in runs, so each pair is combined where it lies', () => {
+    // As the reference's "Initial Task Placement": related tasks together, not alternating.
+    const s = newState();
+    twoWorkers(s);
+    const leaves = Array.from({ length: 16 }, (_, i) => dummyTask(`inc-${i}`, [], { order: 2 * i }));
+    const adds = Array.from({ length: 8 }, (_, i) => dummyTask(`add-${i}`, [`inc-${2 * i}`, `inc-${2 * i + 1}`], { order: 2 * i + 1 }));
+    const out = s.handleStimulus(dummyGraph('c', [...leaves, ...adds], adds.map((t) => t.key)));
+    const where = computed(out);
+    expect(where[A]).toEqual(Array.from({ length: 8 }, (_, i) => `inc-${i}`));
+    expect(where[B]).toEqual(Array.from({ length: 8 }, (_, i) => `inc-${8 + i}`));
+    // B finishes its run first (it is less occupied now): the adds still go where both inputs are.
+    const holder = (key: string): string => (where[A]!.includes(key) ? A : B);
+    for (let i = 15; i >= 0; i--) {
+      const done = s.handleStimulus(dummyFinished(holder(`inc-${i}`), `inc-${i}`, 8));
+      for (const m of workerMsgs(done, A).concat(workerMsgs(done, B))) {
+        if (m.op !== 'compute-task') continue;
+        const sent = done.find((ins) => ins.type === 'send-worker' && ins.msgs.includes(m)) as { worker: string };
+        const deps = Object.keys(m.whoHas);
+        expect(deps.map(holder)).toEqual([sent.worker, sent.worker]);
+      }
+    }
+  });
+
+  test('a small group of tasks without dependencies still alternates between workers', () => {
+    const s = newState();
+    twoWorkers(s);
+    const out = s.handleStimulus(dummyGraph('c', Array.from({ length: 4 }, (_, i) => dummyTask(`t-${i}`, [], { order: i }))));
+    expect(computed(out)).toEqual({ [A]: ['t-0', 't-2'], [B]: ['t-1', 't-3'] });
+  });
+
+  test('a task on a few bytes stays with their holder unless another worker is free by more than a transfer latency', () => {
+    const s = newState({ transferLatencyMs: 1 });
+    twoWorkers(s);
+    s.handleStimulus({ kind: 'update-data', client: 'c', whoHas: { d: [A] }, nbytes: { d: 8 }, stimulusId: sid_() });
+    // A has one task queued (0.5 ms, the default guess): B is freer, but by less than 1 ms.
+    s.handleStimulus(dummyGraph('c', [dummyTask('busy', [], { workers: [A] })]));
+    const out = s.handleStimulus(dummyGraph('c', [dummyTask('f', ['d'])]));
+    expect(computed(out)).toEqual({ [A]: ['f'] });
+  });
+
   test('hard restrictions by address, host and name', () => {
     const s = newState();
     twoWorkers(s);
