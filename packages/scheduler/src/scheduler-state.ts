@@ -54,7 +54,7 @@ import {
   WorkerState,
   comparePriority,
 } from './state-types';
-import type { TaskStateName } from './state-types';
+import type { PlacementRun, TaskStateName } from './state-types';
 
 export interface SchedulerStateOptions {
   /** Check invariants after every transition and stimulus (slow; on in tests). Default false. */
@@ -434,7 +434,33 @@ export class SchedulerState {
     for (const ts of touched) {
       if (ts.state === 'released' && ts.runSpec !== null) recs.set(ts.key, 'waiting');
     }
-    this.transitions(recs, sid);
+    const runs = this.startPlacementRuns(touched);
+    try {
+      this.transitions(recs, sid);
+    } finally {
+      for (const g of runs) g.placementRun = null;
+    }
+  }
+
+  /**
+   * Groups with more root-ish tasks in this submission (no dependencies; restrictions are
+   * checked where the worker is chosen) than twice the cluster's threads: a map, the leaves of a
+   * reduction. Placing them in runs is the reference's Initial Task Placement; see coAssign.
+   * Only within the submission: tasks submitted one at a time go to the least busy worker each.
+   */
+  private startPlacementRuns(touched: readonly TaskState[]): TaskGroup[] {
+    const counts = new Map<TaskGroup, number>();
+    for (const ts of touched) {
+      if (ts.state === 'released' && ts.runSpec !== null && ts.dependencies.size === 0) counts.set(ts.group, (counts.get(ts.group) ?? 0) + 1);
+    }
+    const runs: TaskGroup[] = [];
+    for (const [g, size] of counts) {
+      if (size > 2 * this.totalNthreads) {
+        g.placementRun = { size, worker: null, left: 0 };
+        runs.push(g);
+      }
+    }
+    return runs;
   }
 
   private applyDefinition(ts: TaskState, td: TaskDefinition): void {
@@ -1345,7 +1371,10 @@ export class SchedulerState {
       if (!ts.looseRestrictions) return null;
       valid = null;
     }
-    if (ts.dependencies.size === 0 && valid === null) return this.isRootish(ts) ? this.coAssign(ts) : this.leastBusy();
+    if (ts.dependencies.size === 0 && valid === null) {
+      const run = ts.group.placementRun;
+      return run !== null ? this.coAssign(run) : this.leastBusy();
+    }
     let candidates: Set<WorkerState> = new Set();
     for (const dts of ts.dependencies) for (const ws of dts.whoHas) if (ws.status === 'running') candidates.add(ws);
     if (valid === null) {
@@ -1376,32 +1405,22 @@ export class SchedulerState {
   }
 
   /**
-   * Root-ish: a task without dependencies or restrictions in a group of more than twice the
-   * cluster's threads (a map, the leaves of a reduction): as the reference's
-   * decide_worker_rootish (2022.6+, without queuing), such groups are placed in runs.
+   * Consecutive root-ish tasks of a submission go to the same worker, its share of them at a
+   * time (run size / total threads x its threads); then the least busy worker takes the next
+   * run. Neighbours in a submission are usually combined later (pairs of a tree reduction,
+   * chunks of a sum), and where they lie together that needs no transfer: placed one by one on
+   * the least busy worker they alternated between workers, so every add of the first level of
+   * a pairwise reduction fetched an input from the other worker.
    */
-  private isRootish(ts: TaskState): boolean {
-    return ts.group.alive > 2 * this.totalNthreads;
-  }
-
-  /**
-   * Consecutive tasks of a root-ish group go to the same worker, its share of the group at a
-   * time (group size / total threads x its threads), then the next least busy one takes the
-   * next run. Neighbours in a submission are usually combined later (pairs of a tree
-   * reduction, chunks of a sum), and in one place their combination needs no transfer: placed
-   * one by one on the least busy worker they alternated between workers, so every add of the
-   * first level of a pairwise reduction fetched one input from the other worker.
-   */
-  private coAssign(ts: TaskState): WorkerState | null {
-    const g = ts.group;
-    let ws = g.lastWorker;
-    if (ws === null || g.lastWorkerTasksLeft <= 0 || ws.status !== 'running' || this.workers.get(ws.address) !== ws) {
+  private coAssign(run: PlacementRun): WorkerState | null {
+    let ws = run.worker;
+    if (ws === null || run.left <= 0 || ws.status !== 'running' || this.workers.get(ws.address) !== ws) {
       ws = this.leastBusy();
       if (ws === null) return null;
-      g.lastWorker = ws;
-      g.lastWorkerTasksLeft = Math.max(1, Math.floor((g.alive / this.totalNthreads) * ws.nthreads));
+      run.worker = ws;
+      run.left = Math.max(1, Math.floor((run.size / this.totalNthreads) * ws.nthreads));
     }
-    g.lastWorkerTasksLeft -= 1;
+    run.left -= 1;
     return ws;
   }
 

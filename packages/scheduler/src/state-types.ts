@@ -39,18 +39,19 @@ export class TaskGroup {
   duration = 0;
   nbytesInMemory = 0;
   readonly types = new Set<string>();
-  /** Root-ish co-assignment (SchedulerState.coAssign): the worker taking this group's next tasks, and how many more it takes. */
-  lastWorker: WorkerState | null = null;
-  lastWorkerTasksLeft = 0;
+  /** While a submission with many of this group's root-ish tasks is placed (SchedulerState.coAssign). */
+  placementRun: PlacementRun | null = null;
   constructor(
     readonly name: string,
     readonly prefix: TaskPrefix,
   ) {}
+}
 
-  /** Tasks of the group that are not forgotten. */
-  get alive(): number {
-    return this.total - this.states.forgotten;
-  }
+/** Root-ish tasks of one group in one submission, placed in runs: the worker taking the current run and how many more it takes. */
+export interface PlacementRun {
+  readonly size: number;
+  worker: WorkerState | null;
+  left: number;
 }
 
 export class TaskState {

@@ -208,6 +208,18 @@ describe('worker choice', () => {
     expect(computed(out)).toEqual({ [A]: ['t-0', 't-2'], [B]: ['t-1', 't-3'] });
   });
 
+  test('runs are per submission: later single tasks of the same group go to the least busy worker', () => {
+    const s = newState();
+    twoWorkers(s);
+    s.handleStimulus(dummyGraph('c', Array.from({ length: 16 }, (_, i) => dummyTask(`inc-${i}`, [], { order: i }))));
+    const singles: Record<string, string[]> = {};
+    for (let i = 16; i < 20; i++) {
+      for (const [w, keys] of Object.entries(computed(s.handleStimulus(dummyGraph('c', [dummyTask(`inc-${i}`)]))))) (singles[w] ??= []).push(...keys);
+    }
+    expect(singles[A]).toHaveLength(2);
+    expect(singles[B]).toHaveLength(2);
+  });
+
   test('a task on a few bytes stays with their holder unless another worker is free by more than a transfer latency', () => {
     const s = newState({ transferLatencyMs: 1 });
     twoWorkers(s);
