@@ -12,6 +12,7 @@
 
 import { DecodeError, Decoder, Encoder } from '@msgpack/msgpack';
 import { DeserializationError, SerializationError } from './errors';
+import { MsgpackDecoder, UnsupportedMsgpackType } from './msgpack-decoder';
 
 /** Key of the single-entry map that stands in frame 0 for a value taken out of band. */
 export const PLACEHOLDER_KEY = '__Serialized__';
@@ -298,12 +299,37 @@ const LIBRARY_JS_DECODE_BYTES = 200;
 };
 
 const freeDecoders: Decoder[] = [];
+const freeFastDecoders: MsgpackDecoder[] = [];
 
 /**
  * Decodes one msgpack value that must fill `bytes` exactly. Any failure (truncation, bad type
  * byte, trailing bytes, bad map key) becomes a DeserializationError naming `what`.
  */
 export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
+  // msgpack bin decodes as a subarray of its input, so out of a Node Buffer (a socket chunk)
+  // it would be a Buffer: bin is a Uint8Array on every path. A forwarded Buffer would not
+  // travel inline again (isInlineBytes): every compute-task took its spec out of band, a
+  // sub-header and two frames more per task, and a Buffer's slice() is a view of its
+  // 64 KiB pool, which an executor thread post then copied whole.
+  const input = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  // Decoders are reentrant only through this free list (a serializer may decode while another
+  // decoding is in progress).
+  const fast = freeFastDecoders.pop() ?? new MsgpackDecoder();
+  try {
+    return fast.decode(input);
+  } catch (error) {
+    if (!(error instanceof UnsupportedMsgpackType)) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new DeserializationError(`${what} is not valid msgpack: ${reason}`, { cause: error });
+    }
+    // An extension type (never written by dd): the library's decoding, below.
+  } finally {
+    if (freeFastDecoders.length < 8) freeFastDecoders.push(fast);
+  }
+  return decodeWithLibrary(input, what);
+}
+
+function decodeWithLibrary(bytes: Uint8Array, what: string): unknown {
   const decoder = freeDecoders.pop() ?? new MessageDecoder();
   // Every array element and map entry takes at least one byte, so no honest length exceeds the
   // frame size; capping here stops a peer from making the decoder pre-size a huge array.
@@ -311,12 +337,7 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
   limits.maxArrayLength = bytes.byteLength;
   limits.maxMapLength = bytes.byteLength;
   try {
-    // msgpack bin decodes as a subarray of its input, so out of a Node Buffer (a socket chunk)
-    // it would be a Buffer: bin is a Uint8Array on every path. A forwarded Buffer would not
-    // travel inline again (isInlineBytes): every compute-task took its spec out of band, a
-    // sub-header and two frames more per task, and a Buffer's slice() is a view of its
-    // 64 KiB pool, which an executor thread post then copied whole.
-    return decoder.decode(Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes);
+    return decoder.decode(bytes);
   } catch (error) {
     // DecodeError for bad type bytes, RangeError for truncation or trailing bytes.
     const reason = error instanceof DecodeError || error instanceof Error ? error.message : String(error);
