@@ -26,7 +26,7 @@ import { functionName, toFunctionRef, type ModuleFunction, type Runnable } from 
 import { Future, FutureState, isFuture, withTimeout, type FutureOwner } from './future';
 import { dataKey, randomToken, taskKey, typeName } from './keys';
 import { LocalCluster, type LocalClusterOptions } from './local-cluster';
-import { commLink, type LinkFactory, type LinkHandlers, type LinkOptions, type SchedulerLink } from './link';
+import { commLink, type CallOptions, type LinkFactory, type LinkHandlers, type LinkOptions, type SchedulerLink } from './link';
 import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
 import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
 import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec } from './graph';
@@ -741,7 +741,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     const badWorkers = new Set<Address>();
     for (let attempt = 0; direct && remaining.length > 0 && attempt < 4; attempt++) {
       if (attempt > 0) await sleep(20 * attempt);
-      const whoHas = await this.#link.call<Record<Key, Address[]>>('who-has', { keys: remaining });
+      const whoHas = await this.#schedulerCall<Record<Key, Address[]>>('who-has', { keys: remaining });
       const byWorker = new Map<Address, Key[]>();
       let unheld = 0;
       for (const key of remaining) {
@@ -772,7 +772,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (unheld > 0 && byWorker.size === 0) break;
     }
     if (remaining.length > 0) {
-      const reply = await this.#link.call<{ status: string; data?: Record<Key, unknown>; keys?: Key[] }>('gather', { keys: remaining });
+      const reply = await this.#schedulerCall<{ status: string; data?: Record<Key, unknown>; keys?: Key[] }>('gather', { keys: remaining });
       const d = reply?.data ?? {};
       for (const k of remaining) if (Object.prototype.hasOwnProperty.call(d, k)) out.set(k, d[k]);
     }
@@ -911,7 +911,7 @@ export class Client implements FutureOwner, AsyncDisposable {
           }
         }),
       );
-      await this.#link.call('update-data', { client: this.id, whoHas, nbytes, stimulusId: stimulus('scatter') });
+      await this.#schedulerCall('update-data', { client: this.id, whoHas, nbytes, stimulusId: stimulus('scatter') });
       for (const { state } of items.values()) {
         state.scattering = undefined;
         if (state.status === 'pending') state.finish(typeName(items.get(state.key)?.value));
@@ -964,7 +964,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     this.#checkRunning();
     const keys = [...new Set(fs.map((f) => f.key))];
     this.#flush();
-    await this.#link.call('cancel', { client: this.id, keys, force: options.force ?? false });
+    await this.#schedulerCall('cancel', { client: this.id, keys, force: options.force ?? false });
     const now = Date.now();
     if (this.#cancelEchoes.size > 10_000) {
       for (const [k, t] of this.#cancelEchoes) if (now - t > 10_000) this.#cancelEchoes.delete(k);
@@ -1002,7 +1002,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     }
     this.#flush();
     try {
-      await this.#link.call('retry', { client: this.id, keys: order.map((st) => st.key) });
+      await this.#schedulerCall('retry', { client: this.id, keys: order.map((st) => st.key) });
       return;
     } catch (err) {
       const e = err as { remoteName?: string; remoteCode?: string };
@@ -1025,7 +1025,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   /** The scheduler's identity: `{ id, address, workers: { [address]: {name, nthreads, memoryLimit, resources, ...} } }`. */
   async schedulerInfo(): Promise<SchedulerIdentity> {
     this.#checkRunning();
-    return await this.#link.call<SchedulerIdentity>('identity', {});
+    return await this.#schedulerCall<SchedulerIdentity>('identity', {});
   }
 
   /** Resolves once the scheduler has at least `n` workers. */
@@ -1143,7 +1143,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     this.#checkRunning();
     this.#flush();
     const before = [...this.#states.keys()];
-    const reply = await this.#link.call<{ workers: Address[]; notRestarted: Address[] }>('restart', { timeoutMs, reason }, { timeout: timeoutMs + 10_000 });
+    const reply = await this.#schedulerCall<{ workers: Address[]; notRestarted: Address[] }>('restart', { timeoutMs, reason }, { timeout: timeoutMs + 10_000 });
     // The scheduler's cancelled-keys may still be on its way (another connection): do not wait.
     for (const key of before) {
       const st = this.#states.get(key);
@@ -1166,6 +1166,17 @@ export class Client implements FutureOwner, AsyncDisposable {
     this.#checkRunning();
     this.#flush();
     return await this.#link.call<T>(op, args);
+  }
+
+  /**
+   * An rpc to the scheduler on the current connection: while the client reconnects, after the
+   * new connection is up (on the lost one it failed with CommClosedError). Callers flush the
+   * stream themselves where order matters.
+   */
+  async #schedulerCall<T>(op: string, args: Record<string, unknown>, options?: CallOptions): Promise<T> {
+    if (this.#reconnecting !== undefined) await this.#reconnecting;
+    this.#checkRunning();
+    return await this.#link.call<T>(op, args, options);
   }
 
   /** @internal rpc to the scheduler after flushing the stream (extensions: cluster-data.ts). */

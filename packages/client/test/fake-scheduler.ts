@@ -3,6 +3,7 @@
 // without sockets, scheduler or worker packages.
 
 import { decodeTaskSpec, substituteKeyRefs, type ClientToSchedulerMsg, type SchedulerToClientMsg, type TaskDefinition, type WireError } from '@dd/protocol';
+import { CommClosedError } from '@dd/comm';
 import { Client } from '../src/index';
 import type { LinkFactory, LinkHandlers, SchedulerLink } from '../src/internal';
 
@@ -25,12 +26,18 @@ export class FakeScheduler {
   auto = true;
   handlers: LinkHandlers | undefined;
 
+  /** The current connection's "is it lost" flag (see drop()). */
+  private current = { lost: false };
+
   readonly link: LinkFactory = async (address, handlers) => {
     this.handlers = handlers;
+    const connection = (this.current = { lost: false });
     const link: SchedulerLink = {
       address,
       schedulerId: 'fake-scheduler',
       call: async <T>(op: string, args?: Record<string, unknown>) => {
+        // As a real comm: a request on a lost connection fails.
+        if (connection.lost) throw new CommClosedError(`connection to ${address} is closed`);
         this.calls.push({ op, args });
         return this.onCall(op, args ?? {}) as T;
       },
@@ -46,6 +53,12 @@ export class FakeScheduler {
     };
     return link;
   };
+
+  /** The connection drops: its link fails from now on, and the client is told (it reconnects). */
+  drop(cause: Error): void {
+    this.current.lost = true;
+    this.handlers?.onClose(cause);
+  }
 
   ops(op: string): ClientToSchedulerMsg[] {
     return this.sent.filter((m) => m.op === op);

@@ -56,6 +56,30 @@ describe('client reconnection (fake scheduler)', () => {
     }
   });
 
+  test('rpcs made while reconnecting (scatter, cancel, gather, identity) wait for the new connection', async () => {
+    const fake = new FakeScheduler();
+    const f = flaky(fake, 2);
+    const client = await Client.connect('fake://s', { link: f.link, heartbeatIntervalMs: 0, reconnectTimeout: 5_000 });
+    try {
+      const held = client.scatter(41);
+      expect(await held).toBe(41);
+      fake.drop(new Error('socket hang up'));
+      expect(client.connected).toBe(false);
+      // Each of these used the lost connection at once and failed with CommClosedError.
+      const scattered = client.scatter(7);
+      const info = client.schedulerInfo();
+      const cancelled = client.cancel(client.submit(inc, 5));
+      expect(await scattered).toBe(7);
+      expect(await client.gather(scattered)).toBe(7);
+      await expect(info).resolves.toBeDefined();
+      await expect(cancelled).resolves.toBeUndefined();
+      expect(client.connected).toBe(true);
+      expect(f.attempts).toHaveLength(3);
+    } finally {
+      await client.close();
+    }
+  });
+
   test('reconnectTimeout 0: the client closes at once, as before', async () => {
     const fake = new FakeScheduler();
     const client = await Client.connect('fake://s', { link: fake.link, heartbeatIntervalMs: 0, reconnectTimeout: 0 });
