@@ -1277,13 +1277,17 @@ export class SchedulerState {
     return this.options.defaultTaskDurationS;
   }
 
+  /** Bytes of the dependencies `ws` lacks, or -1 when it lacks none. */
+  private bytesToFetch(ts: TaskState, ws: WorkerState): number {
+    let bytes = -1;
+    const d = this.options.defaultDataSize;
+    for (const dts of ts.dependencies) if (!dts.whoHas.has(ws)) bytes = Math.max(bytes, 0) + dts.getNbytes(d);
+    return bytes;
+  }
+
   /** Seconds to move the dependencies `ws` lacks (charged to its occupancy with the task). */
   private commCost(ts: TaskState, ws: WorkerState): number {
-    if (ts.dependencies.size === 0) return 0;
-    let bytes = 0;
-    const d = this.options.defaultDataSize;
-    for (const dts of ts.dependencies) if (!dts.whoHas.has(ws)) bytes += dts.getNbytes(d);
-    return bytes / this.options.bandwidth;
+    return Math.max(0, this.bytesToFetch(ts, ws)) / this.options.bandwidth;
   }
 
   /**
@@ -1295,16 +1299,8 @@ export class SchedulerState {
    * to occupancy it would count again for every later task on the same fetched value.)
    */
   private placementCost(ts: TaskState, ws: WorkerState): number {
-    let bytes = 0;
-    let missing = false;
-    const d = this.options.defaultDataSize;
-    for (const dts of ts.dependencies) {
-      if (!dts.whoHas.has(ws)) {
-        bytes += dts.getNbytes(d);
-        missing = true;
-      }
-    }
-    return missing ? bytes / this.options.bandwidth + this.options.transferLatencyS : 0;
+    const bytes = this.bytesToFetch(ts, ws);
+    return bytes < 0 ? 0 : bytes / this.options.bandwidth + this.options.transferLatencyS;
   }
 
   private checkIdleSaturated(ws: WorkerState): void {
