@@ -741,7 +741,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     const badWorkers = new Set<Address>();
     for (let attempt = 0; direct && remaining.length > 0 && attempt < 4; attempt++) {
       if (attempt > 0) await sleep(20 * attempt);
-      const whoHas = await this.#schedulerCall<Record<Key, Address[]>>('who-has', { keys: remaining });
+      const whoHas = await this.#call<Record<Key, Address[]>>('who-has', { keys: remaining });
       const byWorker = new Map<Address, Key[]>();
       let unheld = 0;
       for (const key of remaining) {
@@ -772,7 +772,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (unheld > 0 && byWorker.size === 0) break;
     }
     if (remaining.length > 0) {
-      const reply = await this.#schedulerCall<{ status: string; data?: Record<Key, unknown>; keys?: Key[] }>('gather', { keys: remaining });
+      const reply = await this.#call<{ status: string; data?: Record<Key, unknown>; keys?: Key[] }>('gather', { keys: remaining });
       const d = reply?.data ?? {};
       for (const k of remaining) if (Object.prototype.hasOwnProperty.call(d, k)) out.set(k, d[k]);
     }
@@ -911,7 +911,7 @@ export class Client implements FutureOwner, AsyncDisposable {
           }
         }),
       );
-      await this.#schedulerCall('update-data', { client: this.id, whoHas, nbytes, stimulusId: stimulus('scatter') });
+      await this.#call('update-data', { client: this.id, whoHas, nbytes, stimulusId: stimulus('scatter') });
       for (const { state } of items.values()) {
         state.scattering = undefined;
         if (state.status === 'pending') state.finish(typeName(items.get(state.key)?.value));
@@ -963,8 +963,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     if (fs.length === 0) return;
     this.#checkRunning();
     const keys = [...new Set(fs.map((f) => f.key))];
-    this.#flush();
-    await this.#schedulerCall('cancel', { client: this.id, keys, force: options.force ?? false });
+    await this.#call('cancel', { client: this.id, keys, force: options.force ?? false });
     const now = Date.now();
     if (this.#cancelEchoes.size > 10_000) {
       for (const [k, t] of this.#cancelEchoes) if (now - t > 10_000) this.#cancelEchoes.delete(k);
@@ -1000,9 +999,8 @@ export class Client implements FutureOwner, AsyncDisposable {
       st.reset();
       if (this.#states.get(st.key) === undefined) this.#states.set(st.key, st);
     }
-    this.#flush();
     try {
-      await this.#schedulerCall('retry', { client: this.id, keys: order.map((st) => st.key) });
+      await this.#call('retry', { client: this.id, keys: order.map((st) => st.key) });
       return;
     } catch (err) {
       const e = err as { remoteName?: string; remoteCode?: string };
@@ -1025,7 +1023,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   /** The scheduler's identity: `{ id, address, workers: { [address]: {name, nthreads, memoryLimit, resources, ...} } }`. */
   async schedulerInfo(): Promise<SchedulerIdentity> {
     this.#checkRunning();
-    return await this.#schedulerCall<SchedulerIdentity>('identity', {});
+    return await this.#call<SchedulerIdentity>('identity', {});
   }
 
   /** Resolves once the scheduler has at least `n` workers. */
@@ -1141,9 +1139,8 @@ export class Client implements FutureOwner, AsyncDisposable {
     const timeoutMs = options.timeout ?? 60_000;
     const reason = 'the cluster was restarted (client.restart()); its tasks and data are gone';
     this.#checkRunning();
-    this.#flush();
     const before = [...this.#states.keys()];
-    const reply = await this.#schedulerCall<{ workers: Address[]; notRestarted: Address[] }>('restart', { timeoutMs, reason }, { timeout: timeoutMs + 10_000 });
+    const reply = await this.#call<{ workers: Address[]; notRestarted: Address[] }>('restart', { timeoutMs, reason }, { timeout: timeoutMs + 10_000 });
     // The scheduler's cancelled-keys may still be on its way (another connection): do not wait.
     for (const key of before) {
       const st = this.#states.get(key);
@@ -1161,21 +1158,14 @@ export class Client implements FutureOwner, AsyncDisposable {
     await management.shutdown(this);
   }
 
-  async #call<T>(op: string, args: Record<string, unknown>): Promise<T> {
+  /**
+   * An rpc to the scheduler, after everything queued on the stream (flushed first) and, while the
+   * client reconnects, on the new connection (on the lost one it would fail with CommClosedError).
+   */
+  async #call<T>(op: string, args: Record<string, unknown>, options?: CallOptions): Promise<T> {
     if (this.#reconnecting !== undefined) await this.#reconnecting;
     this.#checkRunning();
     this.#flush();
-    return await this.#link.call<T>(op, args);
-  }
-
-  /**
-   * An rpc to the scheduler on the current connection: while the client reconnects, after the
-   * new connection is up (on the lost one it failed with CommClosedError). Callers flush the
-   * stream themselves where order matters.
-   */
-  async #schedulerCall<T>(op: string, args: Record<string, unknown>, options?: CallOptions): Promise<T> {
-    if (this.#reconnecting !== undefined) await this.#reconnecting;
-    this.#checkRunning();
     return await this.#link.call<T>(op, args, options);
   }
 
