@@ -1,4 +1,5 @@
-// msgpack encoding of frame 0 (and of plain sub-frames), built on @msgpack/msgpack.
+// msgpack encoding of frame 0 (and of plain sub-frames), built on @msgpack/msgpack, and the
+// decoding entry point (decodeMsgpack: dd's own decoder, msgpack-decoder.ts).
 //
 // The hot path of dd is encoding small plain messages ({op, key, nbytes, ...}). To take
 // non-plain values out of band without a separate tree walk, the encoder below replaces the
@@ -10,7 +11,7 @@
 // the prototype through the narrow `EncoderInternals` view below. The package version is
 // pinned by package.json (^3) and every behaviour relied on here is covered by tests.
 
-import { DecodeError, Decoder, Encoder } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { DeserializationError, SerializationError } from './errors';
 import { MsgpackDecoder, UnsupportedMsgpackType } from './msgpack-decoder';
 
@@ -252,54 +253,9 @@ interface DecoderLimits {
   maxMapLength: number;
 }
 
-// The members of @msgpack/msgpack's Decoder the string fast path reads or calls.
-interface DecoderInternals {
-  bytes: Uint8Array;
-  pos: number;
-  maxStrLength: number;
-  decodeUtf8String(byteLength: number, headerOffset: number): string;
-}
-
-/** A msgpack decoder whose short ASCII strings are read natively (see decodeUtf8String below). */
-class MessageDecoder extends Decoder {}
-
-const libraryDecodeUtf8String = (Decoder.prototype as unknown as DecoderInternals).decodeUtf8String;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
-
-/**
- * Longest map key the library's key cache takes (its default maxKeyLength). Up to this length
- * the library's own decoding is as fast as a native call, so the fast path starts above it.
- */
-const CACHED_KEY_BYTES = 16;
-/** Above this the library decodes with TextDecoder. */
-const LIBRARY_JS_DECODE_BYTES = 200;
-
-// Replaces Decoder#decodeUtf8String. The library decodes strings of up to 200 bytes in
-// JavaScript, one array push per byte and a String.fromCharCode spread (~370 ns for a 36-byte
-// task key); an ASCII string's bytes are its Latin-1 text, which Node's latin1Slice makes in
-// one native call (~190 ns with the ASCII check; at 16 bytes and below both cost the same, and
-// short map keys have the library's cache). A truncated input or non-ASCII bytes take the
-// library's path (same errors, same strings).
-(MessageDecoder.prototype as unknown as DecoderInternals).decodeUtf8String = function decodeUtf8String(
-  this: DecoderInternals,
-  byteLength: number,
-  headerOffset: number,
-): string {
-  const bytes = this.bytes;
-  const offset = this.pos + headerOffset;
-  const end = offset + byteLength;
-  if (byteLength <= CACHED_KEY_BYTES || byteLength > LIBRARY_JS_DECODE_BYTES || byteLength > this.maxStrLength || bytes.byteLength < end) {
-    return libraryDecodeUtf8String.call(this, byteLength, headerOffset);
-  }
-  for (let i = offset; i < end; i++) {
-    if (bytes[i]! >= 0x80) return libraryDecodeUtf8String.call(this, byteLength, headerOffset);
-  }
-  this.pos = end;
-  return latin1Slice.call(bytes, offset, end);
-};
-
-const freeDecoders: Decoder[] = [];
-const freeFastDecoders: MsgpackDecoder[] = [];
+/** dd's decoder (msgpack-decoder.ts); the library's for what it leaves to it. */
+const decoder = new MsgpackDecoder();
+const libraryDecoder = new Decoder();
 
 /**
  * Decodes one msgpack value that must fill `bytes` exactly. Any failure (truncation, bad type
@@ -312,37 +268,25 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
   // sub-header and two frames more per task, and a Buffer's slice() is a view of its
   // 64 KiB pool, which an executor thread post then copied whole.
   const input = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
-  // Decoders are reentrant only through this free list (a serializer may decode while another
-  // decoding is in progress).
-  const fast = freeFastDecoders.pop() ?? new MsgpackDecoder();
   try {
-    return fast.decode(input);
+    return decoder.decode(input);
   } catch (error) {
-    if (!(error instanceof UnsupportedMsgpackType)) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new DeserializationError(`${what} is not valid msgpack: ${reason}`, { cause: error });
-    }
+    if (!(error instanceof UnsupportedMsgpackType)) throw notMsgpack(what, error);
     // An extension type (never written by dd): the library's decoding, below.
-  } finally {
-    if (freeFastDecoders.length < 8) freeFastDecoders.push(fast);
   }
-  return decodeWithLibrary(input, what);
-}
-
-function decodeWithLibrary(bytes: Uint8Array, what: string): unknown {
-  const decoder = freeDecoders.pop() ?? new MessageDecoder();
   // Every array element and map entry takes at least one byte, so no honest length exceeds the
   // frame size; capping here stops a peer from making the decoder pre-size a huge array.
-  const limits = decoder as unknown as DecoderLimits;
-  limits.maxArrayLength = bytes.byteLength;
-  limits.maxMapLength = bytes.byteLength;
+  const limits = libraryDecoder as unknown as DecoderLimits;
+  limits.maxArrayLength = input.byteLength;
+  limits.maxMapLength = input.byteLength;
   try {
-    return decoder.decode(bytes);
+    return libraryDecoder.decode(input);
   } catch (error) {
-    // DecodeError for bad type bytes, RangeError for truncation or trailing bytes.
-    const reason = error instanceof DecodeError || error instanceof Error ? error.message : String(error);
-    throw new DeserializationError(`${what} is not valid msgpack: ${reason}`, { cause: error });
-  } finally {
-    if (freeDecoders.length < 8) freeDecoders.push(decoder);
+    throw notMsgpack(what, error);
   }
+}
+
+function notMsgpack(what: string, error: unknown): DeserializationError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new DeserializationError(`${what} is not valid msgpack: ${reason}`, { cause: error });
 }

@@ -1,5 +1,6 @@
-// The encoder's and decoder's short-string fast paths (msgpack-codec.ts) give the library's
-// bytes and strings exactly: ASCII and not, at the lengths where the header and path change.
+// The encoder's short-string fast path (msgpack-codec.ts) and dd's decoder (msgpack-decoder.ts)
+// give the library's bytes and strings exactly: ASCII and not, at the lengths where the header
+// and the path change.
 import { Encoder, decode } from '@msgpack/msgpack';
 import { decodeMessage, encodeMessage } from '../src';
 
