@@ -190,7 +190,7 @@ export class Scheduler {
     await this.server.listen(this.options.address);
     // Clients in this process (a LocalCluster's) reach the scheduler through memory: loopback TCP
     // cost a write syscall, an encoding and a decoding per message each way, about a quarter of a
-    // one-task round trip (tools/bench; see localAddress).
+    // warm one-task round trip (0.91 -> 0.70 ms, TCP and inproc clients alternating on one cluster).
     if (this.server.address.startsWith('inproc://')) this.inprocAddress = this.server.address;
     else this.inprocAddress = (await this.server.listen('inproc://')).contactAddress;
     const tick = Math.max(10, Math.min(this.options.heartbeatIntervalMs, this.options.workerTtlMs / 4, this.options.idleTimeoutMs ?? Infinity));
