@@ -123,6 +123,8 @@ export class WorkerTask {
   freed = false;
   /** Resources held by the running execution (released when it ends). */
   heldResources: Record<string, number> | null = null;
+  /** Expected run time (ms) when its execution job started: what it counts for in mayQueueBehind. */
+  expectedMsAtStart = 0;
   /** A value waiting to be put in memory by the next `* -> memory` transition. */
   pendingValue: { value: unknown; nbytes: number | undefined; type: string | undefined } | null = null;
 
@@ -216,6 +218,11 @@ export class WorkerState {
   readonly tasks = new Map<Key, WorkerTask>();
   /** Tasks whose execution job is running (includes cancelled/resumed ones: their thread is busy). */
   readonly executing = new Set<WorkerTask>();
+  // mayQueueBehind's view of `executing`, kept as tasks start and end (a loop over a deep
+  // executor queue for every task started cost O(depth) each): the jobs expected to take more
+  // than QUEUE_BEHIND_MAX_MS (or unknown), and the expected milliseconds of the others.
+  private executingLong = 0;
+  private executingTinyMs = 0;
   /** Open `gather-dep` requests: peer -> the tasks asked from it. */
   readonly inFlightWorkers = new Map<Address, Set<WorkerTask>>();
   /** Bytes of the open gather-dep requests, by peer. */
@@ -629,7 +636,11 @@ export class WorkerState {
   }
 
   private endExecution(ts: WorkerTask): void {
-    this.executing.delete(ts);
+    if (this.executing.delete(ts)) {
+      if (ts.expectedMsAtStart > QUEUE_BEHIND_MAX_MS) this.executingLong--;
+      else this.executingTinyMs -= ts.expectedMsAtStart;
+      if (this.executing.size === 0) this.executingTinyMs = 0; // no rounding drift carried over
+    }
     if (ts.heldResources) {
       for (const [r, n] of Object.entries(ts.heldResources)) {
         this.availableResources[r] = (this.availableResources[r] ?? 0) + n;
@@ -668,16 +679,14 @@ export class WorkerState {
     }
   }
 
-  /** Whether `ts` may wait in the executor behind the tasks already there: all of them tiny. */
+  /**
+   * Whether `ts` may wait in the executor behind the tasks already there: all of them tiny (as
+   * expected when each started).
+   */
   private mayQueueBehind(ts: WorkerTask): boolean {
-    let total = this.expectedMs(ts);
-    if (total > QUEUE_BEHIND_MAX_MS) return false;
-    for (const e of this.executing) {
-      const ms = this.expectedMs(e);
-      if (ms > QUEUE_BEHIND_MAX_MS) return false;
-      total += ms;
-    }
-    return total <= QUEUED_WORK_MAX_MS;
+    const ms = this.expectedMs(ts);
+    if (ms > QUEUE_BEHIND_MAX_MS || this.executingLong > 0) return false;
+    return ms + this.executingTinyMs <= QUEUED_WORK_MAX_MS;
   }
 
   /**
@@ -869,6 +878,10 @@ export class WorkerState {
     ts.queueSeq++;
     this.setState(ts, 'executing');
     this.executing.add(ts);
+    const expected = this.expectedMs(ts);
+    ts.expectedMsAtStart = expected;
+    if (expected > QUEUE_BEHIND_MAX_MS) this.executingLong++;
+    else this.executingTinyMs += expected;
     if (ts.resources) {
       ts.heldResources = ts.resources;
       for (const [r, n] of Object.entries(ts.resources)) this.availableResources[r] = (this.availableResources[r] ?? 0) - n;
@@ -1315,6 +1328,15 @@ export class WorkerState {
     if (bytes !== this.bytesInFlight) fail(`bytesInFlight ${this.bytesInFlight} != sum of requests ${bytes}`);
     if (this.inFlightWorkers.size > this.transferIncomingCountLimit) fail('too many peers in flight');
     if (this.executing.size > this.executeSlots) fail(`${this.executing.size} executing with ${this.executeSlots} slots`);
+
+    let long = 0;
+    let tinyMs = 0;
+    for (const ts of this.executing) {
+      if (ts.expectedMsAtStart > QUEUE_BEHIND_MAX_MS) long++;
+      else tinyMs += ts.expectedMsAtStart;
+    }
+    if (long !== this.executingLong) fail(`executingLong ${this.executingLong} != ${long}`);
+    if (Math.abs(tinyMs - this.executingTinyMs) > 1e-6) fail(`executingTinyMs ${this.executingTinyMs} != ${tinyMs}`);
 
     const used: Record<string, number> = {};
     for (const ts of this.executing) {

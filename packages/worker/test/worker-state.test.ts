@@ -67,6 +67,17 @@ describe('WorkerState: extra execute slots (executor queue depth)', () => {
     expect(executes(s.handleStimulus(took(first[0]!, 2)))).toHaveLength(4);
     expect(s.executing.size).toBe(4);
   });
+
+  test('a job started with an unknown duration keeps the queue closed until it ends', () => {
+    const s = ws({ nthreads: 2, executeSlots: 8 });
+    expect(executes(s.handleStimulus(compute('f-1'), compute('f-2'), compute('f-3')))).toEqual(['f-1', 'f-2']);
+    // f-1 measured tiny: a thread is free, so f-3 runs; but f-2, of unknown length when it
+    // started, may still be long, so nothing queues behind the busy threads.
+    expect(executes(s.handleStimulus(ok('f-1')))).toEqual(['f-3']);
+    expect(executes(s.handleStimulus(compute('f-4'), compute('f-5')))).toEqual([]);
+    expect(executes(s.handleStimulus(ok('f-2')))).toEqual(['f-5', 'f-4']);
+    expect(s.executing.size).toBe(3);
+  });
 });
 
 describe('WorkerState: computing', () => {
