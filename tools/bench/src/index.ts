@@ -4,9 +4,11 @@
 // task of this process (scheduler and client) and of the workers, and how busy the cores were.
 // --warm N repeats the tiny-task workloads N more times and adds their medians as `<key>:warm`
 // rows (no target: the targets apply to the first pass, the one the reference's script runs).
+// On Linux it also prints the host's steal time during each system's run (host-steal.ts).
 
 import { runClusterWorkloads, type Figures } from './cluster-workloads';
 import { runDaskBench } from './dask';
+import { readCpuTimes, stealPercent } from './host-steal';
 
 /** Targets on a 2-core machine; `lower` means smaller is better. */
 const TARGETS: Record<string, { target: number; lower?: boolean }> = {
@@ -33,17 +35,23 @@ export async function main(args: string[]): Promise<void> {
   const only = argValue(args, '--only')?.split(',');
   const warmPasses = Number(argValue(args, '--warm') ?? 0);
   if (!Number.isInteger(warmPasses) || warmPasses < 0) throw new RangeError(`--warm: expected a count of passes, got ${argValue(args, '--warm')}`);
+  const ddStart = readCpuTimes();
   const dd = await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), cpu: args.includes('--cpu'), warmPasses, log: (l) => console.error(`dd: ${l}`) });
+  const ddSteal = stealPercent(ddStart, readCpuTimes());
   let dask: Figures | undefined;
+  let daskSteal: number | undefined;
   if (args.includes('--vs-dask')) {
+    const daskStart = readCpuTimes();
     try {
       dask = await runDaskBench(nWorkers);
+      daskSteal = stealPercent(daskStart, readCpuTimes());
     } catch (err) {
       console.error(`reference system not measured: ${(err as Error).message}`);
     }
   }
   if (args.includes('--json')) {
-    console.log(JSON.stringify({ dd, ...(dask ? { dask } : {}) }));
+    const steal = ddSteal === undefined ? {} : { host_steal_percent: { dd: round2(ddSteal), ...(daskSteal === undefined ? {} : { dask: round2(daskSteal) }) } };
+    console.log(JSON.stringify({ dd, ...(dask ? { dask } : {}), ...steal }));
     return;
   }
   const rows = [['workload', 'dd', 'dask', 'dd/dask', 'target', 'met']];
@@ -56,6 +64,17 @@ export async function main(args: string[]): Promise<void> {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
   console.log(`(${nWorkers} worker processes, 1 thread each; roundtrip: lower is better, others: higher)`);
+  if (ddSteal !== undefined) {
+    const of = (p: number) => `${p.toFixed(1)}%`;
+    console.log(
+      `host steal: ${of(ddSteal)} of CPU time during dd's run${daskSteal === undefined ? '' : `, ${of(daskSteal)} during dask's`}` +
+        ' (CPU time the hypervisor gave to other guests: runs with more of it run slower)',
+    );
+  }
+}
+
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
 }
 
 if (require.main === module) {
