@@ -50,5 +50,8 @@ export async function main(argv: string[]): Promise<number> {
   if (cli.nannyAddress !== undefined) console.log(`Nanny at: ${await supervisor.serve(cli.nannyAddress)}`);
   supervisor.start();
   await supervisor.done;
+  // Every worker process ended (closed by the scheduler, or --lifetime): the nanny's rpc server
+  // must not keep this process alive.
+  await supervisor.close();
   return 0;
 }

@@ -63,7 +63,7 @@ export function buildCommand(): Command {
     .option('--nanny-port <port>', 'port where the nanny serves restart and identity (0 picks a free port)', '0')
     .option('--scheduler-file <file>', 'read the scheduler address from this JSON file')
     .option('--lifetime <duration>', 'close each worker after this long, e.g. "1h"')
-    .option('--death-timeout <duration>', 'close a worker that cannot reach the scheduler for this long, e.g. "60s"')
+    .option('--death-timeout <duration>', 'close a worker that cannot reach the scheduler for this long, e.g. "5m" (default 60s)')
     .option('--host <host>', 'interface workers listen on (default: loopback for a loopback scheduler, else this machine\'s address)')
     .option('--worker-port <port>', 'port for the worker to listen on (0 picks a free port; with --nworkers, each next port)', '0')
     .option('--dashboard-address <address>', 'where each worker serves /health, /metrics and /status: ":PORT" or "HOST:PORT" (:0 picks a free port; with --nworkers, each next port)', ':0')

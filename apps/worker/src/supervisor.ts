@@ -1,8 +1,9 @@
 // The nanny: runs worker processes and keeps them running (the reference's Nanny, one for
 // several worker processes).
 //
-// - A worker process that exits without being asked to is started again (with a growing delay
-//   if it keeps dying), so one crash does not shrink the cluster.
+// - A worker process that crashes (a signal, a non-zero exit) is started again (with a growing delay
+//   if it keeps dying), so one crash does not shrink the cluster. One that exits 0 unasked closed
+//   on purpose (scheduler close or retire, death timeout) and is not; nor is one past --lifetime.
 // - Memory: every memoryCheckIntervalMs it reads each worker's RSS (Linux /proc); one above the
 //   terminate fraction (default 0.95) of its memory limit is killed, with a log line saying why,
 //   and started again (its tasks go back to the scheduler, which counts them as suspicious).
@@ -56,7 +57,7 @@ interface Slot {
   restartDelayMs: number;
   address?: string;
   stopping: boolean;
-  /** Why the nanny killed it (memory), so its exit is not a mystery and it restarts at once. */
+  /** Why the nanny killed it (memory), so its exit is not a mystery and it restarts after the base delay (no growth). */
   killedFor?: string;
   restartTimer?: NodeJS.Timeout;
   lifetimeTimer?: NodeJS.Timeout;
@@ -248,6 +249,17 @@ export class WorkerSupervisor extends EventEmitter {
     child.on('exit', (code, signal) => {
       this.emit('exit', slot.index, code, signal);
       if (slot.child !== child || slot.stopping || this.closing) return;
+      if (code === 0 && slot.killedFor === undefined) {
+        // A worker process exits 0 unasked only when its worker closed on purpose: the scheduler
+        // closed or retired it, or it lost the scheduler for longer than its death timeout. As
+        // with the reference's nanny, that is the end of this slot, not a crash to recover from;
+        // once every slot has ended, the supervisor is done (dd-worker exits).
+        this.log(`Worker process ${slot.index} (${slot.address ?? 'not yet registered'}) closed (the scheduler closed or retired it, or its death timeout passed); not restarting it`);
+        slot.stopping = true;
+        clearTimeout(slot.lifetimeTimer);
+        if (this.slots.every((s) => s.stopping && !this.isAlive(s))) this.resolveDone();
+        return;
+      }
       const ranMs = Date.now() - slot.startedAt;
       if (slot.killedFor !== undefined) {
         // Killed on purpose (memory): no growing delay, it is not crashing on its own.

@@ -69,4 +69,24 @@ describe('client.restart() with dd-worker', () => {
     await waitUntil(async () => (await client!.hasWhat())[address]?.length === 0, 5_000, 'the worker emptied');
     expect(await client.submit((x: number) => x + 1, 1)).toBe(2);
   });
+
+  test('a worker process the scheduler retires stays closed; once the scheduler shuts down every worker, dd-worker exits 0', async () => {
+    const scheduler = await startScheduler();
+    const w = startProcess(binaries.worker, [scheduler, '--nworkers', '2', '--nthreads', '1', '--no-dashboard']);
+    await w.waitForLines(/^Worker at: /, 2, 30_000);
+    client = await Client.connect(scheduler, { heartbeatIntervalMs: 0 });
+    await client.waitForWorkers(2, { timeout: 20_000 });
+    const [retired, kept] = Object.keys((await client.schedulerInfo()).workers);
+    await client.retireWorkers([retired!]);
+    await w.waitForLine(/closed \(the scheduler closed or retired it.*not restarting it/, 20_000);
+    await waitUntil(async () => childPids(w.child.pid!).length === 1, 10_000, 'one worker process left');
+    expect(Object.keys((await client.schedulerInfo()).workers)).toEqual([kept]);
+    expect(w.lines.some((l) => /restarting in/.test(l))).toBe(false);
+
+    await client.shutdown();
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([w.exited, new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 20_000); })]);
+    clearTimeout(timer);
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
 });

@@ -2,6 +2,7 @@
 // two systems compare as ratios measured in one run.
 
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Client, LocalCluster, wait, type ClientView } from '@dd/client';
 
 // Task functions travel by source: self-contained.
@@ -40,6 +41,8 @@ function processCpuMicros(pid: number): number | undefined {
 
 export type Figures = Record<string, number>;
 
+const cores = availableParallelism();
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -70,8 +73,8 @@ export async function runClusterWorkloads(options: WorkloadOptions): Promise<Fig
     const workers = w.reduce((a, b) => a + b, 0);
     out[`${key}:cpu_us_per_task_sched_client`] = sched / tasks;
     out[`${key}:cpu_us_per_task_workers`] = workers / tasks;
-    out[`${key}:cpu_busy_fraction_of_2_cores`] = (sched + workers) / wall / 2;
-    log(`${key} cpu/task µs: scheduler+client ${(sched / tasks).toFixed(1)}, workers ${w.map((x) => (x / tasks).toFixed(1)).join('+')}; busy ${((sched + workers) / wall / 2 * 100).toFixed(0)}% of 2 cores, this process ${(sched / wall * 100).toFixed(0)}% of a core`);
+    out[`${key}:cpu_busy_fraction_of_cores`] = (sched + workers) / wall / cores;
+    log(`${key} cpu/task µs: scheduler+client ${(sched / tasks).toFixed(1)}, workers ${w.map((x) => (x / tasks).toFixed(1)).join('+')}; busy ${((sched + workers) / wall / cores * 100).toFixed(0)}% of ${cores} cores, this process ${(sched / wall * 100).toFixed(0)}% of a core`);
     return result;
   };
   try {

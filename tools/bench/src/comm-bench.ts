@@ -1,7 +1,7 @@
 // Comm benchmark: dd's Server + rpc and dd's tcp comm against raw Node `net` sockets doing the
 // same work. Servers run in a forked child process (the honest setup: no shared event loop).
 //
-//   node tools/bench/dist/comm-bench.js [--calls 5000] [--total-mib 256] [--message-mib 8]
+//   node tools/bench/dist/comm-bench.js [--calls 5000] [--total-mib 256] [--message-mib 8] [--rounds 3]
 //
 // (1) rpc latency: sequential calls of a tiny op (dd: pool.rpc(addr).call('ping') through
 //     Server; raw: a 4-byte-length-prefixed "ping" answered by "pong" on a net socket, both
