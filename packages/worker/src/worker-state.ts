@@ -78,6 +78,14 @@ const QUEUE_BEHIND_MAX_MS = 2;
  */
 const QUEUED_WORK_MAX_MS = 8;
 
+/**
+ * And the dependencies of the tasks in the executor (running and queued) together hold at most
+ * this many bytes: a thread gets its own copy of each dependency value with the job, so a deep
+ * queue of tiny tasks on large values (a check over 8 MiB buffers) would otherwise hold dozens of
+ * copies at once and push the worker past its memory limit.
+ */
+const QUEUED_DEPENDENCY_BYTES_MAX = 32 * 2 ** 20;
+
 /** `inc-3f2a...` -> `inc`: the kind of task, for duration estimates (the part before the last '-'). */
 function keyPrefix(key: Key): string {
   const i = key.lastIndexOf('-');
@@ -125,6 +133,8 @@ export class WorkerTask {
   heldResources: Record<string, number> | null = null;
   /** Expected run time (ms) when its execution job started: what it counts for in mayQueueBehind. */
   expectedMsAtStart = 0;
+  /** Bytes of its dependencies, once asked for (mayQueueBehind); counted while it executes. */
+  dependencyBytes: number | null = null;
   /** A value waiting to be put in memory by the next `* -> memory` transition. */
   pendingValue: { value: unknown; nbytes: number | undefined; type: string | undefined } | null = null;
 
@@ -223,6 +233,7 @@ export class WorkerState {
   // than QUEUE_BEHIND_MAX_MS (or unknown), and the expected milliseconds of the others.
   private executingLong = 0;
   private executingTinyMs = 0;
+  private executingDependencyBytes = 0;
   /** Open `gather-dep` requests: peer -> the tasks asked from it. */
   readonly inFlightWorkers = new Map<Address, Set<WorkerTask>>();
   /** Bytes of the open gather-dep requests, by peer. */
@@ -639,6 +650,7 @@ export class WorkerState {
     if (this.executing.delete(ts)) {
       if (ts.expectedMsAtStart > QUEUE_BEHIND_MAX_MS) this.executingLong--;
       else this.executingTinyMs -= ts.expectedMsAtStart;
+      this.executingDependencyBytes -= this.dependencyBytes(ts);
       if (this.executing.size === 0) this.executingTinyMs = 0; // no rounding drift carried over
     }
     if (ts.heldResources) {
@@ -686,7 +698,18 @@ export class WorkerState {
   private mayQueueBehind(ts: WorkerTask): boolean {
     const ms = this.expectedMs(ts);
     if (ms > QUEUE_BEHIND_MAX_MS || this.executingLong > 0) return false;
+    if (this.executingDependencyBytes + this.dependencyBytes(ts) > QUEUED_DEPENDENCY_BYTES_MAX) return false;
     return ms + this.executingTinyMs <= QUEUED_WORK_MAX_MS;
+  }
+
+  /** The bytes of `ts`'s dependencies, summed once (they are all in memory by the time it may run). */
+  private dependencyBytes(ts: WorkerTask): number {
+    if (ts.dependencyBytes === null) {
+      let bytes = 0;
+      for (const dep of ts.dependencies) bytes += dep.nbytes ?? 0;
+      ts.dependencyBytes = bytes;
+    }
+    return ts.dependencyBytes;
   }
 
   /**
@@ -882,6 +905,7 @@ export class WorkerState {
     ts.expectedMsAtStart = expected;
     if (expected > QUEUE_BEHIND_MAX_MS) this.executingLong++;
     else this.executingTinyMs += expected;
+    this.executingDependencyBytes += this.dependencyBytes(ts);
     if (ts.resources) {
       ts.heldResources = ts.resources;
       for (const [r, n] of Object.entries(ts.resources)) this.availableResources[r] = (this.availableResources[r] ?? 0) - n;
@@ -1331,10 +1355,13 @@ export class WorkerState {
 
     let long = 0;
     let tinyMs = 0;
+    let depBytes = 0;
     for (const ts of this.executing) {
       if (ts.expectedMsAtStart > QUEUE_BEHIND_MAX_MS) long++;
       else tinyMs += ts.expectedMsAtStart;
+      depBytes += ts.dependencyBytes ?? NaN;
     }
+    if (depBytes !== this.executingDependencyBytes) fail(`executingDependencyBytes ${this.executingDependencyBytes} != ${depBytes}`);
     if (long !== this.executingLong) fail(`executingLong ${this.executingLong} != ${long}`);
     if (Math.abs(tinyMs - this.executingTinyMs) > 1e-6) fail(`executingTinyMs ${this.executingTinyMs} != ${tinyMs}`);
 

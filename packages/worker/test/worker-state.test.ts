@@ -68,6 +68,23 @@ describe('WorkerState: extra execute slots (executor queue depth)', () => {
     expect(s.executing.size).toBe(4);
   });
 
+  test('queued tiny tasks on large values hold at most 32 MiB of dependencies in the executor', () => {
+    const MiB = 2 ** 20;
+    const s = ws({ nthreads: 1, executeSlots: 64 });
+    const keys = Array.from({ length: 10 }, (_, i) => i);
+    // Ten 8 MiB values in memory here.
+    for (const i of keys) {
+      s.handleStimulus(compute(`make-${i}`));
+      s.handleStimulus(ok(`make-${i}`, i, 8 * MiB));
+    }
+    const checks = keys.map((i) => compute(`check-${i}`, { whoHas: { [`make-${i}`]: [] }, nbytes: { [`make-${i}`]: 8 * MiB } }));
+    expect(executes(s.handleStimulus(...checks))).toHaveLength(1);
+    // check measured tiny: without the byte bound all nine left would queue at once.
+    const first = [...s.executing][0]!.key;
+    expect(executes(s.handleStimulus(ok(first)))).toHaveLength(4);
+    expect(s.executing.size).toBe(4);
+  });
+
   test('a job started with an unknown duration keeps the queue closed until it ends', () => {
     const s = ws({ nthreads: 2, executeSlots: 8 });
     expect(executes(s.handleStimulus(compute('f-1'), compute('f-2'), compute('f-3')))).toEqual(['f-1', 'f-2']);
