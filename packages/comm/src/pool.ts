@@ -10,7 +10,7 @@
 
 import type { Comm, ConnectOptions } from './comm';
 import { RESOLVED } from './base-comm';
-import { connect } from './connect';
+import { connect, DEFAULT_CONNECT_TIMEOUT_MS } from './connect';
 import { normalizeAddress } from './addressing';
 import { CommClosedError, RemoteError, TimeoutError, type WireError } from './errors';
 
@@ -23,7 +23,12 @@ export interface ConnectionPoolOptions {
 }
 
 export interface CallOptions {
-  /** Time for the reply, in ms. On timeout the call rejects with TimeoutError and its comm is dropped (its late reply would desynchronise it). */
+  /**
+   * Bound on the whole call, in ms: connecting (when no idle comm is at hand), writing and the
+   * reply. On timeout the call rejects with TimeoutError and its comm is dropped (its late reply
+   * would desynchronise it). Without it, connecting is bounded by the pool's connect timeout and
+   * the reply is awaited as long as the comm lives.
+   */
   timeout?: number;
   /** Send the request with reply: false and resolve once it is written. */
   noReply?: boolean;
@@ -80,8 +85,10 @@ export class ConnectionPool {
   }
 
   async call<T = unknown>(address: string, op: string, args?: Record<string, unknown>, options?: CallOptions): Promise<T> {
+    const timeout = options?.timeout;
+    const deadline = timeout === undefined ? 0 : Date.now() + timeout;
     // A warm idle comm is taken synchronously (no promise for the sequential-call case).
-    const comm = this.takeIdleForCall(address) ?? await this.acquire(address);
+    const comm = this.takeIdleForCall(address) ?? await this.acquire(address, timeout);
     const msg: Record<string, unknown> = args === undefined ? { op } : { ...args, op };
     let reply: unknown;
     try {
@@ -93,7 +100,7 @@ export class ConnectionPool {
         this.release(address, comm);
         return undefined as T;
       }
-      reply = options?.timeout === undefined ? await comm.read() : await readWithin(comm, options.timeout, op);
+      reply = timeout === undefined ? await comm.read() : await readWithin(comm, Math.max(1, deadline - Date.now()), op, timeout);
     } catch (err) {
       comm.abort();
       this.release(address, comm);
@@ -119,7 +126,8 @@ export class ConnectionPool {
     return comm;
   }
 
-  private acquire(address: string): Promise<Comm> {
+  /** A comm to `address`; a new one is given at most `timeoutMs` (and the pool's timeout) to connect. */
+  private acquire(address: string, timeoutMs?: number): Promise<Comm> {
     if (this.closed) return Promise.reject(new CommClosedError('connection pool is closed'));
     const comm = this.takeIdle(address);
     if (comm !== undefined) {
@@ -127,7 +135,7 @@ export class ConnectionPool {
       return Promise.resolve(comm);
     }
     if (this.open >= this.limit) this.closeOneIdle();
-    if (this.open < this.limit) return this.openComm(address);
+    if (this.open < this.limit) return this.openComm(address, timeoutMs);
     return new Promise((resolve, reject) => this.waiters.push({ address, resolve, reject }));
   }
 
@@ -155,11 +163,14 @@ export class ConnectionPool {
     }
   }
 
-  private async openComm(address: string): Promise<Comm> {
+  private async openComm(address: string, timeoutMs?: number): Promise<Comm> {
     this.open++;
     let comm: Comm;
     try {
-      comm = await connect(address, this.connectOptions);
+      const options = timeoutMs === undefined
+        ? this.connectOptions
+        : { ...this.connectOptions, timeout: Math.min(this.connectOptions.timeout ?? DEFAULT_CONNECT_TIMEOUT_MS, timeoutMs) };
+      comm = await connect(address, options);
     } catch (err) {
       this.open--;
       this.serveWaiters();
@@ -252,10 +263,11 @@ export class ConnectionPool {
   }
 }
 
-function readWithin(comm: Comm, timeoutMs: number, op: string): Promise<unknown> {
+/** The next message of `comm` within `timeoutMs`; the error names the call's whole bound, `boundMs`. */
+function readWithin(comm: Comm, timeoutMs: number, op: string, boundMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new TimeoutError(`call ${JSON.stringify(op)} to ${comm.peerAddress} got no reply within ${timeoutMs} ms`));
+      reject(new TimeoutError(`call ${JSON.stringify(op)} to ${comm.peerAddress} got no reply within ${boundMs} ms`));
     }, timeoutMs);
     comm.read().then(
       (msg) => {

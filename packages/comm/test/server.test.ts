@@ -160,6 +160,20 @@ test('call timeout rejects with TimeoutError and drops the comm', async () => {
   expect(await r.call('ping')).toBe('pong');
 });
 
+test('a call timeout bounds connecting too: a peer that refuses connections fails the call within it', async () => {
+  // A port that was free a moment ago: connecting is refused, and connect() retries until its
+  // own timeout (10 s here) unless the call's bound is shorter.
+  const probe = makeServer();
+  await probe.listen(0);
+  const address = probe.address;
+  await probe.close();
+  const pool = res.pool(new ConnectionPool({ timeout: 10_000 }));
+  const t0 = Date.now();
+  await expect(pool.rpc(address).call('ping', {}, { timeout: 300 })).rejects.toMatchObject({ code: 'DD_ERR_TIMEOUT' });
+  expect(Date.now() - t0).toBeLessThan(5_000);
+  expect(pool.openCount).toBe(0);
+});
+
 test('stream handlers receive single and batched messages; unknown stream ops are skipped; close ends the stream', async () => {
   const seen: unknown[] = [];
   let streamClosed!: () => void;
