@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   // Signals go on to the workers as a clean close (IPC), then the signal, then SIGKILL.
   onSignals((signal) => void supervisor.close(signal));
   // Serve first: each worker process is told the nanny's address and gives it to the scheduler.
-  if (cli.nannyAddress !== undefined) console.log(`Nanny at: ${await supervisor.serve(cli.nannyAddress)}`);
+  if (cli.nannyAddress !== undefined) console.log(`Nanny at: ${await supervisor.serve(cli.nannyAddress, cli.comm)}`);
   supervisor.start();
   await supervisor.done;
   // Every worker process ended (closed by the scheduler, or --lifetime): the nanny's rpc server

@@ -22,6 +22,9 @@ export interface WorkerCliArgs {
   workerPort: string;
   dashboardAddress: string;
   dashboard: boolean;
+  tlsCaFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** What one worker process is started with (JSON-serialisable: it crosses a fork). */
@@ -38,13 +41,17 @@ export interface WorkerProcessOptions {
   memory?: { target?: number | false; spill?: number | false; pause?: number | false; terminate?: number | false };
   /** HTTP /health, /metrics, /status of the worker (@dd/worker's dashboardAddress). */
   dashboardAddress?: string;
+  /** TLS material as PEM text (@dd/worker's `comm`), for tls:// and wss:// schedulers. */
+  comm?: { ca: string; cert: string; key: string };
 }
 
 export interface CompiledWorkerCli {
   nworkers: number;
   nanny: boolean;
-  /** Where the nanny serves restart/identity (tcp://HOST:PORT); only with the nanny. */
+  /** Where the nanny serves restart/identity (tcp://HOST:PORT, tls:// in a TLS cluster); only with the nanny. */
   nannyAddress?: string;
+  /** TLS material of the workers, which the nanny serves with too. */
+  comm?: WorkerProcessOptions['comm'];
   lifetimeMs?: number;
   workers: WorkerProcessOptions[];
 }
@@ -68,6 +75,9 @@ export function buildCommand(): Command {
     .option('--worker-port <port>', 'port for the worker to listen on (0 picks a free port; with --nworkers, each next port)', '0')
     .option('--dashboard-address <address>', 'where each worker serves /health, /metrics and /status: ":PORT" or "HOST:PORT" (:0 picks a free port; with --nworkers, each next port)', ':0')
     .option('--no-dashboard', 'do not serve the worker HTTP endpoints')
+    .option('--tls-ca-file <file>', 'CA certificate (PEM) that the scheduler, peers and clients must be signed by (tls/wss)')
+    .option('--tls-cert <file>', 'this worker\'s certificate (PEM), presented to the scheduler, peers and clients')
+    .option('--tls-key <file>', 'this worker\'s private key (PEM)')
     .showHelpAfterError()
     .exitOverride();
 }
@@ -102,6 +112,24 @@ export function memoryLimitFor(text: string, nthreads: number): number {
   return parseBytes(text);
 }
 
+/** The three --tls-* files, read; all or none of them. A tls/wss scheduler needs them. */
+function tlsMaterial(args: WorkerCliArgs, scheme: string): WorkerProcessOptions['comm'] {
+  const given = [args.tlsCaFile, args.tlsCert, args.tlsKey].filter((f) => f !== undefined).length;
+  if (given === 0) {
+    if (scheme === 'tls' || scheme === 'wss') throw new Error(`a ${scheme}:// scheduler needs --tls-ca-file, --tls-cert and --tls-key`);
+    return undefined;
+  }
+  if (given < 3) throw new Error('TLS needs all three of --tls-ca-file, --tls-cert and --tls-key');
+  const read = (file: string, flag: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`${flag}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { ca: read(args.tlsCaFile!, '--tls-ca-file'), cert: read(args.tlsCert!, '--tls-cert'), key: read(args.tlsKey!, '--tls-key') };
+}
+
 function defaultHost(scheduler: string): string {
   const host = getAddressHost(scheduler);
   const loopback = host === 'localhost' || host.startsWith('127.') || host === '::1' || parseAddress(scheduler)[0] === 'inproc';
@@ -124,6 +152,7 @@ export function compileWorkerCli(address: string | undefined, args: WorkerCliArg
   if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65535) throw new Error(`invalid --worker-port ${JSON.stringify(args.workerPort)}`);
   const scheme = parseAddress(scheduler)[0] === 'inproc' ? 'tcp' : parseAddress(scheduler)[0];
   const bracketed = host.includes(':') ? `[${host}]` : host;
+  const comm = tlsMaterial(args, scheme);
 
   const workers: WorkerProcessOptions[] = [];
   for (let i = 0; i < nworkers; i++) {
@@ -137,11 +166,22 @@ export function compileWorkerCli(address: string | undefined, args: WorkerCliArg
       resources,
       ...(args.localDirectory !== undefined ? { localDirectory: args.localDirectory } : {}),
       ...(deathTimeoutMs !== undefined ? { deathTimeoutMs } : {}),
+      ...(comm !== undefined ? { comm } : {}),
       ...(args.dashboard !== false ? { dashboardAddress: args.dashboardAddress.replace(/\d+$/, (p) => (Number(p) === 0 ? p : String(Number(p) + i))) } : {}),
     });
   }
   const nannyPort = Number(args.nannyPort ?? '0');
   if (!Number.isInteger(nannyPort) || nannyPort < 0 || nannyPort > 65535) throw new Error(`invalid --nanny-port ${JSON.stringify(args.nannyPort)}`);
-  const nannyAddress = args.nanny ? `tcp://${bracketed}:${nannyPort}` : undefined;
-  return { nworkers, nanny: args.nanny, ...(nannyAddress !== undefined ? { nannyAddress } : {}), ...(lifetimeMs !== undefined ? { lifetimeMs } : {}), workers };
+  // In a TLS cluster the nanny serves over TLS too (tls:// also for a wss:// scheduler: the
+  // scheduler's pool reaches it with the same certificates), so only holders of a certificate
+  // of the cluster's CA can restart workers.
+  const nannyAddress = args.nanny ? `${comm !== undefined ? 'tls' : 'tcp'}://${bracketed}:${nannyPort}` : undefined;
+  return {
+    nworkers,
+    nanny: args.nanny,
+    ...(nannyAddress !== undefined ? { nannyAddress } : {}),
+    ...(lifetimeMs !== undefined ? { lifetimeMs } : {}),
+    ...(comm !== undefined ? { comm } : {}),
+    workers,
+  };
 }

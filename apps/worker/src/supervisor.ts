@@ -20,7 +20,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { Server } from '@dd/comm';
+import { Server, type CommOptions } from '@dd/comm';
 import { formatBytes } from '@dd/protocol';
 import { workerProcessEnv } from '@dd/worker';
 import type { WorkerProcessOptions } from './options';
@@ -145,10 +145,13 @@ export class WorkerSupervisor extends EventEmitter {
 
   /**
    * Serves `restart` ({workers?: addresses or slot indices}: restarts those, or all; replies with
-   * the new addresses) and `identity` over @dd/comm at `address` (e.g. tcp://127.0.0.1:0).
+   * the new addresses) and `identity` over @dd/comm at `address` (e.g. tcp://127.0.0.1:0), with
+   * `comm`'s TLS material for a tls:// address (in a TLS cluster only the scheduler, holding a
+   * certificate of the cluster's CA, can ask for a restart).
    */
-  async serve(address: string): Promise<string> {
+  async serve(address: string, comm: CommOptions = {}): Promise<string> {
     const server = new Server({
+      ...comm,
       name: 'dd-nanny',
       handlers: {
         identity: () => ({ type: 'nanny', pid: process.pid, workers: this.workers }),
@@ -235,7 +238,9 @@ export class WorkerSupervisor extends EventEmitter {
     slot.killedFor = undefined;
     // Workers tell the scheduler where their nanny is (serve() before start() for that).
     const options = this.server === undefined ? slot.options : { ...slot.options, nanny: this.server.address };
-    const child = fork(this.entry, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: workerProcessEnv() });
+    // Options go in the environment, not the command line: they may hold a TLS private key.
+    const env = { ...workerProcessEnv(), DD_WORKER_OPTIONS: JSON.stringify(options) };
+    const child = fork(this.entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     slot.child = child;
     child.on('message', (msg: { type?: string; address?: string; dashboard?: string }) => {
       if (msg?.type === 'ready' && typeof msg.address === 'string') {

@@ -27,6 +27,7 @@ import { Future, FutureState, isFuture, withTimeout, type FutureOwner } from './
 import { dataKey, randomToken, taskKey, typeName } from './keys';
 import { LocalCluster, type LocalClusterOptions } from './local-cluster';
 import { commLink, type CallOptions, type LinkFactory, type LinkHandlers, type LinkOptions, type SchedulerLink } from './link';
+import type { CommOptions } from '@dd/comm';
 import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
 import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
 import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec } from './graph';
@@ -56,6 +57,12 @@ export interface ConnectOptions {
   batchIntervalMs?: number;
   /** Heartbeat to the scheduler, ms (default 5000; 0 disables). */
   heartbeatIntervalMs?: number;
+  /**
+   * Options of the client's connections, to the scheduler and to workers (gather): TLS material
+   * (`ca`, `cert`, `key`: PEM strings or Buffers) for a `tls://` or `wss://` scheduler, frame
+   * limits, compression.
+   */
+  comm?: CommOptions;
   /** @internal replace the transport (tests with a fake scheduler). */
   link?: LinkFactory;
   /**
@@ -232,7 +239,13 @@ export class Client implements FutureOwner, AsyncDisposable {
       throw new TypeError('Client.connect(target): expected an address, a cluster, { schedulerFile } or nothing');
     }
     const handlers: LinkHandlers = { onMessage: (m) => client.#onMessage(m), onClose: (e) => client.#onConnectionLost(e) };
-    const linkOptions: LinkOptions = { clientId: client.id, timeout: options.timeout ?? 10_000, batchIntervalMs: options.batchIntervalMs, versions: { dd: '0.1.0' } };
+    const linkOptions: LinkOptions = {
+      clientId: client.id,
+      timeout: options.timeout ?? 10_000,
+      batchIntervalMs: options.batchIntervalMs,
+      versions: { dd: '0.1.0' },
+      ...(options.comm !== undefined ? { comm: options.comm } : {}),
+    };
     const factory = options.link ?? commLink;
     client.#reconnectWith = { address, factory, handlers, options: linkOptions, timeoutMs: options.reconnectTimeout ?? 30_000 };
     try {

@@ -2,7 +2,7 @@
 // update-graph & co. (through a BatchedSend) and for the scheduler's reports. Kept behind an
 // interface so the client can be tested against a fake scheduler without sockets.
 
-import { BatchedSend, ConnectionPool, type Comm } from '@dd/comm';
+import { BatchedSend, ConnectionPool, type Comm, type CommOptions } from '@dd/comm';
 import type { ClientToSchedulerMsg, RegisterClientReply, SchedulerToClientMsg } from '@dd/protocol';
 
 export interface CallOptions {
@@ -37,13 +37,18 @@ export interface LinkOptions {
   batchIntervalMs?: number;
   /** Aborts connecting (a client closing while it reconnects). */
   signal?: AbortSignal;
+  /** Options of its connections, to the scheduler and to workers (TLS material, limits). */
+  comm?: CommOptions;
 }
 
 export type LinkFactory = (address: string, handlers: LinkHandlers, options: LinkOptions) => Promise<SchedulerLink>;
 
 /** The real link over @dd/comm. */
 export const commLink: LinkFactory = async (address, handlers, options) => {
-  const pool = new ConnectionPool({ timeout: options.timeout ?? 10_000, ...(options.signal !== undefined ? { connectOptions: { signal: options.signal } } : {}) });
+  const pool = new ConnectionPool({
+    timeout: options.timeout ?? 10_000,
+    connectOptions: { ...options.comm, ...(options.signal !== undefined ? { signal: options.signal } : {}) },
+  });
   let comm: Comm;
   let reply: unknown;
   try {

@@ -193,7 +193,9 @@ export class LocalCluster implements AsyncDisposable {
   #forkWorker(slot: WorkerSlot, workerOpts: Record<string, unknown>): Promise<void> {
     installExitHook();
     const timeoutMs = this.#options.startTimeoutMs ?? 30_000;
-    const child = fork(workerProcessEntry(), [JSON.stringify(workerOpts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: workerProcessEnv() });
+    // Options go in the environment, not the command line: they may hold a TLS private key.
+    const env = { ...workerProcessEnv(), DD_WORKER_OPTIONS: JSON.stringify(workerOpts) };
+    const child = fork(workerProcessEntry(), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     slot.child = child;
     slot.pid = child.pid;
     liveChildren.add(child);

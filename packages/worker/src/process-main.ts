@@ -1,7 +1,12 @@
 // Entry point of a worker process (dist/process-main.js), forked by LocalCluster and the
 // dd-worker binary:
 //
-//   node process-main.js '<WorkerOptions as JSON>'      (or the JSON in env DD_WORKER_OPTIONS)
+//   DD_WORKER_OPTIONS='<WorkerOptions as JSON>' node process-main.js   (or the JSON as argv[2])
+//
+// LocalCluster and dd-worker's nanny use the environment: options may hold TLS private keys, and
+// a command line is readable by every user of the machine (ps, /proc/<pid>/cmdline) while the
+// environment is readable only by the process's owner. The variable is removed once read, so
+// tasks and the processes they start do not inherit it.
 //
 // Starts a Worker; with an IPC channel, tells the parent `{type:'ready', address, name}` once
 // registered (or `{type:'error', message}` if it could not start). Closes cleanly and exits 0 on
@@ -11,8 +16,9 @@
 import { Worker, type WorkerOptions } from './index';
 
 function readOptions(): WorkerOptions {
-  const text = process.argv[2] ?? process.env['DD_WORKER_OPTIONS'];
-  if (!text) throw new Error('usage: process-main.js <options JSON> (or set DD_WORKER_OPTIONS)');
+  const text = process.env['DD_WORKER_OPTIONS'] ?? process.argv[2];
+  delete process.env['DD_WORKER_OPTIONS'];
+  if (!text) throw new Error('usage: DD_WORKER_OPTIONS=<options JSON> process-main.js (or the JSON as its argument)');
   const parsed = JSON.parse(text) as WorkerOptions;
   if (typeof parsed !== 'object' || parsed === null) throw new Error('worker options must be a JSON object');
   return parsed;

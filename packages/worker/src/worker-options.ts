@@ -1,6 +1,7 @@
 // Worker options: what users pass, and the compiled form with every default applied (once).
 
 import * as os from 'node:os';
+import type { CommOptions } from '@dd/comm';
 import { parseBytes, parseTimedelta } from '@dd/protocol';
 import { DEFAULT_MEMORY_FRACTIONS, type MemoryFractions } from './memory-monitor';
 
@@ -9,6 +10,12 @@ export interface WorkerOptions {
   scheduler: string;
   /** Address to listen on for peers and clients. Default `tcp://127.0.0.1:0` (a free port). */
   listen?: string;
+  /**
+   * Options of every connection the worker makes or accepts (to the scheduler, to and from peers
+   * and clients): TLS material (`ca`, `cert`, `key`: PEM strings or Buffers) for `tls://` and
+   * `wss://` clusters, frame limits, compression. The same certificate serves both directions.
+   */
+  comm?: CommOptions;
   /** Tasks run at once. Default: the number of CPUs. */
   nthreads?: number;
   /** Name the scheduler knows the worker by. Default: its address. */
@@ -69,6 +76,7 @@ export interface WorkerOptions {
 export interface CompiledWorkerOptions {
   scheduler: string;
   listen: string;
+  comm: CommOptions;
   nthreads: number;
   name: string | undefined;
   resources: Record<string, number>;
@@ -108,6 +116,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
   return {
     scheduler: o.scheduler,
     listen: o.listen ?? 'tcp://127.0.0.1:0',
+    comm: { ...(o.comm ?? {}) },
     nthreads,
     name: o.name,
     resources: { ...(o.resources ?? {}) },

@@ -158,8 +158,9 @@ export class Worker {
     // of a 200 MiB Buffer is two copies: ~0.4 s). Process-wide; the inline executor needs nothing.
     if (options.executor === 'threads') setSharedReassembly(true);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.pool = new ConnectionPool({ timeout: options.connectTimeoutMs });
+    this.pool = new ConnectionPool({ timeout: options.connectTimeoutMs, connectOptions: options.comm });
     this.server = new Server({
+      ...options.comm,
       name: 'dd-worker',
       logger: {
         debug: () => {},
@@ -304,6 +305,7 @@ export class Worker {
   private async register(): Promise<void> {
     const left = this.deadline - Date.now();
     const comm = await connect(this.options.scheduler, {
+      ...this.options.comm,
       timeout: Math.max(1, Math.min(this.options.connectTimeoutMs, left)),
       signal: this.closeAbort.signal,
     });
