@@ -53,5 +53,5 @@ export async function main(argv: string[]): Promise<number> {
   // Every worker process ended (closed by the scheduler, or --lifetime): the nanny's rpc server
   // must not keep this process alive.
   await supervisor.close();
-  return 0;
+  return supervisor.failedToStart > 0 ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
 import { parseBytes, parseResources, parseTimedelta } from '@dd/protocol';
 import { getAddressHost, getLocalIp, parseAddress } from '@dd/comm';
 
@@ -25,6 +26,7 @@ export interface WorkerCliArgs {
   tlsCaFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  preload?: string[];
 }
 
 /** What one worker process is started with (JSON-serialisable: it crosses a fork). */
@@ -41,6 +43,8 @@ export interface WorkerProcessOptions {
   memory?: { target?: number | false; spill?: number | false; pause?: number | false; terminate?: number | false };
   /** HTTP /health, /metrics, /status of the worker (@dd/worker's dashboardAddress). */
   dashboardAddress?: string;
+  /** Modules whose ddSetup(worker) runs at start (@dd/worker's `preload`); paths made absolute. */
+  preload?: string[];
   /** TLS material as PEM text (@dd/worker's `comm`), for tls:// and wss:// schedulers. */
   comm?: { ca: string; cert: string; key: string };
 }
@@ -75,6 +79,7 @@ export function buildCommand(): Command {
     .option('--worker-port <port>', 'port for the worker to listen on (0 picks a free port; with --nworkers, each next port)', '0')
     .option('--dashboard-address <address>', 'where each worker serves /health, /metrics and /status: ":PORT" or "HOST:PORT" (:0 picks a free port; with --nworkers, each next port)', ':0')
     .option('--no-dashboard', 'do not serve the worker HTTP endpoints')
+    .option('--preload <module>', 'a module whose ddSetup(worker) runs in each worker before it registers (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--tls-ca-file <file>', 'CA certificate (PEM) that the scheduler, peers and clients must be signed by (tls/wss)')
     .option('--tls-cert <file>', 'this worker\'s certificate (PEM), presented to the scheduler, peers and clients')
     .option('--tls-key <file>', 'this worker\'s private key (PEM)')
@@ -153,6 +158,9 @@ export function compileWorkerCli(address: string | undefined, args: WorkerCliArg
   const scheme = parseAddress(scheduler)[0] === 'inproc' ? 'tcp' : parseAddress(scheduler)[0];
   const bracketed = host.includes(':') ? `[${host}]` : host;
   const comm = tlsMaterial(args, scheme);
+  // Paths as given on this command line's directory (the worker processes share it, but a
+  // worker's cwd option may differ); package names resolve from the worker's directory.
+  const preload = (args.preload ?? []).map((m) => (m.startsWith('.') || isAbsolute(m) ? resolve(m) : m));
 
   const workers: WorkerProcessOptions[] = [];
   for (let i = 0; i < nworkers; i++) {
@@ -167,6 +175,7 @@ export function compileWorkerCli(address: string | undefined, args: WorkerCliArg
       ...(args.localDirectory !== undefined ? { localDirectory: args.localDirectory } : {}),
       ...(deathTimeoutMs !== undefined ? { deathTimeoutMs } : {}),
       ...(comm !== undefined ? { comm } : {}),
+      ...(preload.length > 0 ? { preload } : {}),
       ...(args.dashboard !== false ? { dashboardAddress: args.dashboardAddress.replace(/\d+$/, (p) => (Number(p) === 0 ? p : String(Number(p) + i))) } : {}),
     });
   }

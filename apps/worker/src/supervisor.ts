@@ -3,7 +3,8 @@
 //
 // - A worker process that crashes (a signal, a non-zero exit) is started again (with a growing delay
 //   if it keeps dying), so one crash does not shrink the cluster. One that exits 0 unasked closed
-//   on purpose (scheduler close or retire, death timeout) and is not; nor is one past --lifetime.
+//   on purpose (scheduler close or retire, death timeout) and is not; nor is one past --lifetime,
+//   nor one that could not start (it reports why over IPC; dd-worker then exits 1).
 // - Memory: every memoryCheckIntervalMs it reads each worker's RSS (Linux /proc); one above the
 //   terminate fraction (default 0.95) of its memory limit is killed, with a log line saying why,
 //   and started again (its tasks go back to the scheduler, which counts them as suspicious).
@@ -61,6 +62,8 @@ interface Slot {
   killedFor?: string;
   restartTimer?: NodeJS.Timeout;
   lifetimeTimer?: NodeJS.Timeout;
+  /** What the worker process reported when it could not start (it then exits 1). */
+  startError?: string;
 }
 
 /** What `identity` reports of each worker process. */
@@ -95,6 +98,8 @@ export class WorkerSupervisor extends EventEmitter {
   private memoryTimer?: NodeJS.Timeout;
   private server?: Server;
   private resolveDone!: () => void;
+  /** Worker processes that could not start (bad configuration, a failing preload, no scheduler within the death timeout). */
+  failedToStart = 0;
   /** Resolves once every worker has stopped for good (close(), or each reached its lifetime). */
   readonly done: Promise<void> = new Promise((resolve) => { this.resolveDone = resolve; });
 
@@ -236,13 +241,15 @@ export class WorkerSupervisor extends EventEmitter {
     slot.startedAt = Date.now();
     slot.address = undefined;
     slot.killedFor = undefined;
+    slot.startError = undefined;
     // Workers tell the scheduler where their nanny is (serve() before start() for that).
     const options = this.server === undefined ? slot.options : { ...slot.options, nanny: this.server.address };
     // Options go in the environment, not the command line: they may hold a TLS private key.
     const env = { ...workerProcessEnv(), DD_WORKER_OPTIONS: JSON.stringify(options) };
     const child = fork(this.entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     slot.child = child;
-    child.on('message', (msg: { type?: string; address?: string; dashboard?: string }) => {
+    child.on('message', (msg: { type?: string; address?: string; dashboard?: string; message?: string }) => {
+      if (msg?.type === 'error') slot.startError = typeof msg.message === 'string' ? msg.message : 'unknown error';
       if (msg?.type === 'ready' && typeof msg.address === 'string') {
         slot.address = msg.address;
         this.log(`Worker at: ${msg.address}`);
@@ -254,6 +261,16 @@ export class WorkerSupervisor extends EventEmitter {
     child.on('exit', (code, signal) => {
       this.emit('exit', slot.index, code, signal);
       if (slot.child !== child || slot.stopping || this.closing) return;
+      if (slot.startError !== undefined) {
+        // It could not start (a bad option, a failing preload, no scheduler within its death
+        // timeout): starting it again would fail the same way, so this slot ends here.
+        this.log(`Worker process ${slot.index} could not start (${slot.startError}); not restarting it`);
+        this.failedToStart++;
+        slot.stopping = true;
+        clearTimeout(slot.lifetimeTimer);
+        if (this.slots.every((s) => s.stopping && !this.isAlive(s))) this.resolveDone();
+        return;
+      }
       if (code === 0 && slot.killedFor === undefined) {
         // A worker process exits 0 unasked only when its worker closed on purpose: the scheduler
         // closed or retired it, or it lost the scheduler for longer than its death timeout. As

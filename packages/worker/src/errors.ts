@@ -53,6 +53,11 @@ export class ClosureVariableError extends DdError {
   }
 }
 
+/** A preload module (`preload` option, `dd-worker --preload`) could not be loaded, or its ddSetup failed. */
+export class PreloadError extends DdError {
+  override readonly code: string = 'DD_ERR_PRELOAD';
+}
+
 /** The executor could not run a task (its thread died, the pool is closed, ...). */
 export class ExecutorError extends DdError {
   override readonly code: string = 'DD_ERR_EXECUTOR';

@@ -130,6 +130,23 @@ export class TaskRunner {
   }
 
   private async importFunction(specifier: string, exportName: string): Promise<AnyFn> {
+    const mod = await this.importModule(specifier);
+    let fn = exportName === 'default' ? (mod.default ?? mod) : mod[exportName];
+    if (fn === undefined && exportName !== 'default' && typeof mod.default === 'object' && mod.default !== null) {
+      fn = (mod.default as Record<string, unknown>)[exportName]; // CommonJS seen through import()
+    }
+    if (typeof fn !== 'function') {
+      throw new TypeError(`module ${JSON.stringify(specifier)} has no function export ${JSON.stringify(exportName)}`);
+    }
+    return fn as AnyFn;
+  }
+
+  /**
+   * A module by specifier, as task functions by module reference find it: a path (relative to
+   * cwd), an uploaded module, or a package resolved from cwd; CommonJS by require, ES modules by
+   * import().
+   */
+  async importModule(specifier: string): Promise<Record<string, unknown>> {
     const resolved = specifier.startsWith('.') || path.isAbsolute(specifier)
       ? path.resolve(this.cwd, specifier)
       : (uploadedModule(this.uploadDirectory, specifier) ?? specifier);
@@ -143,14 +160,7 @@ export class TaskRunner {
       const url = path.isAbsolute(resolved) ? pathToFileURL(resolved).href : pathToFileURL(this.require.resolve(resolved)).href;
       mod = (await dynamicImport(url)) as Record<string, unknown>;
     }
-    let fn = exportName === 'default' ? (mod.default ?? mod) : mod[exportName];
-    if (fn === undefined && exportName !== 'default' && typeof mod.default === 'object' && mod.default !== null) {
-      fn = (mod.default as Record<string, unknown>)[exportName]; // CommonJS seen through import()
-    }
-    if (typeof fn !== 'function') {
-      throw new TypeError(`module ${JSON.stringify(specifier)} has no function export ${JSON.stringify(exportName)}`);
-    }
-    return fn as AnyFn;
+    return mod;
   }
 
   /** A thrown value as a WireError; a closure variable ReferenceError becomes ClosureVariableError. */

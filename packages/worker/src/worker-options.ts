@@ -35,6 +35,12 @@ export interface WorkerOptions {
   memory?: Partial<MemoryFractions> & { monitorIntervalMs?: number; processMemory?: () => number };
   /** Scratch directory (spilled data, uploaded files later). Default: a fresh temp directory, removed on close. */
   localDirectory?: string;
+  /**
+   * Modules whose `ddSetup(worker)` runs once the worker listens, before it registers (paths
+   * relative to `cwd`, uploaded modules, or packages); `ddTeardown(worker)` runs at close. A
+   * module that fails to load or set up stops the worker from starting (PreloadError).
+   */
+  preload?: string[];
   /** Directory that module references and `require` in task functions resolve against. Default: process.cwd(). */
   cwd?: string;
   /** 'threads' (default): a worker_threads pool; 'inline': on the main event loop. */
@@ -83,6 +89,7 @@ export interface CompiledWorkerOptions {
   memoryLimit: number;
   memory: MemoryFractions & { monitorIntervalMs: number; processMemory: () => number };
   localDirectory: string | undefined;
+  preload: string[];
   cwd: string;
   executor: 'threads' | 'inline';
   executorQueueDepth: number;
@@ -123,6 +130,7 @@ export function compileWorkerOptions(o: WorkerOptions): CompiledWorkerOptions {
     memoryLimit,
     memory: compileMemory(o.memory),
     localDirectory: o.localDirectory,
+    preload: [...(o.preload ?? [])],
     cwd: o.cwd ?? process.cwd(),
     executor,
     executorQueueDepth,

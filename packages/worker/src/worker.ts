@@ -46,6 +46,7 @@ import { TransferStats } from './transfer-stats';
 import { compileWorkerOptions, type CompiledWorkerOptions, type WorkerOptions } from './worker-options';
 import { WorkerRun } from './run';
 import { WorkerPlugins } from './plugins';
+import { runPreloads } from './preload';
 import { checkEventMessage, checkEventTopic, taskWorkerHandle } from './task-context';
 import { WorkerState } from './worker-state';
 
@@ -108,6 +109,8 @@ export class Worker {
   private lastCpuTime = Date.now();
   private readonly registeredListeners: Array<() => void> = [];
   /** `run` and `versions` rpcs (run.ts). */
+  /** ddTeardown hooks of the preload modules, run at close. */
+  private preloadTeardowns: Array<{ specifier: string; teardown: (worker: object) => unknown }> = [];
   private readonly runner = new WorkerRun({ worker: this, cwd: () => this.options.cwd, uploadDirectory: () => this.uploadDirectory });
   /** Worker plugins and uploaded files (plugins.ts, uploads.ts). */
   readonly plugins = new WorkerPlugins({
@@ -250,6 +253,7 @@ export class Worker {
       transferIncomingCountLimit: o.transferIncomingCountLimit,
       transferIncomingBytesLimit: o.transferIncomingBytesLimit,
     });
+    if (o.preload.length > 0) this.preloadTeardowns = await runPreloads(this, o.preload, this.runner.taskRunner());
     await this.connectToScheduler(true);
     this.status = 'running';
     this.scheduleHeartbeat();
@@ -758,6 +762,13 @@ export class Worker {
     this.closeAbort.abort(); // a registration still retrying stops now
     this.memoryMonitor.stop();
     await this.plugins.close().catch(() => undefined);
+    for (const { specifier, teardown } of this.preloadTeardowns.splice(0)) {
+      try {
+        await teardown(this);
+      } catch (err) {
+        this.options.logger.warn(`preload module ${JSON.stringify(specifier)}: ddTeardown failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
