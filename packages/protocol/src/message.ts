@@ -14,7 +14,7 @@ import {
   type DecodeOptions,
   type EncodeOptions,
 } from './message-options';
-import { decodeMsgpack, describeValue, isPlainObject, MessageEncoder, PLACEHOLDER_KEY, type OutOfBandSink } from './msgpack-codec';
+import { decodeMsgpack, describeValue, isPlainObject, MessageEncoder, PLACEHOLDER_KEY, placeholderMapsInLastDecode, type OutOfBandSink } from './msgpack-codec';
 import { appendPayload, readPayloadFrames, readSubHeader } from './out-of-band';
 import { familyForDecoding, findFamily, type DeserializeContext, type SerializeContext, type SerializedPayload, type SubHeader } from './serializers/family';
 import { Serialize } from './serialize-wrapper';
@@ -159,7 +159,10 @@ class MessageReader implements DeserializeContext {
       index += 1 + header.count;
     }
     this.unresolved = this.headers.size;
-    const value = this.resolve(decodeMsgpack(frames[0]!, 'frame 0'));
+    const decoded = decodeMsgpack(frames[0]!, 'frame 0');
+    // Without a single placeholder map in frame 0 the walk below would find nothing to replace
+    // (and then report the unreferenced payloads, as it does here).
+    const value = placeholderMapsInLastDecode() === 0 ? decoded : this.resolve(decoded);
     if (this.unresolved !== 0) {
       throw new DeserializationError(`${this.unresolved} out-of-band payloads are not referenced from frame 0`);
     }

@@ -45,6 +45,17 @@ interface DecoderLimits {
   maxMapLength: number;
 }
 
+/** Placeholder maps ({"__Serialized__": i}) in what decodeMsgpack last returned; -1: not counted. */
+let lastPlaceholderMaps = -1;
+
+/**
+ * How many maps holding the out-of-band placeholder key the last decodeMsgpack() call decoded
+ * (-1 when the library decoded it, which does not count them). Read it right after the call.
+ */
+export function placeholderMapsInLastDecode(): number {
+  return lastPlaceholderMaps;
+}
+
 /** dd's decoder (msgpack-decoder.ts); the library's for what it leaves to it. */
 const decoder = new MsgpackDecoder();
 const libraryDecoder = new Decoder();
@@ -54,6 +65,7 @@ const libraryDecoder = new Decoder();
  * byte, trailing bytes, bad map key) becomes a DeserializationError naming `what`.
  */
 export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
+  lastPlaceholderMaps = -1;
   // msgpack bin decodes as a subarray of its input, so out of a Node Buffer (a socket chunk)
   // it would be a Buffer: bin is a Uint8Array on every path. A forwarded Buffer would not
   // travel inline again (isInlineBytes): every compute-task took its spec out of band, a
@@ -61,7 +73,9 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
   // 64 KiB pool, which an executor thread post then copied whole.
   const input = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
   try {
-    return decoder.decode(input);
+    const value = decoder.decode(input);
+    lastPlaceholderMaps = decoder.placeholderMaps;
+    return value;
   } catch (error) {
     if (!(error instanceof UnsupportedMsgpackType)) throw notMsgpack(what, error);
     // An extension type (never written by dd): the library's decoding, below.

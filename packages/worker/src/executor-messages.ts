@@ -5,7 +5,12 @@ import type { Key, WireError, WireRunSpec } from '@dd/protocol';
 export interface ThreadRequest {
   id: number;
   spec: WireRunSpec;
-  deps: Record<Key, unknown>;
+  /**
+   * Dependency values by key. A Map: structured clone copies one with 10 000 entries in ~4.5 ms,
+   * a plain object with as many keys in 9-13 (30 the first time), which is then a slow
+   * dictionary-mode object on the thread's side.
+   */
+  deps: Map<Key, unknown>;
   /** Dependencies that were Node Buffers (structured clone delivers Uint8Arrays). */
   bufferKeys?: Key[];
   /**

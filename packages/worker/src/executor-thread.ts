@@ -51,7 +51,7 @@ async function drain(): Promise<void> {
     for (let req = queue.shift(); req !== undefined; req = queue.shift()) {
       await handle(req);
       if (garbage !== undefined && req.depBytes !== undefined) {
-        req.deps = {}; // unreachable now, so the collection can free them
+        req.deps = new Map(); // unreachable now, so the collection can free them
         garbage.add(req.depBytes);
       }
     }
@@ -64,8 +64,8 @@ async function handle(req: ThreadRequest): Promise<void> {
   if (req.bufferKeys) {
     // Structured clone turns Buffers into plain Uint8Arrays: give tasks their Buffers back.
     for (const k of req.bufferKeys) {
-      const u = req.deps[k] as Uint8Array;
-      req.deps[k] = Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+      const u = req.deps.get(k) as Uint8Array;
+      req.deps.set(k, Buffer.from(u.buffer, u.byteOffset, u.byteLength));
     }
   }
   const outcome = await runner.run(req.spec, req.deps);

@@ -250,11 +250,10 @@ export class ThreadPoolExecutor implements Executor {
   private dispatch(slot: Slot, entry: Job): void {
     const { job } = entry;
     const id = this.nextId++;
-    const deps: Record<Key, unknown> = {};
+    const deps = job.deps;
     let bufferKeys: Key[] | undefined;
     let depBytes = 0;
-    for (const [k, v] of job.deps) {
-      deps[k] = v;
+    for (const [k, v] of deps) {
       if (ArrayBuffer.isView(v)) {
         if (Buffer.isBuffer(v)) (bufferKeys ??= []).push(k);
         // Structured clone copies a view's whole ArrayBuffer (shared memory crosses uncopied).
