@@ -243,8 +243,8 @@ export function graphDefinitions(tasks: ReadonlyMap<Key, GraphTask>, wanted: rea
   for (const t of tasks.values()) deps.set(t.key, t.dependencies);
   const rank = orderGraph(deps);
 
-  // Cull: only what the wanted keys need.
-  const needed: GraphTask[] = [];
+  // Cull: only what the wanted keys need, placed by rank (ranks are 0..n-1: no sort needed).
+  const byRank: Array<GraphTask | undefined> = new Array(tasks.size);
   const seen = new Set<Key>();
   const stack = [...wanted];
   while (stack.length > 0) {
@@ -253,10 +253,11 @@ export function graphDefinitions(tasks: ReadonlyMap<Key, GraphTask>, wanted: rea
     seen.add(k);
     const t = tasks.get(k);
     if (t === undefined) continue; // a Future's key
-    needed.push(t);
+    byRank[rank.get(k)!] = t;
     for (const d of t.dependencies) if (!seen.has(d)) stack.push(d);
   }
-  needed.sort((a, b) => rank.get(a.key)! - rank.get(b.key)!);
+  const needed: GraphTask[] = [];
+  for (let r = 0; r < byRank.length; r++) if (byRank[r] !== undefined) needed.push(byRank[r]!);
 
   const workers = toList(options.workers);
   const out: TaskDefinition[] = new Array(needed.length);
