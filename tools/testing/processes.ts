@@ -89,6 +89,7 @@ export async function killAll(graceMs = 5_000): Promise<void> {
       res();
     });
     child.kill('SIGTERM');
+    child.kill('SIGCONT'); // a stopped process handles its SIGTERM only once it runs again
   })));
   // Workers killed on purpose (kill -9, the nanny's memory terminate) leave their directories.
   await purgeStaleLocalDirectories().catch(() => 0);
