@@ -264,11 +264,8 @@ export class WorkerSupervisor extends EventEmitter {
       if (slot.startError !== undefined) {
         // It could not start (a bad option, a failing preload, no scheduler within its death
         // timeout): starting it again would fail the same way, so this slot ends here.
-        this.log(`Worker process ${slot.index} could not start (${slot.startError}); not restarting it`);
         this.failedToStart++;
-        slot.stopping = true;
-        clearTimeout(slot.lifetimeTimer);
-        if (this.slots.every((s) => s.stopping && !this.isAlive(s))) this.resolveDone();
+        this.endSlot(slot, `could not start (${slot.startError})`);
         return;
       }
       if (code === 0 && slot.killedFor === undefined) {
@@ -276,10 +273,7 @@ export class WorkerSupervisor extends EventEmitter {
         // closed or retired it, or it lost the scheduler for longer than its death timeout. As
         // with the reference's nanny, that is the end of this slot, not a crash to recover from;
         // once every slot has ended, the supervisor is done (dd-worker exits).
-        this.log(`Worker process ${slot.index} (${slot.address ?? 'not yet registered'}) closed (the scheduler closed or retired it, or its death timeout passed); not restarting it`);
-        slot.stopping = true;
-        clearTimeout(slot.lifetimeTimer);
-        if (this.slots.every((s) => s.stopping && !this.isAlive(s))) this.resolveDone();
+        this.endSlot(slot, `(${slot.address ?? 'not yet registered'}) closed (the scheduler closed or retired it, or its death timeout passed)`);
         return;
       }
       const ranMs = Date.now() - slot.startedAt;
@@ -302,6 +296,14 @@ export class WorkerSupervisor extends EventEmitter {
       }, this.settings.lifetimeMs);
       slot.lifetimeTimer.unref();
     }
+  }
+
+  /** A slot whose process exited for good: not restarted; the supervisor is done once all are. */
+  private endSlot(slot: Slot, why: string): void {
+    this.log(`Worker process ${slot.index} ${why}; not restarting it`);
+    slot.stopping = true;
+    clearTimeout(slot.lifetimeTimer);
+    if (this.slots.every((s) => s.stopping && !this.isAlive(s))) this.resolveDone();
   }
 
   private stopSlot(slot: Slot, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
