@@ -235,7 +235,7 @@ export class MessageEncoder {
     }
     const byteLength = utf8Length(value);
     this.reserve(5 + byteLength);
-    this.writeStringHeader(byteLength);
+    this.writeHeader(byteLength, 0xa0, 32, 0xd9, 0xda, 0xdb, 'string (UTF-8 bytes)');
     if (n > SHORT_STRING) {
       textEncoder.encodeInto(value, this.bytes.subarray(this.pos, this.pos + byteLength));
     } else {
@@ -244,31 +244,10 @@ export class MessageEncoder {
     this.pos += byteLength;
   }
 
-  private writeStringHeader(byteLength: number): void {
-    const p = this.pos;
-    if (byteLength < 32) {
-      this.bytes[p] = 0xa0 + byteLength;
-      this.pos = p + 1;
-    } else if (byteLength < 0x100) {
-      this.bytes[p] = 0xd9;
-      this.bytes[p + 1] = byteLength;
-      this.pos = p + 2;
-    } else if (byteLength < 0x10000) {
-      this.bytes[p] = 0xda;
-      this.view.setUint16(p + 1, byteLength);
-      this.pos = p + 3;
-    } else if (byteLength < 0x100000000) {
-      this.bytes[p] = 0xdb;
-      this.view.setUint32(p + 1, byteLength);
-      this.pos = p + 5;
-    } else {
-      throw new SerializationError(`string too long for msgpack: ${byteLength} bytes in UTF-8`);
-    }
-  }
-
   private writeArray(value: readonly unknown[], depth: number): void {
     const n = value.length;
-    this.writeHeader(n, 0x90, 16, 0xdc, 0xdd, 'array');
+    this.reserve(5);
+    this.writeHeader(n, 0x90, 16, 0, 0xdc, 0xdd, 'array');
     for (let i = 0; i < n; i++) this.write(value[i], depth + 1);
   }
 
@@ -278,7 +257,8 @@ export class MessageEncoder {
     }
     const keys = Object.keys(value);
     const n = keys.length;
-    this.writeHeader(n, 0x80, 16, 0xde, 0xdf, 'map');
+    this.reserve(5);
+    this.writeHeader(n, 0x80, 16, 0, 0xde, 0xdf, 'map');
     for (let i = 0; i < n; i++) {
       const key = keys[i]!;
       this.writeString(key);
@@ -286,13 +266,20 @@ export class MessageEncoder {
     }
   }
 
-  /** Header of an array or map: fix form below `fixLimit`, then 16- and 32-bit lengths. */
-  private writeHeader(n: number, fix: number, fixLimit: number, type16: number, type32: number, what: string): void {
-    this.reserve(5);
+  /**
+   * The header of a string, bin, array or map of length `n`: the fix form below `fixLimit`
+   * (0: none), then the 8-bit length form (type8; 0: none), the 16- and the 32-bit one.
+   * The caller has reserved the 5 bytes it may take.
+   */
+  private writeHeader(n: number, fix: number, fixLimit: number, type8: number, type16: number, type32: number, what: string): void {
     const p = this.pos;
     if (n < fixLimit) {
       this.bytes[p] = fix + n;
       this.pos = p + 1;
+    } else if (type8 !== 0 && n < 0x100) {
+      this.bytes[p] = type8;
+      this.bytes[p + 1] = n;
+      this.pos = p + 2;
     } else if (n < 0x10000) {
       this.bytes[p] = type16;
       this.view.setUint16(p + 1, n);
@@ -302,27 +289,14 @@ export class MessageEncoder {
       this.view.setUint32(p + 1, n);
       this.pos = p + 5;
     } else {
-      throw new SerializationError(`${what} too large for msgpack: ${n} entries`);
+      throw new SerializationError(`${what} too large for msgpack: ${n}`);
     }
   }
 
   private writeBinary(value: Uint8Array): void {
     const size = value.byteLength;
     this.reserve(5 + size);
-    const p = this.pos;
-    if (size < 0x100) {
-      this.bytes[p] = 0xc4;
-      this.bytes[p + 1] = size;
-      this.pos = p + 2;
-    } else if (size < 0x10000) {
-      this.bytes[p] = 0xc5;
-      this.view.setUint16(p + 1, size);
-      this.pos = p + 3;
-    } else {
-      this.bytes[p] = 0xc6;
-      this.view.setUint32(p + 1, size);
-      this.pos = p + 5;
-    }
+    this.writeHeader(size, 0, 0, 0xc4, 0xc5, 0xc6, 'bin');
     this.bytes.set(value, this.pos);
     this.pos += size;
   }
