@@ -2,8 +2,8 @@
 // cleanly on SIGINT/SIGTERM.
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { parseListenAddress } from '@dd/comm';
+import { writeFileSync, rmSync } from 'node:fs';
+import { parseListenAddress, readTlsFiles } from '@dd/comm';
 import { parseTimedelta } from '@dd/protocol';
 import { DashboardServer } from '@dd/dashboard';
 import { Scheduler, preload } from '@dd/scheduler';
@@ -61,14 +61,6 @@ export function listenAddress(options: SchedulerCliOptions): string {
   return `${options.protocol}://${host}:${options.port}`;
 }
 
-function tlsOptions(options: SchedulerCliOptions): Record<string, Buffer> | undefined {
-  if (!options.tlsCaFile && !options.tlsCert && !options.tlsKey) return undefined;
-  if (!options.tlsCaFile || !options.tlsCert || !options.tlsKey) {
-    throw new Error('TLS needs all three of --tls-ca-file, --tls-cert and --tls-key');
-  }
-  return { ca: readFileSync(options.tlsCaFile), cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) };
-}
-
 function dashboardListenAddress(options: SchedulerCliOptions): { host: string; port: number } {
   try {
     return parseListenAddress(options.dashboardAddress, options.host);
@@ -87,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const options = command.opts<SchedulerCliOptions>();
-  const tls = tlsOptions(options);
+  const tls = readTlsFiles({ caFile: options.tlsCaFile, certFile: options.tlsCert, keyFile: options.tlsKey });
   if ((options.protocol === 'tls' || options.protocol === 'wss') && !tls) {
     throw new Error(`--protocol ${options.protocol} needs --tls-ca-file, --tls-cert and --tls-key`);
   }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { parseBytes, parseResources, parseTimedelta } from '@dd/protocol';
-import { getAddressHost, getLocalIp, parseAddress } from '@dd/comm';
+import { getAddressHost, getLocalIp, parseAddress, readTlsFiles } from '@dd/comm';
 
 export interface WorkerCliArgs {
   nthreads?: string;
@@ -119,20 +119,11 @@ export function memoryLimitFor(text: string, nthreads: number): number {
 
 /** The three --tls-* files, read; all or none of them. A tls/wss scheduler needs them. */
 function tlsMaterial(args: WorkerCliArgs, scheme: string): WorkerProcessOptions['comm'] {
-  const given = [args.tlsCaFile, args.tlsCert, args.tlsKey].filter((f) => f !== undefined).length;
-  if (given === 0) {
-    if (scheme === 'tls' || scheme === 'wss') throw new Error(`a ${scheme}:// scheduler needs --tls-ca-file, --tls-cert and --tls-key`);
-    return undefined;
+  const tls = readTlsFiles({ caFile: args.tlsCaFile, certFile: args.tlsCert, keyFile: args.tlsKey });
+  if (tls === undefined && (scheme === 'tls' || scheme === 'wss')) {
+    throw new Error(`a ${scheme}:// scheduler needs --tls-ca-file, --tls-cert and --tls-key`);
   }
-  if (given < 3) throw new Error('TLS needs all three of --tls-ca-file, --tls-cert and --tls-key');
-  const read = (file: string, flag: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new Error(`${flag}: cannot read ${file}: ${(err as Error).message}`);
-    }
-  };
-  return { ca: read(args.tlsCaFile!, '--tls-ca-file'), cert: read(args.tlsCert!, '--tls-cert'), key: read(args.tlsKey!, '--tls-key') };
+  return tls;
 }
 
 function defaultHost(scheduler: string): string {

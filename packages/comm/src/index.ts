@@ -23,3 +23,4 @@ export {
 export { ConnectionPool, rpc, unwrapReply, type ConnectionPoolOptions, type CallOptions, type Rpc, type StandaloneRpc } from './pool';
 export { BatchedSend, type BatchedSendOptions } from './batched';
 export { silentLogger, consoleLogger, type Logger } from './logger';
+export { readTlsFiles, type TlsFiles } from './tls-files';
