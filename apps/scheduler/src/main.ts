@@ -18,6 +18,7 @@ export interface SchedulerCliOptions {
   allowedFailures?: string;
   dashboardAddress: string;
   dashboard: boolean;
+  workStealing: boolean;
   tlsCaFile?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -36,6 +37,7 @@ export function buildCommand(): Command {
     .option('--idle-timeout <duration>', 'shut down after this long with no clients and no tasks, e.g. "1h"')
     .option('--worker-ttl <duration>', 'remove a worker that sent no heartbeat for this long, e.g. "30s" (the default)')
     .option('--allowed-failures <n>', 'deaths of workers running a task before it errs with KilledWorker (default 3)')
+    .option('--no-work-stealing', 'do not move queued tasks from busy workers to idle ones')
     .option('--tls-ca-file <file>', 'CA certificate (PEM) that peers must be signed by (tls/wss)')
     .option('--tls-cert <file>', 'this scheduler\'s certificate (PEM)')
     .option('--tls-key <file>', 'this scheduler\'s private key (PEM)')
@@ -90,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     ...(options.idleTimeout ? { idleTimeoutMs: parseTimedelta(options.idleTimeout) } : {}),
     ...(options.workerTtl ? { workerTtlMs: parseTimedelta(options.workerTtl) } : {}),
     ...(options.allowedFailures !== undefined ? { allowedFailures: nonNegativeInt(options.allowedFailures, '--allowed-failures') } : {}),
+    workStealing: options.workStealing,
   });
   try {
     for (const module of options.preload) await preload(scheduler, module);

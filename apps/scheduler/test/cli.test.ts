@@ -3,8 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rpc } from '@dd/comm';
 import { binaries, killAll, startProcess } from '../../../tools/testing/processes';
+import { buildCommand } from '../src/main';
 
 jest.setTimeout(30_000);
+
+describe('dd-scheduler options', () => {
+  test('work stealing is on unless --no-work-stealing', () => {
+    expect(buildCommand().parse([], { from: 'user' }).opts()).toMatchObject({ workStealing: true });
+    expect(buildCommand().parse(['--no-work-stealing'], { from: 'user' }).opts()).toMatchObject({ workStealing: false });
+  });
+});
 
 describe('dd-scheduler', () => {
   const dirs: string[] = [];

@@ -54,6 +54,25 @@ describe('cluster end to end', () => {
     });
   });
 
+  test('work stealing: slow tasks queued on the holder of their input spread to the idle worker', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const [a, b] = workers.map((w) => w.address) as [string, string];
+      const [small] = client.scatter([1], { workers: [a] });
+      await small;
+      // Placed by data locality, all eight go to A; balance moves queued ones to B.
+      const slow = async (x: number, i: number): Promise<number> => {
+        await new Promise((r) => setTimeout(r, 300));
+        return x + i;
+      };
+      const outs = Array.from({ length: 8 }, (_, i) => client.submit(slow, small!, i));
+      expect(await client.gather(outs)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      const who = await client.whoHas(outs);
+      const onB = outs.filter((f) => who[f.key]?.includes(b)).length;
+      expect(onB).toBeGreaterThanOrEqual(2);
+      expect(outs.filter((f) => who[f.key]?.includes(a)).length).toBeGreaterThanOrEqual(2);
+    });
+  });
+
   test('restrictions: hard, loose, and no-worker until a worker joins', async () => {
     await withCluster({ nWorkers: 2 }, async ({ client, workers, startWorker }) => {
       const a = workers[0]!.address;

@@ -322,8 +322,20 @@ export interface LogEventMsg {
   topic: string | string[];
   msg: unknown;
 }
+/**
+ * The worker's answer to a steal-request: the state `key` was in when the request arrived (null:
+ * unknown there). 'waiting', 'ready' and 'constrained' mean the worker gave the task up and the
+ * scheduler may run it elsewhere; any other state means it stays.
+ */
+export interface StealResponseMsg {
+  op: 'steal-response';
+  key: Key;
+  state: string | null;
+  stimulusId: StimulusId;
+}
 export type WorkerToSchedulerMsg =
   | TaskFinishedMsg
+  | StealResponseMsg
   | TaskErredMsg
   | ReleaseWorkerDataMsg
   | MissingDataMsg
@@ -401,8 +413,18 @@ export interface RemoveWorkerMsg {
   worker: Address;
   stimulusId: StimulusId;
 }
+/**
+ * Work stealing: give up `key` if it has not started (the reference's transactional stealing);
+ * the worker answers with a steal-response either way.
+ */
+export interface StealRequestMsg {
+  op: 'steal-request';
+  key: Key;
+  stimulusId: StimulusId;
+}
 export type SchedulerToWorkerMsg =
   | ComputeTaskMsg
+  | StealRequestMsg
   | FreeKeysMsg
   | AcquireReplicasMsg
   | RemoveReplicasMsg

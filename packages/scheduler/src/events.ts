@@ -58,6 +58,17 @@ export interface ReleaseWorkerDataEvent extends Base {
   worker: Address;
   keys: Key[];
 }
+/** Work stealing, periodic: move queued tasks from busy workers to idle ones where it pays. */
+export interface BalanceEvent extends Base {
+  kind: 'balance';
+}
+/** A worker's answer to a steal-request: the state `key` was in there (null: unknown). */
+export interface StealResponseEvent extends Base {
+  kind: 'steal-response';
+  worker: Address;
+  key: Key;
+  state: string | null;
+}
 /** A worker now holds replicas of keys. */
 export interface AddKeysEvent extends Base {
   kind: 'add-keys';
@@ -161,7 +172,9 @@ export type SchedulerEvent =
   | ClientReleasesKeysEvent
   | CancelEvent
   | UpdateDataEvent
-  | RetryEvent;
+  | RetryEvent
+  | BalanceEvent
+  | StealResponseEvent;
 
 export type SchedulerEventKind = SchedulerEvent['kind'];
 

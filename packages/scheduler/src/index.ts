@@ -25,6 +25,7 @@ export {
   killedWorkerError,
 } from './errors';
 export type * from './events';
+export { planSteals, DEFAULT_STEAL_LIMITS, type StealMove, type StealCosts, type StealLimits } from './stealing';
 export { Scheduler } from './scheduler';
 export { preload } from './preload';
 export type { SchedulerPlugin, UpdateGraphInfo, TaskStreamRecord } from './extensions/cluster';

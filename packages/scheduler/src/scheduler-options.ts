@@ -25,6 +25,8 @@ export interface SchedulerOptions extends Omit<SchedulerStateOptions, 'validate'
    * positive value holds each batch up to that many ms.
    */
   batchIntervalMs?: number;
+  /** How often work stealing balances the workers, when it is on (`workStealing`). Default 100 ms. */
+  workStealingIntervalMs?: number;
   /** Timeout for rpcs the scheduler makes to workers (gather, broadcast). Default 30 s. */
   rpcTimeoutMs?: number;
   /** Transport options (TLS material, frame limits, compression). */
@@ -43,6 +45,8 @@ export interface CompiledSchedulerOptions {
   fifoTimeoutMs: number;
   idleTimeoutMs: number | null;
   batchIntervalMs: number;
+  workStealing: boolean;
+  workStealingIntervalMs: number;
   rpcTimeoutMs: number;
   comm: CommOptions;
   id: string | undefined;
@@ -66,6 +70,8 @@ export function compileSchedulerOptions(o: SchedulerOptions = {}): CompiledSched
     fifoTimeoutMs: o.fifoTimeoutMs ?? 100,
     idleTimeoutMs: o.idleTimeoutMs ?? null,
     batchIntervalMs: o.batchIntervalMs ?? 0,
+    workStealing: o.workStealing ?? true,
+    workStealingIntervalMs: positive('workStealingIntervalMs', o.workStealingIntervalMs, 100),
     rpcTimeoutMs: positive('rpcTimeoutMs', o.rpcTimeoutMs, 30_000),
     comm: o.comm ?? {},
     id: o.id,
@@ -76,6 +82,7 @@ export function compileSchedulerOptions(o: SchedulerOptions = {}): CompiledSched
     validate: c.validate,
     allowedFailures: c.allowedFailures,
     fifoTimeoutMs: c.fifoTimeoutMs,
+    workStealing: c.workStealing,
   };
   if (o.defaultTaskDurationMs !== undefined) state.defaultTaskDurationMs = o.defaultTaskDurationMs;
   if (o.bandwidth !== undefined) state.bandwidth = o.bandwidth;

@@ -40,6 +40,7 @@ import type {
   RemoveWorkerEvent,
   RetryEvent,
   SchedulerEvent,
+  StealResponseEvent,
   TaskErredEvent,
   TaskFinishedEvent,
   UpdateDataEvent,
@@ -55,6 +56,7 @@ import {
   comparePriority,
 } from './state-types';
 import type { PlacementRun, TaskStateName } from './state-types';
+import { planSteals, type StealMove } from './stealing';
 
 export interface SchedulerStateOptions {
   /** Check invariants after every transition and stimulus (slow; on in tests). Default false. */
@@ -76,6 +78,12 @@ export interface SchedulerStateOptions {
   defaultDataSize?: number;
   /** Entries kept in the transition log (story). Default 25,000 (a larger log costs GC time). */
   transitionLogSize?: number;
+  /**
+   * Work stealing (the reference's): tasks go where their dependencies are, and `balance`
+   * stimuli move queued ones to idle workers when that pays. Off: no balance, and other workers
+   * compete for each task at placement instead (charged the transfer). Default true.
+   */
+  workStealing?: boolean;
   /** Milliseconds clock (Date.now by default); injectable for deterministic tests. */
   clock?: () => number;
 }
@@ -89,6 +97,7 @@ export interface CompiledSchedulerStateOptions {
   transferLatencyS: number;
   defaultDataSize: number;
   transitionLogSize: number;
+  workStealing: boolean;
   clock: () => number;
 }
 
@@ -102,6 +111,7 @@ export function compileSchedulerStateOptions(o: SchedulerStateOptions = {}): Com
     transferLatencyS: (o.transferLatencyMs ?? 1) / 1000,
     defaultDataSize: o.defaultDataSize ?? 1024,
     transitionLogSize: Math.max(1, o.transitionLogSize ?? 25_000),
+    workStealing: o.workStealing ?? true,
     clock: o.clock ?? Date.now,
   };
 }
@@ -176,6 +186,12 @@ export class SchedulerState {
   private runningListStale = true;
   private readonly unknownDurations = new Map<string, Set<TaskState>>();
   private readonly log: TransitionLog;
+  /** Steal-requests sent and not answered yet. */
+  private readonly steals = new Map<TaskState, StealMove>();
+  /** Occupancy those requests promise to move (+ on thieves, - on victims), for the next balance. */
+  private readonly stealPlanned = new Map<WorkerState, number>();
+  /** Tasks moved by work stealing so far. */
+  stolen = 0;
   private readonly outWorkers = new Map<Address, SchedulerToWorkerMsg[]>();
   private readonly outClients = new Map<string, SchedulerToClientMsg[]>();
   /** The transition table: `from` -> `to` -> method (the reference's `(start, finish)` table). */
@@ -319,6 +335,10 @@ export class SchedulerState {
         return this.updateData(ev);
       case 'retry':
         return this.retry(ev);
+      case 'balance':
+        return this.balance(ev.stimulusId);
+      case 'steal-response':
+        return this.stealResponse(ev);
       default: {
         const never: never = ev;
         throw new Error(`unknown stimulus ${(never as { kind: string }).kind}`);
@@ -598,6 +618,7 @@ export class SchedulerState {
     this.totalOccupancy -= ws.occupancy;
     if (this.workers.size === 0) this.totalOccupancy = 0;
     ws.status = 'closing';
+    this.dropSteals(ws);
 
     const recs = new Map<Key, TaskStateName>();
     for (const ts of [...ws.processing.keys()]) {
@@ -917,6 +938,11 @@ export class SchedulerState {
       return;
     }
     void recs;
+    this.assign(ts, ws, stimulusId);
+  }
+
+  /** Make `ts` processing on `ws` and send it there. */
+  private assign(ts: TaskState, ws: WorkerState, stimulusId: StimulusId): void {
     const cost = this.taskDuration(ts) + this.commCost(ts, ws);
     ws.processing.set(ts, cost);
     ws.occupancy += cost;
@@ -1375,11 +1401,11 @@ export class SchedulerState {
     for (const dts of ts.dependencies) for (const ws of dts.whoHas) if (ws.status === 'running') candidates.add(ws);
     if (valid === null) {
       if (candidates.size === 0) candidates = this.running;
-      // dd has no work stealing yet: other workers compete too (all of a small pool, the idle
-      // ones of a large one), so a map over one small scattered value spreads out instead of
-      // queueing on its holder. The objective charges them the bytes they would have to fetch,
-      // so large dependencies keep tasks where the data is.
-      else for (const ws of this.running.size <= LINEAR_POOL_LIMIT ? this.running : this.idle) candidates.add(ws);
+      // With work stealing, as the reference: only the holders, and balance() moves queued tasks
+      // to idle workers when that pays. Without it, other workers compete here (all of a small
+      // pool, the idle ones of a large one), so a map over one small scattered value spreads out
+      // instead of queueing on its holder; the objective charges them the bytes they would fetch.
+      else if (!this.options.workStealing) for (const ws of this.running.size <= LINEAR_POOL_LIMIT ? this.running : this.idle) candidates.add(ws);
     } else {
       const inter = new Set<WorkerState>();
       for (const ws of candidates) if (valid.has(ws)) inter.add(ws);
@@ -1452,6 +1478,76 @@ export class SchedulerState {
       i++;
     }
     return best;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Work stealing (the reference's, transactional: a task moves only once its victim confirms
+  // that it had not started it)
+
+  private balance(stimulusId: StimulusId): void {
+    if (!this.options.workStealing || this.idle.size === 0) return;
+    const moves = planSteals(this.running, this.idle, this.steals, this.stealPlanned, {
+      duration: (ts) => {
+        const avg = ts.prefix.durationAverage;
+        return avg >= 0 ? { seconds: avg, known: true } : { seconds: this.options.defaultTaskDurationS, known: false };
+      },
+      transferTime: (ts, ws) => this.placementCost(ts, ws),
+      canRunOn: (ts, ws) => {
+        if (ts.restrictions === null) return true;
+        const valid = this.validWorkers(ts);
+        return valid === null || valid.has(ws) || ts.looseRestrictions;
+      },
+    });
+    for (const m of moves) {
+      this.steals.set(m.ts, m);
+      this.planSteal(m, 1);
+      this.sendWorker(m.victim.address, { op: 'steal-request', key: m.ts.key, stimulusId });
+    }
+  }
+
+  private stealResponse(ev: StealResponseEvent): void {
+    const ts = this.tasks.get(ev.key);
+    const move = ts === undefined ? undefined : this.steals.get(ts);
+    if (ts === undefined || move === undefined || move.victim.address !== ev.worker) return;
+    this.steals.delete(ts);
+    this.planSteal(move, -1);
+    const victim = move.victim;
+    if (ts.state !== 'processing' || ts.processingOn !== victim) return; // finished or released meanwhile
+    if (ev.state !== 'waiting' && ev.state !== 'ready' && ev.state !== 'constrained') return; // it runs there
+    // The victim gave it up: run it on the thief, or wherever fits now if the thief left.
+    this.removeFromProcessing(ts);
+    let thief: WorkerState | null = move.thief;
+    if (thief.status !== 'running' || this.workers.get(thief.address) !== thief) thief = this.decideWorker(ts);
+    this.log.push(ts.key, 'processing', 'processing', [], ev.stimulusId, this.options.clock());
+    if (thief === null) {
+      this.setState(ts, 'no-worker');
+      this.unrunnable.add(ts);
+      return;
+    }
+    this.stolen += 1;
+    this.assign(ts, thief, ev.stimulusId);
+  }
+
+  private planSteal(m: StealMove, sign: 1 | -1): void {
+    this.addPlanned(m.victim, -sign * m.duration);
+    this.addPlanned(m.thief, sign * m.thiefCost);
+  }
+
+  private addPlanned(ws: WorkerState, seconds: number): void {
+    if (this.workers.get(ws.address) !== ws) return; // gone: dropSteals forgot it
+    const v = (this.stealPlanned.get(ws) ?? 0) + seconds;
+    if (Math.abs(v) < 1e-12) this.stealPlanned.delete(ws);
+    else this.stealPlanned.set(ws, v);
+  }
+
+  /** A worker left: steals from it are void (its tasks are rescheduled), steals to it re-decide on confirmation. */
+  private dropSteals(ws: WorkerState): void {
+    for (const [ts, m] of this.steals) {
+      if (m.victim !== ws) continue;
+      this.steals.delete(ts);
+      this.planSteal(m, -1);
+    }
+    this.stealPlanned.delete(ws);
   }
 
   // -------------------------------------------------------------------------------------------

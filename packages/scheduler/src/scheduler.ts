@@ -75,6 +75,7 @@ export class Scheduler {
    */
   workerRestarter: ((workers: Address[], timeoutMs: number) => Promise<void>) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stealTimer: NodeJS.Timeout | undefined;
   private idleSince: number | null = null;
   private closing = false;
   private resolveClosed!: () => void;
@@ -171,6 +172,7 @@ export class Scheduler {
         'release-worker-data': sh((m, ctx) => this.fromWorker(ctx, m, 'release-worker-data')),
         'missing-data': sh((m, ctx) => this.fromWorker(ctx, m, 'missing-data')),
         'add-keys': sh((m, ctx) => this.fromWorker(ctx, m, 'add-keys')),
+        'steal-response': sh((m, ctx) => this.fromWorker(ctx, m, 'steal-response')),
         'worker-status-change': sh((m, ctx) => this.fromWorker(ctx, m, 'worker-status-change')),
         'keep-alive': sh((_m, ctx) => {
           const w = this.commWorker.get(ctx.comm);
@@ -196,6 +198,10 @@ export class Scheduler {
     const tick = Math.max(10, Math.min(this.options.heartbeatIntervalMs, this.options.workerTtlMs / 4, this.options.idleTimeoutMs ?? Infinity));
     this.timer = setInterval(() => this.periodic(), tick);
     this.timer.unref();
+    if (this.options.workStealing) {
+      this.stealTimer = setInterval(() => this.balance(), this.options.workStealingIntervalMs);
+      this.stealTimer.unref();
+    }
     this.logger.info(`Scheduler at: ${this.address}`);
   }
 
@@ -218,6 +224,7 @@ export class Scheduler {
     if (this.closing) return this.closed;
     this.closing = true;
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.stealTimer !== undefined) clearInterval(this.stealTimer);
     this.observers.close();
     for (const p of [...this.workerPeers.values(), ...this.clientPeers.values()]) p.bsend.abort();
     try {
@@ -493,6 +500,12 @@ export class Scheduler {
       case 'add-keys':
         this.enqueue({ kind: 'add-keys', worker, keys: strArray(m, 'keys', op), nbytes: numRecord(m, 'nbytes', op, true), stimulusId });
         return;
+      case 'steal-response': {
+        const state = m['state'];
+        if (state !== null && typeof state !== 'string') throw new BadMessageError(`${op}: state must be a string or null`);
+        this.enqueue({ kind: 'steal-response', worker, key: str(m, 'key', op), state, stimulusId });
+        return;
+      }
       case 'worker-status-change': {
         // Memory pressure: a paused worker gets no new tasks until it runs again.
         const status = str(m, 'status', op);
@@ -830,6 +843,12 @@ export class Scheduler {
 
   // -------------------------------------------------------------------------------------------
   // Timers
+
+  /** Work stealing's tick: only when some worker idles while another has tasks queued. */
+  private balance(): void {
+    if (this.closing || this.state.idle.size === 0 || this.state.idle.size === this.state.running.size) return;
+    this.enqueue({ kind: 'balance', stimulusId: this.sid('balance') });
+  }
 
   private periodic(): void {
     if (this.closing) return;

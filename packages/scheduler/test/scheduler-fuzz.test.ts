@@ -26,6 +26,8 @@ function runFuzz(seed: number, steps: number): void {
   let nextKey = 0;
   let sid = 0;
   const ev = (e: Omit<SchedulerEvent, 'stimulusId'>): SchedulerEvent => ({ ...e, stimulusId: `fuzz-${sid++}` }) as SchedulerEvent;
+  /** Steal-requests sent and not answered yet, answered (in any order, with any state) below. */
+  const stealAsks: Array<{ worker: string; key: string }> = [];
 
   for (let step = 0; step < steps; step++) {
     clock.now += Math.floor(rnd() * 80);
@@ -113,10 +115,19 @@ function runFuzz(seed: number, steps: number): void {
       e = ev({ kind: 'client-desires-keys', client: pick(clients) as string, keys: [pick(keys) ?? 'nope'] } as Omit<SchedulerEvent, 'stimulusId'>);
     } else if (r < 0.97) {
       e = ev({ kind: 'remove-client', client: pick(clients) as string } as Omit<SchedulerEvent, 'stimulusId'>);
+    } else if (r < 0.98) {
+      e = ev({ kind: 'balance' } as Omit<SchedulerEvent, 'stimulusId'>);
+    } else if (stealAsks.length > 0) {
+      const ask = stealAsks.splice(Math.floor(rnd() * stealAsks.length), 1)[0] as { worker: string; key: string };
+      const state = pick(['ready', 'waiting', 'constrained', 'executing', 'memory', null]) ?? null;
+      e = ev({ kind: 'steal-response', worker: ask.worker, key: ask.key, state } as Omit<SchedulerEvent, 'stimulusId'>);
     }
     if (e === undefined) continue;
     try {
-      s.handleStimulus(e);
+      for (const out of s.handleStimulus(e)) {
+        if (out.type !== 'send-worker') continue;
+        for (const m of out.msgs) if (m.op === 'steal-request') stealAsks.push({ worker: out.worker, key: m.key });
+      }
     } catch (err) {
       throw new Error(`seed ${seed} step ${step} ${JSON.stringify(e, (_k, v: unknown) => (v instanceof Uint8Array ? '<bytes>' : v))}: ${(err as Error).stack}`);
     }

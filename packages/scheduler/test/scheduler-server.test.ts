@@ -205,6 +205,30 @@ describe.each([
   });
 });
 
+test('work stealing over the wire: the busy worker is asked, and its answer moves the task', async () => {
+  const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger, workStealingIntervalMs: 20 });
+  try {
+    const w1 = await fakeWorker(s.address, 'inproc://', 'w1');
+    const w2 = await fakeWorker(s.address, 'inproc://', 'w2');
+    const c = await fakeClient(s.address, 'c');
+    // Loosely restricted to w1: placed there, and free to move.
+    const tasks = Array.from({ length: 6 }, (_, i) => ({ key: `t-${i}`, spec: SPEC, dependencies: [], workers: [w1.address], allowOtherWorkers: true }));
+    await c.write({ op: 'update-graph', client: 'c', tasks, keys: tasks.map((t) => t.key), stimulusId: 'ug' });
+    const req = (await readUntil(w1.stream, (m) => m['op'] === 'steal-request')) as { key: string; stimulusId: string };
+    expect(s.state.tasks.get(req.key)?.processingOn?.address).toBe(w1.address);
+    // A malformed answer is dropped (and the stream stays open); a proper one moves the task.
+    await w1.stream.write({ op: 'steal-response', key: req.key, state: 5 });
+    await w1.stream.write({ op: 'steal-response', key: req.key, state: 'ready', stimulusId: req.stimulusId });
+    await readUntil(w2.stream, (m) => m['op'] === 'compute-task' && m['key'] === req.key);
+    expect(s.state.tasks.get(req.key)?.processingOn?.address).toBe(w2.address);
+    await w1.close();
+    await w2.close();
+    c.abort();
+  } finally {
+    await s.close();
+  }
+});
+
 test('a silent worker is removed after workerTtlMs', async () => {
   const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger, workerTtlMs: 100, heartbeatIntervalMs: 20 });
   try {

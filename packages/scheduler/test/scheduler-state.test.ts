@@ -140,8 +140,8 @@ describe('worker choice', () => {
     expect(workerMsgs(out, wBig)[0]).toMatchObject({ whoHas: { small: [wSmall], big: [wBig] }, nbytes: { small: 10, big: 10_000_000 } });
   });
 
-  test('tasks on one small scattered value spread to idle workers instead of queueing on its holder', () => {
-    const s = newState();
+  test('without work stealing, tasks on one small scattered value spread to idle workers instead of queueing on its holder', () => {
+    const s = newState({ workStealing: false });
     twoWorkers(s);
     s.handleStimulus({ kind: 'update-data', client: 'c', whoHas: { d: [A] }, nbytes: { d: 100 }, stimulusId: sid_() });
     const out = s.handleStimulus(dummyGraph('c', Array.from({ length: 100 }, (_, i) => dummyTask(`f-${i}`, ['d'], { order: i }))));

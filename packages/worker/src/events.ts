@@ -10,6 +10,7 @@ import type {
   Key,
   RemoveReplicasMsg,
   StartStop,
+  StealRequestMsg,
   StimulusId,
   WireError,
   WorkerToSchedulerMsg,
@@ -29,6 +30,8 @@ export type ComputeTaskEvent = FromMessage<ComputeTaskMsg>;
 export type FreeKeysEvent = FromMessage<FreeKeysMsg>;
 export type AcquireReplicasEvent = FromMessage<AcquireReplicasMsg>;
 export type RemoveReplicasEvent = FromMessage<RemoveReplicasMsg>;
+/** Work stealing: give `key` up if it has not started; answered with a steal-response. */
+export type StealRequestEvent = FromMessage<StealRequestMsg>;
 /** A task run finished with a value. */
 export interface ExecuteSuccessEvent {
   type: 'execute-success';
@@ -116,6 +119,7 @@ export type WorkerEvent =
   | FreeKeysEvent
   | AcquireReplicasEvent
   | RemoveReplicasEvent
+  | StealRequestEvent
   | ExecuteSuccessEvent
   | ExecuteFailureEvent
   | GatherDepSuccessEvent

@@ -36,6 +36,7 @@ import type {
   GatherDepSuccessEvent,
   Instruction,
   RemoveReplicasEvent,
+  StealRequestEvent,
   SendToScheduler,
   UpdateDataEvent,
   WorkerEvent,
@@ -331,6 +332,8 @@ export class WorkerState {
         return this.handleAcquireReplicas(ev, recs);
       case 'remove-replicas':
         return this.handleRemoveReplicas(ev, recs, out);
+      case 'steal-request':
+        return this.handleStealRequest(ev, recs, out);
       case 'execute-success': {
         const ts = this.executingJob(ev.key);
         if (!ts) return this.logEvent(ev.key, 'execute-success-ignored', ev.stimulusId);
@@ -570,6 +573,22 @@ export class WorkerState {
         msg: { op: 'add-keys', keys: rejected.map((t) => t.key), nbytes, stimulusId: ev.stimulusId },
       });
     }
+  }
+
+  /**
+   * The reference's transactional stealing: a task that has not started (waiting for its
+   * dependencies, or queued to run) is released here and the scheduler may run it elsewhere;
+   * one that runs or ran stays. The answer names the state either way, and goes out before
+   * anything the release causes, so the scheduler decides on what was true when it asked.
+   */
+  private handleStealRequest(ev: StealRequestEvent, recs: Recs, out: Instruction[]): void {
+    const ts = this.tasks.get(ev.key);
+    const state = ts?.state ?? null;
+    if (ts !== undefined && (state === 'waiting' || state === 'ready' || state === 'constrained')) {
+      ts.spec = null;
+      recs.set(ts, 'released');
+    }
+    out.push({ type: 'send-to-scheduler', msg: { op: 'steal-response', key: ev.key, state, stimulusId: ev.stimulusId } });
   }
 
   private handleGatherDepSuccess(ev: GatherDepSuccessEvent, recs: Recs, out: Instruction[]): void {

@@ -423,6 +423,9 @@ export class Worker {
         case 'remove-replicas':
           events.push({ type: 'remove-replicas', keys: m.keys, stimulusId: m.stimulusId });
           break;
+        case 'steal-request':
+          events.push({ type: 'steal-request', key: m.key, stimulusId: m.stimulusId });
+          break;
         case 'remove-worker':
           // A transfer in progress from it fails now (gather-dep-network-failure) instead of
           // waiting on a peer that may be frozen; the state forgets what it held.

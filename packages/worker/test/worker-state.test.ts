@@ -396,6 +396,38 @@ describe('WorkerState: fetching dependencies', () => {
   });
 });
 
+describe('WorkerState: steal requests', () => {
+  const steal = (key: string): WorkerEvent => ({ type: 'steal-request', key, stimulusId: `s${++sid}` });
+
+  test('a task queued to run is given up, and the answer says it was ready', () => {
+    const s = ws();
+    s.handleStimulus(compute('x'), compute('y'));
+    expect(s.tasks.get('y')?.state).toBe('ready');
+    expect(strip(s.handleStimulus(steal('y')))).toEqual([{ send: { op: 'steal-response', key: 'y', state: 'ready' } }]);
+    expect(s.tasks.has('y')).toBe(false);
+    // x, running, is not given up; when it ends nothing else runs here.
+    expect(strip(s.handleStimulus(steal('x')))).toEqual([{ send: { op: 'steal-response', key: 'x', state: 'executing' } }]);
+    expect(s.tasks.get('x')?.state).toBe('executing');
+    expect(strip(s.handleStimulus(ok('x')))).toEqual([{ send: { op: 'task-finished', key: 'x', nbytes: 8, type: 'number', value: 1 } }]);
+  });
+
+  test('a task waiting for its dependencies is given up and the transfers it alone needed are dropped', () => {
+    const s = ws();
+    s.handleStimulus(compute('z', { whoHas: { a: [A] }, nbytes: { a: 1 } }));
+    expect(strip(s.handleStimulus(steal('z')))).toEqual([{ send: { op: 'steal-response', key: 'z', state: 'waiting' } }]);
+    expect(s.tasks.has('z')).toBe(false);
+    expect(s.tasks.get('a')?.state).toBe('cancelled');
+  });
+
+  test('a finished task stays in memory; an unknown key is answered with null', () => {
+    const s = ws();
+    s.handleStimulus(compute('x'), ok('x'));
+    expect(strip(s.handleStimulus(steal('x')))).toEqual([{ send: { op: 'steal-response', key: 'x', state: 'memory' } }]);
+    expect(s.data.has('x')).toBe(true);
+    expect(strip(s.handleStimulus(steal('nope')))).toEqual([{ send: { op: 'steal-response', key: 'nope', state: null } }]);
+  });
+});
+
 describe('WorkerState: releasing', () => {
   test('free-keys releases data and forgets the task', () => {
     const s = ws();
