@@ -186,8 +186,8 @@ export class SchedulerState {
   private runningListStale = true;
   private readonly unknownDurations = new Map<string, Set<TaskState>>();
   private readonly log: TransitionLog;
-  /** Steal-requests sent and not answered yet. */
-  private readonly steals = new Map<TaskState, StealMove>();
+  /** Steal-requests sent and not answered yet; an answer counts only with its request's id. */
+  private readonly steals = new Map<TaskState, StealMove & { requestId: StimulusId }>();
   /** Occupancy those requests promise to move (+ on thieves, - on victims), for the next balance. */
   private readonly stealPlanned = new Map<WorkerState, number>();
   /** Tasks moved by work stealing so far. */
@@ -1274,6 +1274,7 @@ export class SchedulerState {
     const ws = ts.processingOn;
     ts.processingOn = null;
     if (ws === null) return null;
+    if (this.steals.size > 0) this.forgetSteal(ts);
     const cost = ws.processing.get(ts) ?? 0;
     ws.processing.delete(ts);
     this.unknownDurations.get(ts.prefix.name)?.delete(ts);
@@ -1486,20 +1487,15 @@ export class SchedulerState {
 
   private balance(stimulusId: StimulusId): void {
     if (!this.options.workStealing || this.idle.size === 0) return;
-    const moves = planSteals(this.running, this.idle, this.steals, this.stealPlanned, {
+    const moves = planSteals(this.workers.values(), this.idle, this.steals, this.stealPlanned, {
       duration: (ts) => {
         const avg = ts.prefix.durationAverage;
         return avg >= 0 ? { seconds: avg, known: true } : { seconds: this.options.defaultTaskDurationS, known: false };
       },
       transferTime: (ts, ws) => this.placementCost(ts, ws),
-      canRunOn: (ts, ws) => {
-        if (ts.restrictions === null) return true;
-        const valid = this.validWorkers(ts);
-        return valid === null || valid.has(ws) || ts.looseRestrictions;
-      },
     });
     for (const m of moves) {
-      this.steals.set(m.ts, m);
+      this.steals.set(m.ts, { ...m, requestId: stimulusId });
       this.planSteal(m, 1);
       this.sendWorker(m.victim.address, { op: 'steal-request', key: m.ts.key, stimulusId });
     }
@@ -1508,24 +1504,35 @@ export class SchedulerState {
   private stealResponse(ev: StealResponseEvent): void {
     const ts = this.tasks.get(ev.key);
     const move = ts === undefined ? undefined : this.steals.get(ts);
-    if (ts === undefined || move === undefined || move.victim.address !== ev.worker) return;
-    this.steals.delete(ts);
-    this.planSteal(move, -1);
+    // Only the answer to the request in flight: after the task left processing (and maybe came
+    // back to the same worker), an answer about its earlier run says nothing about this one.
+    if (ts === undefined || move === undefined || move.victim.address !== ev.worker || move.requestId !== ev.stimulusId) return;
+    this.forgetSteal(ts);
     const victim = move.victim;
-    if (ts.state !== 'processing' || ts.processingOn !== victim) return; // finished or released meanwhile
+    if (ts.state !== 'processing' || ts.processingOn !== victim) return;
     if (ev.state !== 'waiting' && ev.state !== 'ready' && ev.state !== 'constrained') return; // it runs there
     // The victim gave it up: run it on the thief, or wherever fits now if the thief left.
     this.removeFromProcessing(ts);
     let thief: WorkerState | null = move.thief;
     if (thief.status !== 'running' || this.workers.get(thief.address) !== thief) thief = this.decideWorker(ts);
-    this.log.push(ts.key, 'processing', 'processing', [], ev.stimulusId, this.options.clock());
     if (thief === null) {
       this.setState(ts, 'no-worker');
       this.unrunnable.add(ts);
+      this.logTransition(ts.key, 'processing', 'no-worker', [], ev.stimulusId);
       return;
     }
-    this.stolen += 1;
+    // Still processing, on another worker: a story row, but no transition for plugins.
+    this.log.push(ts.key, 'processing', 'processing', [], ev.stimulusId, this.options.clock());
+    if (thief !== victim) this.stolen += 1;
     this.assign(ts, thief, ev.stimulusId);
+  }
+
+  /** The task left its worker or was answered for: its steal, if any, is over. */
+  private forgetSteal(ts: TaskState): void {
+    const m = this.steals.get(ts);
+    if (m === undefined) return;
+    this.steals.delete(ts);
+    this.planSteal(m, -1);
   }
 
   private planSteal(m: StealMove, sign: 1 | -1): void {
@@ -1536,16 +1543,16 @@ export class SchedulerState {
   private addPlanned(ws: WorkerState, seconds: number): void {
     if (this.workers.get(ws.address) !== ws) return; // gone: dropSteals forgot it
     const v = (this.stealPlanned.get(ws) ?? 0) + seconds;
-    if (Math.abs(v) < 1e-12) this.stealPlanned.delete(ws);
+    if (Math.abs(v) < 1e-9) this.stealPlanned.delete(ws);
     else this.stealPlanned.set(ws, v);
   }
 
-  /** A worker left: steals from it are void (its tasks are rescheduled), steals to it re-decide on confirmation. */
+  /** A worker left: steals from it end (its tasks are rescheduled); steals to it re-decide when confirmed. */
   private dropSteals(ws: WorkerState): void {
     for (const [ts, m] of this.steals) {
       if (m.victim !== ws) continue;
       this.steals.delete(ts);
-      this.planSteal(m, -1);
+      this.planSteal(m, -1); // the thief's promised share (the victim is gone already)
     }
     this.stealPlanned.delete(ws);
   }
@@ -1712,6 +1719,18 @@ export class SchedulerState {
     for (const ws of this.saturated) if (this.workers.get(ws.address) !== ws) fail(`saturated worker ${ws.address} removed`);
     for (const ws of this.running) if (this.workers.get(ws.address) !== ws) fail(`running worker ${ws.address} removed`);
     for (const ts of this.unrunnable) if (this.tasks.get(ts.key) !== ts || ts.state !== 'no-worker') fail(`unrunnable ${ts.key} stale`);
+    // A steal in flight is for a task still processing on its victim; the planned occupancy is
+    // exactly what the steals in flight promise.
+    const planned = new Map<WorkerState, number>();
+    for (const [ts, m] of this.steals) {
+      if (this.tasks.get(ts.key) !== ts || ts.state !== 'processing' || ts.processingOn !== m.victim) fail(`steal of ${ts.key} from ${m.victim.address} stale`);
+      if (this.workers.get(m.victim.address) !== m.victim) fail(`steal of ${ts.key} from removed ${m.victim.address}`);
+      planned.set(m.victim, (planned.get(m.victim) ?? 0) - m.duration);
+      if (this.workers.get(m.thief.address) === m.thief) planned.set(m.thief, (planned.get(m.thief) ?? 0) + m.thiefCost);
+    }
+    for (const ws of new Set([...planned.keys(), ...this.stealPlanned.keys()])) {
+      if (!near(planned.get(ws) ?? 0, this.stealPlanned.get(ws) ?? 0)) fail(`worker ${ws.address} planned steal occupancy ${this.stealPlanned.get(ws)} != ${planned.get(ws)}`);
+    }
     for (const [id, cs] of this.clients) {
       if (cs.id !== id) fail(`client map key ${id}`);
       for (const ts of cs.wantsWhat) {

@@ -4,7 +4,7 @@
 //
 // Placement puts a task where its dependencies are (data locality first). That can leave a few
 // workers with long queues while others idle; stealing moves queued tasks when the move pays:
-// the thief, with the transfer of the dependencies it lacks, would still start the task before
+// the thief, with the transfer of the dependencies it lacks, would still finish the task before
 // the victim would (the reference's balance rule, with occupancies per thread).
 
 import { comparePriority, type TaskState, type WorkerState } from './state-types';
@@ -13,7 +13,7 @@ export interface StealMove {
   readonly ts: TaskState;
   readonly victim: WorkerState;
   readonly thief: WorkerState;
-  /** Seconds the move takes off the victim (the task's compute estimate). */
+  /** Seconds the move takes off the victim (what its occupancy counts for the task). */
   readonly duration: number;
   /** Seconds it adds to the thief: compute estimate plus the transfer of what it lacks. */
   readonly thiefCost: number;
@@ -24,31 +24,31 @@ export interface StealCosts {
   duration(ts: TaskState): { seconds: number; known: boolean };
   /** Seconds to bring `ts`'s missing dependencies to `ws` (0 when it lacks none). */
   transferTime(ts: TaskState, ws: WorkerState): number;
-  /** Whether `ws` may run `ts` (loose restrictions allow any worker). */
-  canRunOn(ts: TaskState, ws: WorkerState): boolean;
 }
 
 export interface StealLimits {
   /**
-   * Tasks measured to take less than this are never moved: the request, its answer and the
-   * new assignment cost more than waiting for them (the reference gives up below 5 ms).
+   * Tasks measured to take less than this are never moved: the request, its answer and the new
+   * assignment cost about as much as the task (the reference gives up below 5 ms; dd's
+   * messages cost a tenth of its).
    */
   minDurationS: number;
   /** Most victims looked at per balance, the busiest first (the reference takes 10). */
   maxVictims: number;
-  /** Most queued tasks of one victim looked at per balance. */
-  maxScanPerVictim: number;
+  /** Most queued tasks of one victim considered per balance, the most recently assigned first. */
+  maxCandidatesPerVictim: number;
 }
 
-export const DEFAULT_STEAL_LIMITS: StealLimits = { minDurationS: 0.001, maxVictims: 10, maxScanPerVictim: 10_000 };
+export const DEFAULT_STEAL_LIMITS: StealLimits = { minDurationS: 0.0002, maxVictims: 10, maxCandidatesPerVictim: 1000 };
 
 /**
- * The moves that balance the cluster now. `idle` are the possible thieves; every running worker
- * with more tasks than threads is a possible victim. `planned` holds occupancy already promised
- * by steals in flight (positive for thieves, negative for victims), `inFlight` their tasks.
+ * The moves that balance the cluster now. `idle` are the possible thieves (running workers);
+ * `workers` with more tasks than threads are possible victims, paused ones included (they still
+ * answer). `planned` holds occupancy already promised by steals in flight (positive for thieves,
+ * negative for victims), `inFlight` their tasks.
  */
 export function planSteals(
-  running: Iterable<WorkerState>,
+  workers: Iterable<WorkerState>,
   idle: Iterable<WorkerState>,
   inFlight: { has(ts: TaskState): boolean },
   planned: ReadonlyMap<WorkerState, number>,
@@ -64,37 +64,47 @@ export function planSteals(
   const thieves: WorkerState[] = [];
   for (const ws of idle) if (ws.status === 'running') thieves.push(ws);
   if (thieves.length === 0) return [];
+  const leastLoaded = (): WorkerState => {
+    let best = thieves[0] as WorkerState;
+    for (const w of thieves) if (perThread(w) < perThread(best)) best = w;
+    return best;
+  };
   const thiefSet = new Set(thieves);
   const victims: WorkerState[] = [];
-  for (const ws of running) if (!thiefSet.has(ws) && ws.processing.size > ws.nthreads) victims.push(ws);
+  for (const ws of workers) {
+    if (thiefSet.has(ws) || ws.status === 'closing' || ws.processing.size <= ws.nthreads) continue;
+    // Not even a task that moves for free would finish sooner elsewhere: skip the scan.
+    if (perThread(leastLoaded()) >= perThread(ws)) continue;
+    victims.push(ws);
+  }
   if (victims.length === 0) return [];
   victims.sort((a, b) => perThread(b) - perThread(a));
   victims.length = Math.min(victims.length, limits.maxVictims);
 
   const moves: StealMove[] = [];
   for (const victim of victims) {
+    // Most recently assigned first: the tasks the victim starts last (it runs by priority, and
+    // tasks are assigned roughly in priority order), the least likely to have started when the
+    // request arrives and the ones whose wait a move shortens most.
+    const queued = Array.from(victim.processing.keys());
     const candidates: Array<{ ts: TaskState; seconds: number }> = [];
-    let scanned = 0;
-    for (const ts of victim.processing.keys()) {
-      if (++scanned > limits.maxScanPerVictim) break;
+    // Leave the victim what its threads are running or about to run.
+    for (let i = queued.length - 1; i >= victim.nthreads && candidates.length < limits.maxCandidatesPerVictim; i--) {
+      const ts = queued[i] as TaskState;
       if (inFlight.has(ts) || !stealable(ts)) continue;
       const d = costs.duration(ts);
       if (d.known && d.seconds < limits.minDurationS) continue;
-      candidates.push({ ts, seconds: d.seconds });
+      // What the victim's occupancy counts for it (the estimate when it was assigned): moving
+      // that keeps the books balanced even when the prefix's average has moved on since.
+      candidates.push({ ts, seconds: victim.processing.get(ts) ?? d.seconds });
     }
-    // The tasks the victim would run last first: the least likely to have started by the time
-    // the request arrives, and the ones whose wait the move shortens most.
     candidates.sort((a, b) => comparePriority(b.ts.priority ?? [], a.ts.priority ?? []));
-    // Leave the victim what its threads are running or about to run.
-    const keep = Math.max(0, victim.nthreads - (victim.processing.size - candidates.length));
-    for (let i = 0; i < candidates.length - keep; i++) {
-      const { ts, seconds } = candidates[i] as { ts: TaskState; seconds: number };
-      let thief: WorkerState | undefined;
-      for (const w of thieves) if (costs.canRunOn(ts, w) && (thief === undefined || perThread(w) < perThread(thief))) thief = w;
-      if (thief === undefined) continue;
+    for (const { ts, seconds } of candidates) {
+      const thief = leastLoaded();
       const transfer = costs.transferTime(ts, thief);
-      // The reference's rule: the thief, transfer included, starts it before the victim would.
-      if (perThread(thief) + transfer > perThread(victim) - seconds / 2) break;
+      // The reference's rule: the thief, transfer included, finishes it sooner than the victim
+      // would, by a margin of half the task (so tasks do not move back and forth).
+      if (perThread(thief) + transfer + seconds > perThread(victim) - seconds / 2) break;
       load.set(victim, perThread(victim) - seconds / victim.nthreads);
       load.set(thief, perThread(thief) + (seconds + transfer) / thief.nthreads);
       moves.push({ ts, victim, thief, duration: seconds, thiefCost: seconds + transfer });

@@ -12,11 +12,17 @@ const C = 'tcp://10.0.0.3:1';
 function stealRequests(out: Instruction[], worker: string): Key[] {
   return workerMsgs(out, worker)
     .filter((m): m is StealRequestMsg => m.op === 'steal-request')
-    .map((m) => m.key);
+    .map((m) => {
+      requestIds.set(m.key, m.stimulusId);
+      return m.key;
+    });
 }
 
-function answer(worker: string, key: Key, state: string | null): StealResponseEvent {
-  return { kind: 'steal-response', worker, key, state, stimulusId: sid_('steal') };
+/** The stimulus id of the last steal-request seen for each key (answers echo it). */
+const requestIds = new Map<Key, string>();
+
+function answer(worker: string, key: Key, state: string | null, stimulusId = requestIds.get(key) ?? sid_('steal')): StealResponseEvent {
+  return { kind: 'steal-response', worker, key, state, stimulusId };
 }
 
 /** `d` (100 bytes) on A, and `n` tasks of prefix `slow` on it; `slow` measured at `seconds` each. */
@@ -119,17 +125,43 @@ describe('balance', () => {
     queueOnHolder(s, 10, 1);
     const asked = stealRequests(s.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') }), A);
     expect(asked.length).toBeGreaterThan(1);
-    // The thief B leaves, C joins: A's confirmation sends the task to where it fits now.
+    // The thief B leaves, C joins: A's confirmation sends the task to where it fits now (back to
+    // A, the holder of its input, since A gave it up: placement is by data).
     s.handleStimulus({ kind: 'remove-worker', address: B, safe: true, stimulusId: sid_() }, dummyWorker(C));
     const moved = s.handleStimulus(answer(A, asked[0] as string, 'ready'));
-    const where = Object.keys(computed(moved));
-    expect(where).toHaveLength(1);
-    expect(s.tasks.get(asked[0] as string)?.processingOn?.address).toBe(where[0]);
+    expect(computed(moved)).toEqual({ [A]: [asked[0]] });
+    expect(s.tasks.get(asked[0] as string)?.processingOn?.address).toBe(A);
+    expect(s.stolen).toBe(0);
     // The victim A leaves (with d, the only copy: its dependents cannot run any more); a late
     // answer from it is ignored (validate mode checks the state after each stimulus).
     s.handleStimulus({ kind: 'remove-worker', address: A, safe: true, stimulusId: sid_() });
     expect(s.handleStimulus(answer(A, asked[1] as string, 'ready'))).toEqual([]);
     expect(s.tasks.get(asked[1] as string)?.processingOn ?? null).toBeNull();
+  });
+
+  test('an answer about an earlier run of the task moves nothing (released and placed again meanwhile)', () => {
+    const s = newState();
+    const keys = queueOnHolder(s, 10, 1);
+    const asked = stealRequests(s.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') }), A);
+    const k = asked[0] as string;
+    expect(k).toBe(keys[9]);
+    // The client cancels k and submits it again before A answers: A runs the new one.
+    s.handleStimulus({ kind: 'cancel', client: 'c', keys: [k], force: true, stimulusId: sid_() });
+    const again = s.handleStimulus(dummyGraph('c', [dummyTask(k, ['d'], { order: 99 })]));
+    expect(computed(again)).toEqual({ [A]: [k] });
+    // A read the request before the new compute-task: it gave up the old run and says 'ready'.
+    expect(s.handleStimulus(answer(A, k, 'ready'))).toEqual([]);
+    expect(s.tasks.get(k)?.processingOn?.address).toBe(A);
+    expect(s.stolen).toBe(0);
+  });
+
+  test('a paused worker with queued tasks is a victim too', () => {
+    const s = newState();
+    queueOnHolder(s, 10, 1);
+    s.handleStimulus({ kind: 'worker-paused', worker: A, stimulusId: sid_() });
+    const asked = stealRequests(s.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') }), A);
+    expect(asked.length).toBeGreaterThan(0);
+    expect(computed(s.handleStimulus(answer(A, asked[0] as string, 'ready')))).toEqual({ [B]: [asked[0]] });
   });
 
   test('without work stealing, balance does nothing', () => {
