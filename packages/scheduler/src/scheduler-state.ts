@@ -1487,6 +1487,10 @@ export class SchedulerState {
 
   private balance(stimulusId: StimulusId): void {
     if (!this.options.workStealing || this.idle.size === 0) return;
+    // Queued tasks keep the estimate of when they were assigned; a prefix's first runs are often
+    // slow (its function compiled, caches cold), so those can be ten times the average now (the
+    // reference re-evaluates occupancy in the background for the same reason).
+    for (const ws of this.workers.values()) this.reevaluateOccupancy(ws);
     const moves = planSteals(this.workers.values(), this.idle, this.steals, this.stealPlanned, {
       duration: (ts) => {
         const avg = ts.prefix.durationAverage;
@@ -1525,6 +1529,24 @@ export class SchedulerState {
     this.log.push(ts.key, 'processing', 'processing', [], ev.stimulusId, this.options.clock());
     if (thief !== victim) this.stolen += 1;
     this.assign(ts, thief, ev.stimulusId);
+  }
+
+  private reevaluateOccupancy(ws: WorkerState): void {
+    if (ws.processing.size === 0) return;
+    let total = 0;
+    for (const [ts, old] of ws.processing) {
+      const avg = ts.prefix.durationAverage;
+      if (avg < 0) {
+        total += old;
+        continue;
+      }
+      const cost = avg + this.commCost(ts, ws);
+      if (cost !== old) ws.processing.set(ts, cost);
+      total += cost;
+    }
+    this.totalOccupancy += total - ws.occupancy;
+    ws.occupancy = total;
+    this.checkIdleSaturated(ws);
   }
 
   /** The task left its worker or was answered for: its steal, if any, is over. */

@@ -164,6 +164,18 @@ describe('balance', () => {
     expect(computed(s.handleStimulus(answer(A, asked[0] as string, 'ready')))).toEqual({ [B]: [asked[0]] });
   });
 
+  test('balance first re-evaluates occupancy with what the prefixes take now', () => {
+    const s = newState();
+    queueOnHolder(s, 10, 1);
+    const a = s.workers.get(A)!;
+    expect(a.occupancy).toBeCloseTo(10, 3);
+    // The prefix turns out faster than its first run said: 2 ms a task.
+    s.prefixes.get('slow')!.durationAverage = 0.002;
+    s.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') });
+    expect(a.occupancy).toBeCloseTo(10 * 0.002, 4);
+    expect(s.totalOccupancy).toBeCloseTo(0.02, 4);
+  });
+
   test('without work stealing, balance does nothing', () => {
     const s = newState({ workStealing: false });
     s.handleStimulus(dummyWorker(A), dummyWorker(B));
