@@ -150,6 +150,9 @@ interface TransitionArgs {
 
 type TransitionFn = (ts: TaskState, recs: Recs, stimulusId: StimulusId, args: TransitionArgs | undefined) => void;
 
+/** How often balance may re-evaluate one worker's occupancy (the reference: every 0.5 s or so). */
+const REEVALUATE_MS = 500;
+
 /** Small pools scan every worker; bigger ones round-robin (the reference does the same at 20). */
 const LINEAR_POOL_LIMIT = 20;
 
@@ -190,6 +193,8 @@ export class SchedulerState {
   private readonly steals = new Map<TaskState, StealMove & { requestId: StimulusId }>();
   /** Occupancy those requests promise to move (+ on thieves, - on victims), for the next balance. */
   private readonly stealPlanned = new Map<WorkerState, number>();
+  /** When balance last re-evaluated each worker's occupancy (clock ms). */
+  private readonly reevaluatedAt = new WeakMap<WorkerState, number>();
   /** Tasks moved by work stealing so far. */
   stolen = 0;
   private readonly outWorkers = new Map<Address, SchedulerToWorkerMsg[]>();
@@ -1490,7 +1495,13 @@ export class SchedulerState {
     // Queued tasks keep the estimate of when they were assigned; a prefix's first runs are often
     // slow (its function compiled, caches cold), so those can be ten times the average now (the
     // reference re-evaluates occupancy in the background for the same reason).
-    for (const ws of this.workers.values()) this.reevaluateOccupancy(ws);
+    const now = this.options.clock();
+    for (const ws of this.workers.values()) {
+      // At most every REEVALUATE_MS per worker: it walks the worker's whole queue.
+      if (now - (this.reevaluatedAt.get(ws) ?? -Infinity) < REEVALUATE_MS) continue;
+      this.reevaluatedAt.set(ws, now);
+      this.reevaluateOccupancy(ws);
+    }
     const moves = planSteals(this.workers.values(), this.idle, this.steals, this.stealPlanned, {
       duration: (ts) => {
         const avg = ts.prefix.durationAverage;
