@@ -175,6 +175,7 @@ export class Collector {
       bytesTransferred: this.bytesTransferred,
       transfers: this.transfers,
       transitions: this.source.state.transitionCounter,
+      stolen: this.source.state.stolen ?? 0,
       taskRate,
       eventLoopLagMs: this.lag.stats(),
     };

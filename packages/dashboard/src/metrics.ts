@@ -39,6 +39,7 @@ export class SchedulerMetrics {
       erred: counter('dd_scheduler_tasks_erred_total', 'Tasks reported erred by workers since the dashboard started'),
       transferBytes: counter('dd_scheduler_transfer_bytes_total', 'Bytes workers fetched from peers (as reported in add-keys)'),
       transitions: counter('dd_scheduler_transitions_total', 'Task state transitions of the scheduler'),
+      stolen: counter('dd_scheduler_tasks_stolen_total', 'Queued tasks work stealing moved to an idle worker'),
     };
     collectDefaultMetrics({ register: this.registry });
   }
@@ -92,6 +93,7 @@ export class SchedulerMetrics {
     this.count('erred', s.totals.tasksErred);
     this.count('transferBytes', s.totals.bytesTransferred);
     this.count('transitions', s.totals.transitions);
+    this.count('stolen', s.totals.stolen);
     return this.registry.metrics();
   }
 

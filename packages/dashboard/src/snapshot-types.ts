@@ -64,6 +64,8 @@ export interface Totals {
   bytesTransferred: number;
   transfers: number;
   transitions: number;
+  /** Tasks work stealing moved to another worker. */
+  stolen: number;
   /** Tasks finished per second over the last few seconds. */
   taskRate: number;
   eventLoopLagMs: { mean: number; max: number; p99: number };

@@ -65,6 +65,8 @@ export interface StateView {
   readonly clients: ReadonlyMap<string, unknown>;
   readonly groups: ReadonlyMap<string, GroupView>;
   readonly transitionCounter: number;
+  /** Tasks moved by work stealing (absent: a state without it). */
+  readonly stolen?: number;
   story(...keys: string[]): StoryEntry[];
 }
 

@@ -84,7 +84,7 @@ describe('dashboard HTTP endpoints', () => {
     expect(metric(families, 'dd_scheduler_cluster_memory_limit_bytes')).toBe(2 * 2 ** 30);
     expect(metric(families, 'dd_worker_memory_bytes', { worker: c.workers[0]!.address })).toBeGreaterThan(0);
     expect(metric(families, 'dd_scheduler_transitions_total')).toBeGreaterThan(40);
-    for (const n of ['dd_scheduler_transfer_bytes_total', 'dd_scheduler_tasks_per_second', 'dd_scheduler_event_loop_lag_seconds', 'process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
+    for (const n of ['dd_scheduler_transfer_bytes_total', 'dd_scheduler_tasks_stolen_total', 'dd_scheduler_tasks_per_second', 'dd_scheduler_event_loop_lag_seconds', 'process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
       expect(names).toContain(n);
     }
     expect(metric(families, 'dd_scheduler_event_loop_lag_seconds', { stat: 'max' })).toBeGreaterThanOrEqual(0);
