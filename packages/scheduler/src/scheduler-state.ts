@@ -1503,10 +1503,7 @@ export class SchedulerState {
       this.reevaluateOccupancy(ws);
     }
     const moves = planSteals(this.workers.values(), this.idle, this.steals, this.stealPlanned, {
-      duration: (ts) => {
-        const avg = ts.prefix.durationAverage;
-        return avg >= 0 ? { seconds: avg, known: true } : { seconds: this.options.defaultTaskDurationS, known: false };
-      },
+      measuredDuration: (ts) => ts.prefix.durationAverage,
       transferTime: (ts, ws) => this.placementCost(ts, ws),
     });
     for (const m of moves) {

@@ -20,8 +20,8 @@ export interface StealMove {
 }
 
 export interface StealCosts {
-  /** Expected compute seconds of `ts`; `known` false when its prefix was never measured. */
-  duration(ts: TaskState): { seconds: number; known: boolean };
+  /** Measured compute seconds of tasks like `ts` (its prefix's average); negative while never measured. */
+  measuredDuration(ts: TaskState): number;
   /** Seconds to bring `ts`'s missing dependencies to `ws` (0 when it lacks none). */
   transferTime(ts: TaskState, ws: WorkerState): number;
 }
@@ -37,9 +37,11 @@ export interface StealLimits {
   maxVictims: number;
   /** Most queued tasks of one victim considered per balance, the most recently assigned first. */
   maxCandidatesPerVictim: number;
+  /** Most queued tasks of one victim looked at per balance (most may be too short to move). */
+  maxScanPerVictim: number;
 }
 
-export const DEFAULT_STEAL_LIMITS: StealLimits = { minDurationS: 0.0002, maxVictims: 10, maxCandidatesPerVictim: 1000 };
+export const DEFAULT_STEAL_LIMITS: StealLimits = { minDurationS: 0.0002, maxVictims: 10, maxCandidatesPerVictim: 1000, maxScanPerVictim: 4000 };
 
 /**
  * The moves that balance the cluster now. `idle` are the possible thieves (running workers);
@@ -89,14 +91,15 @@ export function planSteals(
     const queued = Array.from(victim.processing.keys());
     const candidates: Array<{ ts: TaskState; seconds: number }> = [];
     // Leave the victim what its threads are running or about to run.
-    for (let i = queued.length - 1; i >= victim.nthreads && candidates.length < limits.maxCandidatesPerVictim; i--) {
+    const stop = Math.max(victim.nthreads, queued.length - limits.maxScanPerVictim);
+    for (let i = queued.length - 1; i >= stop && candidates.length < limits.maxCandidatesPerVictim; i--) {
       const ts = queued[i] as TaskState;
       if (inFlight.has(ts) || !stealable(ts)) continue;
-      const d = costs.duration(ts);
-      if (d.known && d.seconds < limits.minDurationS) continue;
-      // What the victim's occupancy counts for it (the estimate when it was assigned): moving
-      // that keeps the books balanced even when the prefix's average has moved on since.
-      candidates.push({ ts, seconds: victim.processing.get(ts) ?? d.seconds });
+      const measured = costs.measuredDuration(ts);
+      if (measured >= 0 && measured < limits.minDurationS) continue;
+      // What the victim's occupancy counts for it (the estimate when it was assigned, kept
+      // current by balance's re-evaluation): moving that keeps the books balanced.
+      candidates.push({ ts, seconds: victim.processing.get(ts) ?? 0 });
     }
     candidates.sort((a, b) => comparePriority(b.ts.priority ?? [], a.ts.priority ?? []));
     for (const { ts, seconds } of candidates) {

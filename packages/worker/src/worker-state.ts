@@ -1239,11 +1239,23 @@ export class WorkerState {
     return this.data.takeDiskActivity?.() ?? NO_STARTSTOPS;
   }
 
+  /**
+   * The transfers that brought `ts`'s dependencies here, each once: one gather of many keys is
+   * one transfer (a sum over 5 000 fetched values reported 5 000 identical rows, which the
+   * task-finished message, the scheduler and the task stream each carried).
+   */
   private takeDependencyTransfers(ts: WorkerTask): readonly StartStop[] {
     let transfers: StartStop[] | undefined;
+    let seen: Set<string> | undefined;
     for (const dep of ts.dependencies) {
       if (!dep.startstops.some((ss) => ss.action === 'transfer')) continue;
-      (transfers ??= []).push(...dep.startstops.filter((ss) => ss.action === 'transfer'));
+      for (const ss of dep.startstops) {
+        if (ss.action !== 'transfer') continue;
+        const id = `${ss.start}|${ss.stop}|${ss.source ?? ''}`;
+        if ((seen ??= new Set()).has(id)) continue;
+        seen.add(id);
+        (transfers ??= []).push(ss);
+      }
       dep.startstops = dep.startstops.filter((ss) => ss.action !== 'transfer');
     }
     return transfers ?? NO_STARTSTOPS;

@@ -365,6 +365,19 @@ describe('WorkerState: fetching dependencies', () => {
     expect(finished(s.handleStimulus(ok('y1')))).toEqual([[{ action: 'compute', start: 1, stop: 2 }]]);
   });
 
+  test('dependencies fetched in one gather are one transfer in the dependent\'s report', () => {
+    const s = ws();
+    const keys = Array.from({ length: 50 }, (_, i) => `d-${i}`);
+    s.handleStimulus(compute('total', { whoHas: Object.fromEntries(keys.map((k) => [k, [A]])), nbytes: Object.fromEntries(keys.map((k) => [k, 1])) }));
+    s.handleStimulus({ type: 'gather-dep-success', worker: A, data: Object.fromEntries(keys.map((k) => [k, 1])), start: 10, stop: 12, ...stim });
+    const out = s.handleStimulus(ok('total'));
+    const msg = out.find((i) => i.type === 'send-to-scheduler' && i.msg.op === 'task-finished');
+    expect(msg?.type === 'send-to-scheduler' && msg.msg.op === 'task-finished' && msg.msg.startstops).toEqual([
+      { action: 'transfer', start: 10, stop: 12, source: A },
+      { action: 'compute', start: 1, stop: 2 },
+    ]);
+  });
+
   test('disk activity of the data store is reported with the next task that finishes', () => {
     const disk = [{ action: 'disk-write' as const, start: 3, stop: 4 }];
     const data = new MemoryStore();
