@@ -22,15 +22,7 @@ function isNameWord(s: string, from: number, to: number): boolean {
  * `load-file-3` -> `load-file`; a tuple key `["x-abc",0]` uses its first element.
  */
 export function keySplit(key: Key): string {
-  let s = key;
-  if (s.charCodeAt(0) === 91 /* [ */) {
-    try {
-      const parsed: unknown = JSON.parse(s);
-      if (Array.isArray(parsed) && typeof parsed[0] === 'string') s = parsed[0];
-    } catch {
-      /* not a tuple key */
-    }
-  }
+  const s = tupleName(key) ?? key;
   let end = s.indexOf('-');
   if (end < 0) return s === '' ? 'data' : s;
   let cut = end;
@@ -47,13 +39,28 @@ export function keySplit(key: Key): string {
 
 /** The group of a key: a tuple key's name (`["x-abc",0]` -> `x-abc`), else its prefix. */
 export function keyGroup(key: Key): string {
-  if (key.charCodeAt(0) === 91 /* [ */) {
-    try {
-      const parsed: unknown = JSON.parse(key);
-      if (Array.isArray(parsed) && typeof parsed[0] === 'string') return parsed[0];
-    } catch {
-      /* not a tuple key */
+  return tupleName(key) ?? keySplit(key);
+}
+
+/**
+ * The first element of a tuple key (`["x-abc",0]` -> `x-abc`), or undefined for other keys.
+ * The common form (a string without escapes, then a comma) is read without JSON.parse, which
+ * cost a parse and an array per key, twice per task of a graph.
+ */
+function tupleName(key: Key): string | undefined {
+  if (key.charCodeAt(0) !== 91 /* [ */) return undefined;
+  if (key.charCodeAt(1) === 34 /* " */) {
+    const close = key.indexOf('"', 2);
+    const next = key.charCodeAt(close + 1);
+    if (close > 0 && key.lastIndexOf('\\', close) < 2 && (next === 44 /* , */ || next === 93 /* ] */) && key.charCodeAt(key.length - 1) === 93) {
+      return key.slice(2, close);
     }
   }
-  return keySplit(key);
+  try {
+    const parsed: unknown = JSON.parse(key);
+    if (Array.isArray(parsed) && typeof parsed[0] === 'string') return parsed[0];
+  } catch {
+    /* not a tuple key */
+  }
+  return undefined;
 }

@@ -150,6 +150,9 @@ interface TransitionArgs {
 
 type TransitionFn = (ts: TaskState, recs: Recs, stimulusId: StimulusId, args: TransitionArgs | undefined) => void;
 
+const NO_WHO_HAS: Record<Key, Address[]> = Object.freeze({}) as Record<Key, Address[]>;
+const NO_NBYTES: Record<Key, number> = Object.freeze({}) as Record<Key, number>;
+
 /** How often balance may re-evaluate one worker's occupancy (the reference: every 0.5 s or so). */
 const REEVALUATE_MS = 500;
 
@@ -869,7 +872,8 @@ export class SchedulerState {
 
   private logTransition(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
     if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
-    this.log.push(key, start, finish, recs, stimulusId, this.options.clock());
+    // null rather than an empty array: the log keeps 25 000 entries, each kept array a GC cost.
+    this.log.push(key, start, finish, recs.length === 0 ? null : recs, stimulusId, this.options.clock());
   }
 
   /** Transition log rows that mention any of `keys` (as the key moved or as a recommendation). */
@@ -963,8 +967,10 @@ export class SchedulerState {
   }
 
   private computeTaskMsg(ts: TaskState, stimulusId: StimulusId): ComputeTaskMsg {
-    const whoHas: Record<Key, Address[]> = {};
-    const nbytes: Record<Key, number> = {};
+    // Most tasks of a map or a graph's leaves have no dependencies: one shared (frozen) pair of
+    // empty records for them instead of two fresh objects per message.
+    const whoHas: Record<Key, Address[]> = ts.dependencies.size === 0 ? NO_WHO_HAS : {};
+    const nbytes: Record<Key, number> = ts.dependencies.size === 0 ? NO_NBYTES : {};
     for (const dts of ts.dependencies) {
       const holders: Address[] = [];
       for (const w of dts.whoHas) holders.push(w.address);

@@ -701,4 +701,17 @@ describe('key prefixes', () => {
     expect(keySplit('["x-abc", 0]')).toBe('x-abc');
     expect(keyGroup('["x-abcdef0123", 0]')).toBe('x-abcdef0123');
   });
+
+  test('tuple keys: the canonical form, escapes, one element, and keys that only look like tuples', () => {
+    expect(keyGroup('["x-abcdef0123",0]')).toBe('x-abcdef0123');
+    expect(keySplit('["load-file-deadbeef",3]')).toBe('load-file');
+    expect(keyGroup('["a\\"b",1]')).toBe('a"b'); // an escaped quote: read by JSON.parse
+    expect(keyGroup('["\\u0041x",1]')).toBe('Ax');
+    expect(keyGroup('["solo"]')).toBe('solo');
+    expect(keyGroup('["x",{"nested":1}]')).toBe('x');
+    // Not tuples: the whole key names the prefix.
+    expect(keyGroup('[not json')).toBe('[not json');
+    expect(keyGroup('["open",')).toBe('["open",');
+    expect(keySplit('[1,2]')).toBe('[1,2]');
+  });
 });
