@@ -1509,7 +1509,6 @@ export class SchedulerState {
       this.reevaluateOccupancy(ws);
     }
     const moves = planSteals(this.workers.values(), this.idle, this.steals, this.stealPlanned, {
-      measuredDuration: (ts) => ts.prefix.durationAverage,
       transferTime: (ts, ws) => this.placementCost(ts, ws),
     });
     for (const m of moves) {
@@ -1583,13 +1582,11 @@ export class SchedulerState {
     else this.stealPlanned.set(ws, v);
   }
 
-  /** A worker left: steals from it end (its tasks are rescheduled); steals to it re-decide when confirmed. */
+  /**
+   * A worker left: forget what its steals promised it. Steals from it end as its tasks leave
+   * processing (removeFromProcessing); steals to it re-decide when their victim confirms.
+   */
   private dropSteals(ws: WorkerState): void {
-    for (const [ts, m] of this.steals) {
-      if (m.victim !== ws) continue;
-      this.steals.delete(ts);
-      this.planSteal(m, -1); // the thief's promised share (the victim is gone already)
-    }
     this.stealPlanned.delete(ws);
   }
 

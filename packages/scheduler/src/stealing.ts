@@ -20,8 +20,6 @@ export interface StealMove {
 }
 
 export interface StealCosts {
-  /** Measured compute seconds of tasks like `ts` (its prefix's average); negative while never measured. */
-  measuredDuration(ts: TaskState): number;
   /** Seconds to bring `ts`'s missing dependencies to `ws` (0 when it lacks none). */
   transferTime(ts: TaskState, ws: WorkerState): number;
 }
@@ -95,7 +93,7 @@ export function planSteals(
     for (let i = queued.length - 1; i >= stop && candidates.length < limits.maxCandidatesPerVictim; i--) {
       const ts = queued[i] as TaskState;
       if (inFlight.has(ts) || !stealable(ts)) continue;
-      const measured = costs.measuredDuration(ts);
+      const measured = ts.prefix.durationAverage; // negative while never measured
       if (measured >= 0 && measured < limits.minDurationS) continue;
       // What the victim's occupancy counts for it (the estimate when it was assigned, kept
       // current by balance's re-evaluation): moving that keeps the books balanced.
