@@ -62,6 +62,27 @@ describe('scheduler plugins', () => {
     });
   });
 
+  test('a large map is placed in slices, but plugins see it once, whole, after all of it is in the state', async () => {
+    await withCluster({ workers: [inline, inline] }, async ({ client, scheduler }) => {
+      const graphs: Array<{ keys: number; tasks: number; known: number }> = [];
+      await scheduler.addPlugin({
+        name: 'graphs',
+        updateGraph: (_s, info) => void graphs.push({
+          keys: info.keys.length,
+          tasks: info.tasks.length,
+          known: info.keys.filter((k) => scheduler.state.tasks.has(k)).length,
+        }),
+      });
+      const xs = client.map(inc, Array.from({ length: 2500 }, (_, i) => i));
+      expect(await client.gather(xs)).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
+      expect(graphs).toEqual([{ keys: 2500, tasks: 2500, known: 2500 }]);
+      // One submission, one priority generation, in map order.
+      const priorities = xs.map((f) => scheduler.state.tasks.get(f.key)?.priority);
+      expect(new Set(priorities.map((p) => p?.[1])).size).toBe(1);
+      expect(priorities.map((p) => p?.[2])).toEqual(Array.from({ length: 2500 }, (_, i) => i));
+    });
+  });
+
   test('preload runs a module\'s ddSetup(scheduler)', async () => {
     const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
     jest.spyOn(console, 'error').mockImplementation(() => undefined);

@@ -27,6 +27,11 @@ export interface UpdateGraphEvent extends Base {
   keys: Key[];
   userPriority?: number;
   fifoTimeoutMs?: number;
+  /**
+   * A later slice of one submission (the server hands a large map to the state machine in
+   * slices): it stays in the priority generation of the slices before it.
+   */
+  continuation?: boolean;
 }
 export interface TaskFinishedEvent extends Base {
   kind: 'task-finished';

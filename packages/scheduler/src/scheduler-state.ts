@@ -363,7 +363,7 @@ export class SchedulerState {
     // steady stream of submissions still moves on to new generations. A timeout of 0 always does.
     const now = this.options.clock();
     const fifo = ev.fifoTimeoutMs ?? this.options.fifoTimeoutMs;
-    if (fifo <= 0 || now - this.generationStart > fifo) {
+    if (ev.continuation !== true && (fifo <= 0 || now - this.generationStart > fifo)) {
       this.generation += 1;
       this.generationStart = now;
     }

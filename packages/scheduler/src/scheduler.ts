@@ -22,7 +22,8 @@ import type {
 } from '@dd/protocol';
 import { isInlineValue } from '@dd/protocol';
 import { BadMessageError, WorkerExistsError } from './errors';
-import type { Instruction, SchedulerEvent } from './events';
+import type { Instruction, SchedulerEvent, UpdateGraphEvent } from './events';
+import { sliceIndependentGraph } from './graph-slices';
 import { compileSchedulerOptions } from './scheduler-options';
 import type { CompiledSchedulerOptions, SchedulerOptions } from './scheduler-options';
 import { SchedulerState } from './scheduler-state';
@@ -82,6 +83,8 @@ export class Scheduler {
   private sidCounter = 0;
   private pending: SchedulerEvent[] = [];
   private drainScheduled = false;
+  /** Slices of a large map (graph-slices.ts): the whole submission, and whether this is its last slice. */
+  private readonly slices = new WeakMap<SchedulerEvent, { whole: UpdateGraphEvent; last: boolean }>();
   private inprocAddress: string | undefined;
   private readonly observers: SchedulerObservers;
   /** Datasets, metadata, events (extensions/). */
@@ -317,14 +320,33 @@ export class Scheduler {
       this.pending = [];
       return;
     }
-    const events = this.pending;
+    let events = this.pending;
     this.pending = [];
+    // After a slice of a large map, the rest waits for the next turn of the event loop, so the
+    // slice's compute-task messages are written (BatchedSend writes a full batch at once) and the
+    // workers start on them. Events stay in arrival order.
+    const cut = this.sliceEnd(events);
+    if (cut < events.length) {
+      this.pending = events.slice(cut);
+      events = events.slice(0, cut);
+      this.drainScheduled = true;
+      setImmediate(this.drain);
+    }
     try {
       this.run(events);
     } catch {
       /* logged in run() */
     }
   };
+
+  /** Events up to and including the first slice of a map that is not its last (or all). */
+  private sliceEnd(events: SchedulerEvent[]): number {
+    for (let i = 0; i < events.length - 1; i++) {
+      const ev = events[i]!;
+      if (ev.kind === 'update-graph' && this.slices.get(ev)?.last === false) return i + 1;
+    }
+    return events.length;
+  }
 
   /** Feed events now (after anything queued, to keep order); send the resulting messages. */
   private feed(...events: SchedulerEvent[]): void {
@@ -345,7 +367,23 @@ export class Scheduler {
       throw err;
     }
     this.dispatch(out);
-    if (this.observers.size > 0) this.observers.stimuli(events);
+    if (this.observers.size > 0) this.observers.stimuli(this.observed(events));
+  }
+
+  /** Observers and plugins see a sliced map once, whole, when its last slice is in the state. */
+  private observed(events: SchedulerEvent[]): SchedulerEvent[] {
+    let out: SchedulerEvent[] | undefined;
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
+      const slice = ev.kind === 'update-graph' ? this.slices.get(ev) : undefined;
+      if (slice === undefined) {
+        out?.push(ev);
+        continue;
+      }
+      out ??= events.slice(0, i);
+      if (slice.last) out.push(slice.whole);
+    }
+    return out ?? events;
   }
 
   /** Register a read-only observer of handled stimuli (see observers.ts); returns its remover. */
@@ -576,12 +614,17 @@ export class Scheduler {
           this.dispatch([{ type: 'send-client', client, msgs: [{ op: 'cancelled-keys', keys, reason: (err as Error).message }] }]);
           throw err;
         }
-        const ev: SchedulerEvent = { kind: 'update-graph', client, tasks, keys, stimulusId };
+        const ev: UpdateGraphEvent = { kind: 'update-graph', client, tasks, keys, stimulusId };
         const up = optNum(m, 'userPriority', op);
         if (up !== undefined) ev.userPriority = up;
         const fifo = optNum(m, 'fifoTimeoutMs', op);
         if (fifo !== undefined) ev.fifoTimeoutMs = fifo;
-        this.enqueue(ev);
+        const slices = sliceIndependentGraph(ev);
+        for (let i = 0; i < slices.length; i++) {
+          const slice = slices[i]!;
+          if (slices.length > 1) this.slices.set(slice, { whole: ev, last: i === slices.length - 1 });
+          this.enqueue(slice);
+        }
         return;
       }
       case 'client-desires-keys':
