@@ -1,6 +1,8 @@
 // client.restart() on a LocalCluster: fresh worker processes (or Worker objects), every future
 // cancelled with a reason that says so, new work runs afterwards.
 
+import { silentLogger } from '@dd/comm';
+import { Scheduler } from '@dd/scheduler';
 import { Client, LocalCluster } from '../src/index';
 import { spin } from '../../../tools/testing/processes';
 
@@ -64,6 +66,23 @@ describe('client.restart() on a LocalCluster', () => {
     } finally {
       await client.close();
       await cluster.close();
+    }
+  });
+
+  test.each([['inproc://'], ['tcp://127.0.0.1:0']])('restart right after a large map cancels all of it, also what the scheduler has not placed yet (%s)', async (address) => {
+    // A map of more than 2 000 tasks is placed in slices; restart must see every one of them.
+    const scheduler = await Scheduler.create({ address, validate: true, logger: silentLogger });
+    const client = await Client.connect(scheduler.address, { heartbeatIntervalMs: 0 });
+    try {
+      const xs = client.map((x: number) => x + 1, Array.from({ length: 3000 }, (_, i) => i));
+      const outcomes = Promise.all(xs.map((f) => f.result().then(() => 'resolved', () => 'cancelled')));
+      await client.restart({ timeout: 5_000 });
+      expect(new Set(await outcomes)).toEqual(new Set(['cancelled']));
+      expect(scheduler.state.tasks.size).toBe(0);
+      expect(scheduler.state.clients.get(client.id)?.wantsWhat.size ?? 0).toBe(0);
+    } finally {
+      await client.close();
+      await scheduler.close();
     }
   });
 });

@@ -3,13 +3,16 @@
 // update-graph as one synchronous stimulus, as the reference does: for a cold 10 000-task map
 // that kept both workers idle for ~200-300 ms until every task was placed and encoded. The
 // server (scheduler.ts) instead feeds the slices one event-loop turn apart; each slice's
-// compute-task messages are written before the next slice is handled.
+// compute-task messages are written before the next slice is handled (with the default
+// batchIntervalMs of 0). Request-reply calls handle all remaining slices first.
 //
 // Only submissions whose tasks are all wanted by the client (keys in the same order as the tasks)
 // and none of which depends on another task of the same message are sliced: each slice is then a
 // complete update-graph on its own (its dependencies already exist in the scheduler). Tasks get
-// the priorities of the whole message; placement runs (co-assignment of neighbouring root tasks)
-// are per slice. Graphs (get, compute, persist) go whole.
+// the priorities of the whole message, and since only submissions whose priorities rise with the
+// position are sliced (orders non-decreasing, no per-task priority annotation), the first slice
+// holds the tasks that run first. Placement runs (co-assignment of neighbouring root tasks) are
+// per slice. Graphs (get, compute, persist) go whole.
 
 import type { UpdateGraphEvent } from './events';
 
@@ -27,10 +30,17 @@ export function sliceIndependentGraph(ev: UpdateGraphEvent, sliceSize: number = 
   const n = tasks.length;
   if (n <= 2 * sliceSize || keys.length !== n) return [ev];
   const own = new Set<string>();
+  let lastOrder = -Infinity;
   for (let i = 0; i < n; i++) {
-    const key = tasks[i]!.key;
+    const td = tasks[i]!;
+    const key = td.key;
     if (keys[i] !== key || own.has(key)) return [ev];
     own.add(key);
+    // A later task that would run before an earlier one: a worker could start lower-priority
+    // tasks of the first slice before it hears of the higher ones in a later slice.
+    const order = td.order ?? i;
+    if (order < lastOrder || td.annotations?.['priority'] !== undefined) return [ev];
+    lastOrder = order;
   }
   for (let i = 0; i < n; i++) {
     const deps = tasks[i]!.dependencies;

@@ -117,8 +117,15 @@ export class Scheduler {
     this.pool = new ConnectionPool({ connectOptions: this.options.comm });
     const h = <T>(fn: (msg: Obj, ctx: HandlerContext) => T) => (msg: unknown, ctx: HandlerContext) => {
       if (!isObj(msg)) throw new BadMessageError('request must be an object');
-      // Answer from a state that includes every stream message already received.
-      if (this.pending.length > 0 && !this.closing) this.drain();
+      // Answer from a state that includes every stream message already received (all slices
+      // of a map included: restart must cancel all of it, who-has must see all of it).
+      if (this.pending.length > 0 && !this.closing) {
+        try {
+          this.handlePending();
+        } catch {
+          /* logged in run() */
+        }
+      }
       return fn(msg, ctx);
     };
     const sh = (fn: (msg: Obj, ctx: HandlerContext) => void) => (msg: unknown, ctx: HandlerContext) => {
@@ -350,12 +357,16 @@ export class Scheduler {
 
   /** Feed events now (after anything queued, to keep order); send the resulting messages. */
   private feed(...events: SchedulerEvent[]): void {
-    if (this.pending.length > 0) {
-      const queued = this.pending;
-      this.pending = [];
-      this.run(queued);
-    }
+    this.handlePending();
     this.run(events);
+  }
+
+  /** Handles everything queued, at once: the rest of a sliced map too (a drain scheduled later finds nothing). */
+  private handlePending(): void {
+    if (this.pending.length === 0) return;
+    const queued = this.pending;
+    this.pending = [];
+    this.run(queued);
   }
 
   private run(events: SchedulerEvent[]): void {

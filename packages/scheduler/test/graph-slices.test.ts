@@ -27,9 +27,17 @@ describe('sliceIndependentGraph', () => {
   });
 
   test('orders the client sent are kept', () => {
-    const ev = dummyGraph('c', Array.from({ length: 25 }, (_, i) => dummyTask(`t-${i}`, [], { order: 100 - i })));
+    const ev = dummyGraph('c', Array.from({ length: 25 }, (_, i) => dummyTask(`t-${i}`, [], { order: 100 + 2 * i })));
     const orders = sliceIndependentGraph(ev, 10).flatMap((s) => s.tasks.map((t) => t.order));
-    expect(orders).toEqual(Array.from({ length: 25 }, (_, i) => 100 - i));
+    expect(orders).toEqual(Array.from({ length: 25 }, (_, i) => 100 + 2 * i));
+  });
+
+  test('a submission whose later tasks would run first goes whole (decreasing order, priority annotations)', () => {
+    const decreasing = dummyGraph('c', Array.from({ length: 25 }, (_, i) => dummyTask(`t-${i}`, [], { order: 100 - i })));
+    expect(sliceIndependentGraph(decreasing, 10)).toEqual([decreasing]);
+    const annotated = mapOf(25);
+    annotated.tasks[20] = dummyTask('inc-20', [], { annotations: { priority: 5 } });
+    expect(sliceIndependentGraph(annotated, 10)).toEqual([annotated]);
   });
 
   test('small submissions, graphs with internal dependencies and partial key lists go whole', () => {

@@ -261,3 +261,66 @@ test('unregister-worker is a clean departure; close() resolves closed', async ()
   }
   await expect(s.closed).resolves.toBeUndefined();
 });
+
+test('a large map is placed in slices; stream messages after it wait for the last slice; plugins see it once', async () => {
+  const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger });
+  try {
+    const w = await fakeWorker(s.address, 'inproc://', 'w');
+    const c = await fakeClient(s.address, 'c');
+    const taskCounts: number[] = [];
+    const graphsSeen: number[] = [];
+    s.addObserver({
+      onStimuli: (events) => {
+        taskCounts.push(s.state.tasks.size);
+        for (const ev of events) if (ev.kind === 'update-graph') graphsSeen.push(ev.tasks.length);
+      },
+    });
+    const tasks = Array.from({ length: 2500 }, (_, i) => ({ key: `inc-${i}`, spec: SPEC, dependencies: [] as string[] }));
+    // One wire batch: the map, then a release of a key of its last slice.
+    await c.write([
+      { op: 'update-graph', client: 'c', tasks, keys: tasks.map((t) => t.key), stimulusId: 'ug' },
+      { op: 'client-releases-keys', client: 'c', keys: ['inc-2499'], stimulusId: 'rel' },
+    ]);
+    await until(() => taskCounts.length >= 3);
+    // Slices of 1 000, one stimulus each; the release came after the last one, so it took effect.
+    expect(taskCounts.slice(0, 3)).toEqual([1000, 2000, 2499]);
+    expect(graphsSeen).toEqual([2500]);
+    expect(s.state.tasks.has('inc-2499')).toBe(false);
+    await readUntil(w.stream, (m) => m['op'] === 'compute-task' && m['key'] === 'inc-0');
+    w.stream.abort();
+    c.abort();
+    await w.close();
+  } finally {
+    await s.close();
+  }
+});
+
+test('a request-reply call while a map is still being placed answers from all of it', async () => {
+  const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger });
+  const pool = new ConnectionPool();
+  try {
+    const c = await fakeClient(s.address, 'c');
+    const tasks = Array.from({ length: 2500 }, (_, i) => ({ key: `inc-${i}`, spec: SPEC, dependencies: [] as string[] }));
+    let seen: number | undefined;
+    const rpc = pool.rpc(s.address);
+    // Ask as soon as the first slice is in (the rest waits for the next turns of the event loop).
+    const asked = new Promise<void>((resolve) => {
+      const remove = s.addObserver({
+        onStimuli: () => {
+          remove();
+          void rpc.call('processing').then(() => {
+            seen = s.state.tasks.size;
+            resolve();
+          });
+        },
+      });
+    });
+    await c.write({ op: 'update-graph', client: 'c', tasks, keys: tasks.map((t) => t.key), stimulusId: 'ug' });
+    await asked;
+    expect(seen).toBe(2500);
+    c.abort();
+  } finally {
+    await pool.close();
+    await s.close();
+  }
+});

@@ -492,7 +492,7 @@ export class WorkerState {
     const dep = this.ensureTask(depKey);
     const pending = recs.get(dep);
     if (pending === 'released' || pending === 'forgotten') recs.delete(dep);
-    const n = ev.nbytes[depKey];
+    const n = Object.hasOwn(ev.nbytes, depKey) ? ev.nbytes[depKey] : undefined;
     if (n !== undefined && dep.state !== 'memory') dep.nbytes = n;
     if (holders !== undefined) for (const w of holders) this.addHolder(dep, w);
     if (dep.arrival === 0) dep.arrival = ++this.arrivalCounter;
