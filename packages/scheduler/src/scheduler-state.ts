@@ -1577,8 +1577,11 @@ export class SchedulerState {
 
   private addPlanned(ws: WorkerState, seconds: number): void {
     if (this.workers.get(ws.address) !== ws) return; // gone: dropSteals forgot it
+    // No rounding to zero: a prefix's measured average decays towards 0 s for tasks that take
+    // under a clock tick, so moves of a few nanoseconds occur, and dropping what looked like
+    // rounding error lost real amounts that then no longer matched the steals in flight.
     const v = (this.stealPlanned.get(ws) ?? 0) + seconds;
-    if (Math.abs(v) < 1e-9) this.stealPlanned.delete(ws);
+    if (v === 0) this.stealPlanned.delete(ws);
     else this.stealPlanned.set(ws, v);
   }
 

@@ -26,9 +26,9 @@ export interface StealCosts {
 
 export interface StealLimits {
   /**
-   * Tasks measured to take less than this are never moved: the request, its answer and the new
-   * assignment cost about as much as the task (the reference gives up below 5 ms; dd's
-   * messages cost a tenth of its).
+   * Tasks measured to take less than this, or counted for less than this in their victim's
+   * occupancy, are never moved: the request, its answer and the new assignment cost about as
+   * much as the task (the reference gives up below 5 ms; dd's messages cost a tenth of its).
    */
   minDurationS: number;
   /** Most victims looked at per balance, the busiest first (the reference takes 10). */
@@ -96,8 +96,11 @@ export function planSteals(
       const measured = ts.prefix.durationAverage; // negative while never measured
       if (measured >= 0 && measured < limits.minDurationS) continue;
       // What the victim's occupancy counts for it (the estimate when it was assigned, kept
-      // current by balance's re-evaluation): moving that keeps the books balanced.
-      candidates.push({ ts, seconds: victim.processing.get(ts) ?? 0 });
+      // current by balance's re-evaluation): moving that keeps the books balanced. Not worth a
+      // request when that is itself below the minimum.
+      const seconds = victim.processing.get(ts) ?? 0;
+      if (seconds < limits.minDurationS) continue;
+      candidates.push({ ts, seconds });
     }
     candidates.sort((a, b) => comparePriority(b.ts.priority ?? [], a.ts.priority ?? []));
     for (const { ts, seconds } of candidates) {

@@ -105,6 +105,18 @@ describe('balance', () => {
     expect(stealRequests(u.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') }), A).length).toBeGreaterThan(0);
   });
 
+  test('a task its victim counts as tiny is not moved, even once its prefix measures longer', () => {
+    const s = newState();
+    const keys = queueOnHolder(s, 50, 0.0001);
+    // Re-evaluated at the tiny average, so each queued task counts ~0.1 ms on A.
+    expect(stealRequests(s.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') }), A)).toEqual([]);
+    // The first of them takes 50 ms: the prefix now measures far above the minimum, but the
+    // queue keeps its estimates until the next re-evaluation (at most every 0.5 s).
+    s.handleStimulus(dummyFinished(A, keys[0]!, 8, { startstops: [{ action: 'compute', start: 0, stop: 50 }] }));
+    expect(s.tasks.get(keys[1]!)!.prefix.durationAverage).toBeGreaterThan(0.0002);
+    expect(stealRequests(s.handleStimulus({ kind: 'balance', stimulusId: sid_('balance') }), A)).toEqual([]);
+  });
+
   test('hard restrictions pin a task; loose ones do not', () => {
     const s = newState();
     s.handleStimulus(dummyWorker(A), dummyWorker(B));
