@@ -25,27 +25,6 @@ describe('graphs on a cluster', () => {
     });
   });
 
-  test('a large graph (placed by the scheduler in slices): right results, a failing leaf fails its dependents, everything freed', async () => {
-    await withCluster({ nWorkers: 2, timeoutMs: 30_000 }, async ({ client, scheduler, workers }) => {
-      // Just over the 2 000 tasks above which the scheduler slices a submission.
-      const n = 2100;
-      const keys = Array.from({ length: n }, (_, i) => ['y', i]);
-      const g = new Map<string | (string | number)[], unknown>();
-      keys.forEach((k, i) => g.set(k, [inc, i]));
-      g.set('total', [sum, keys]);
-      g.set('half', [sum, keys.filter((_, i) => i % 2 === 0)]);
-      expect(await client.get(g, ['total', 'half'])).toEqual([(n * (n + 1)) / 2, (n / 2) * (n / 2)]);
-      // An error in an early slice reaches a key of the last one.
-      g.set(keys[5]!, [boom, 5]);
-      const err = await client.get(g, 'total').catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(RemoteError);
-      expect((err as RemoteError).message).toMatch(/TypeError: boom 5/);
-      await until(() => workers.every((w) => workerKeys(w).length === 0), 10_000, 'workers to free all keys');
-      await until(() => scheduler.state.tasks.size === 0, 10_000, 'the scheduler to forget every task');
-      expect([...scheduler.state.clients.keys()].filter((id) => id.includes('/slices-'))).toEqual([]);
-    });
-  });
-
   test('get with Futures and scattered data inside, nested tasks, and task errors', async () => {
     await withCluster({ nWorkers: 2 }, async ({ client }) => {
       const f = client.submit(inc, 10);

@@ -23,7 +23,7 @@ import type {
 import { isInlineValue } from '@dd/protocol';
 import { BadMessageError, WorkerExistsError } from './errors';
 import type { Instruction, SchedulerEvent, UpdateGraphEvent } from './events';
-import { sliceGraph, UPDATE_GRAPH_SLICE } from './graph-slices';
+import { sliceIndependentGraph } from './graph-slices';
 import { compileSchedulerOptions } from './scheduler-options';
 import type { CompiledSchedulerOptions, SchedulerOptions } from './scheduler-options';
 import { SchedulerState } from './scheduler-state';
@@ -83,11 +83,8 @@ export class Scheduler {
   private sidCounter = 0;
   private pending: SchedulerEvent[] = [];
   private drainScheduled = false;
-  /** Slices of a large submission (graph-slices.ts): the whole submission, and whether this is its last slice. */
+  /** Slices of a large map (graph-slices.ts): the whole submission, and whether this is its last slice. */
   private readonly slices = new WeakMap<SchedulerEvent, { whole: UpdateGraphEvent; last: boolean }>();
-  /** Events of the server's own making that observers and plugins do not see (a slice holder's removal). */
-  private readonly internalEvents = new WeakSet<SchedulerEvent>();
-  private sliceCounter = 0;
   private inprocAddress: string | undefined;
   private readonly observers: SchedulerObservers;
   /** Datasets, metadata, events (extensions/). */
@@ -384,18 +381,18 @@ export class Scheduler {
     if (this.observers.size > 0) this.observers.stimuli(this.observed(events));
   }
 
-  /** Observers and plugins see a sliced submission once, whole, when its last slice is in the state. */
+  /** Observers and plugins see a sliced map once, whole, when its last slice is in the state. */
   private observed(events: SchedulerEvent[]): SchedulerEvent[] {
     let out: SchedulerEvent[] | undefined;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
       const slice = ev.kind === 'update-graph' ? this.slices.get(ev) : undefined;
-      if (slice === undefined && !this.internalEvents.has(ev)) {
+      if (slice === undefined) {
         out?.push(ev);
         continue;
       }
       out ??= events.slice(0, i);
-      if (slice?.last === true) out.push(slice.whole);
+      if (slice.last) out.push(slice.whole);
     }
     return out ?? events;
   }
@@ -633,17 +630,11 @@ export class Scheduler {
         if (up !== undefined) ev.userPriority = up;
         const fifo = optNum(m, 'fifoTimeoutMs', op);
         if (fifo !== undefined) ev.fifoTimeoutMs = fifo;
-        const { slices, holder } = sliceGraph(ev, UPDATE_GRAPH_SLICE, `${client}/slices-${++this.sliceCounter}`);
+        const slices = sliceIndependentGraph(ev);
         for (let i = 0; i < slices.length; i++) {
           const slice = slices[i]!;
           if (slices.length > 1) this.slices.set(slice, { whole: ev, last: i === slices.length - 1 });
           this.enqueue(slice);
-        }
-        if (holder !== undefined) {
-          // Handled with the last slice: releases what the holder kept and nothing else needs.
-          const release: SchedulerEvent = { kind: 'remove-client', client: holder, stimulusId };
-          this.internalEvents.add(release);
-          this.enqueue(release);
         }
         return;
       }

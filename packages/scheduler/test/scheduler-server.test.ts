@@ -324,34 +324,3 @@ test('a request-reply call while a map is still being placed answers from all of
     await s.close();
   }
 });
-
-test('a large graph is placed in slices held by a pseudo-client, which is gone once the graph is whole', async () => {
-  const s = await Scheduler.create({ address: 'inproc://', validate: true, logger: silentLogger });
-  try {
-    const w = await fakeWorker(s.address, 'inproc://', 'w');
-    const c = await fakeClient(s.address, 'c');
-    const taskCounts: number[] = [];
-    const seen: string[] = [];
-    s.addObserver({
-      onStimuli: (events) => {
-        taskCounts.push(s.state.tasks.size);
-        for (const ev of events) if (ev.kind === 'update-graph' || ev.kind === 'remove-client') seen.push(`${ev.kind} ${ev.client}`);
-      },
-    });
-    const leaves = Array.from({ length: 2500 }, (_, i) => ({ key: `x-${i}`, spec: SPEC, dependencies: [] as string[] }));
-    const tasks = [...leaves, { key: 'total', spec: SPEC, dependencies: leaves.map((t) => t.key) }];
-    await c.write({ op: 'update-graph', client: 'c', tasks, keys: ['total'], stimulusId: 'ug' });
-    await until(() => taskCounts.length >= 3);
-    expect(taskCounts.slice(0, 3)).toEqual([1000, 2000, 2501]);
-    // Observers and plugins see the client's graph once, and nothing of the holder.
-    expect(seen).toEqual(['update-graph c']);
-    expect([...s.state.clients.keys()].filter((id) => id.startsWith('c/'))).toEqual([]);
-    expect([...s.state.clients.get('c')!.wantsWhat].map((ts) => ts.key)).toEqual(['total']);
-    expect(s.state.tasks.get('x-2499')?.state).toBe('processing');
-    await readUntil(w.stream, (m) => m['op'] === 'compute-task' && m['key'] === 'x-0');
-    c.abort();
-    await w.close();
-  } finally {
-    await s.close();
-  }
-});
