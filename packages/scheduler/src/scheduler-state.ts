@@ -194,8 +194,6 @@ export class SchedulerState {
   private readonly log: TransitionLog;
   /** Steal-requests sent and not answered yet; an answer counts only with its request's id. */
   private readonly steals = new Map<TaskState, StealMove & { requestId: StimulusId }>();
-  /** Occupancy those requests promise to move (+ on thieves, - on victims), for the next balance. */
-  private readonly stealPlanned = new Map<WorkerState, number>();
   /** When balance last re-evaluated each worker's occupancy (clock ms). */
   private readonly reevaluatedAt = new WeakMap<WorkerState, number>();
   /** Tasks moved by work stealing so far. */
@@ -626,7 +624,6 @@ export class SchedulerState {
     this.totalOccupancy -= ws.occupancy;
     if (this.workers.size === 0) this.totalOccupancy = 0;
     ws.status = 'closing';
-    this.dropSteals(ws);
 
     const recs = new Map<Key, TaskStateName>();
     for (const ts of [...ws.processing.keys()]) {
@@ -1285,7 +1282,8 @@ export class SchedulerState {
     const ws = ts.processingOn;
     ts.processingOn = null;
     if (ws === null) return null;
-    if (this.steals.size > 0) this.forgetSteal(ts);
+    // Its steal, if any, is over (an answer about it will find none).
+    if (this.steals.size > 0) this.steals.delete(ts);
     const cost = ws.processing.get(ts) ?? 0;
     ws.processing.delete(ts);
     this.unknownDurations.get(ts.prefix.name)?.delete(ts);
@@ -1508,12 +1506,11 @@ export class SchedulerState {
       this.reevaluatedAt.set(ws, now);
       this.reevaluateOccupancy(ws);
     }
-    const moves = planSteals(this.workers.values(), this.idle, this.steals, this.stealPlanned, {
+    const moves = planSteals(this.workers.values(), this.idle, this.steals, {
       transferTime: (ts, ws) => this.placementCost(ts, ws),
     });
     for (const m of moves) {
       this.steals.set(m.ts, { ...m, requestId: stimulusId });
-      this.planSteal(m, 1);
       this.sendWorker(m.victim.address, { op: 'steal-request', key: m.ts.key, stimulusId });
     }
   }
@@ -1524,7 +1521,7 @@ export class SchedulerState {
     // Only the answer to the request in flight: after the task left processing (and maybe came
     // back to the same worker), an answer about its earlier run says nothing about this one.
     if (ts === undefined || move === undefined || move.victim.address !== ev.worker || move.requestId !== ev.stimulusId) return;
-    this.forgetSteal(ts);
+    this.steals.delete(ts);
     const victim = move.victim;
     if (ts.state !== 'processing' || ts.processingOn !== victim) return;
     if (ev.state !== 'waiting' && ev.state !== 'ready' && ev.state !== 'constrained') return; // it runs there
@@ -1560,37 +1557,6 @@ export class SchedulerState {
     this.totalOccupancy += total - ws.occupancy;
     ws.occupancy = total;
     this.checkIdleSaturated(ws);
-  }
-
-  /** The task left its worker or was answered for: its steal, if any, is over. */
-  private forgetSteal(ts: TaskState): void {
-    const m = this.steals.get(ts);
-    if (m === undefined) return;
-    this.steals.delete(ts);
-    this.planSteal(m, -1);
-  }
-
-  private planSteal(m: StealMove, sign: 1 | -1): void {
-    this.addPlanned(m.victim, -sign * m.duration);
-    this.addPlanned(m.thief, sign * m.thiefCost);
-  }
-
-  private addPlanned(ws: WorkerState, seconds: number): void {
-    if (this.workers.get(ws.address) !== ws) return; // gone: dropSteals forgot it
-    // No rounding to zero: a prefix's measured average decays towards 0 s for tasks that take
-    // under a clock tick, so moves of a few nanoseconds occur, and dropping what looked like
-    // rounding error lost real amounts that then no longer matched the steals in flight.
-    const v = (this.stealPlanned.get(ws) ?? 0) + seconds;
-    if (v === 0) this.stealPlanned.delete(ws);
-    else this.stealPlanned.set(ws, v);
-  }
-
-  /**
-   * A worker left: forget what its steals promised it. Steals from it end as its tasks leave
-   * processing (removeFromProcessing); steals to it re-decide when their victim confirms.
-   */
-  private dropSteals(ws: WorkerState): void {
-    this.stealPlanned.delete(ws);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1755,17 +1721,10 @@ export class SchedulerState {
     for (const ws of this.saturated) if (this.workers.get(ws.address) !== ws) fail(`saturated worker ${ws.address} removed`);
     for (const ws of this.running) if (this.workers.get(ws.address) !== ws) fail(`running worker ${ws.address} removed`);
     for (const ts of this.unrunnable) if (this.tasks.get(ts.key) !== ts || ts.state !== 'no-worker') fail(`unrunnable ${ts.key} stale`);
-    // A steal in flight is for a task still processing on its victim; the planned occupancy is
-    // exactly what the steals in flight promise.
-    const planned = new Map<WorkerState, number>();
+    // A steal in flight is for a task still processing on its victim.
     for (const [ts, m] of this.steals) {
       if (this.tasks.get(ts.key) !== ts || ts.state !== 'processing' || ts.processingOn !== m.victim) fail(`steal of ${ts.key} from ${m.victim.address} stale`);
       if (this.workers.get(m.victim.address) !== m.victim) fail(`steal of ${ts.key} from removed ${m.victim.address}`);
-      planned.set(m.victim, (planned.get(m.victim) ?? 0) - m.duration);
-      if (this.workers.get(m.thief.address) === m.thief) planned.set(m.thief, (planned.get(m.thief) ?? 0) + m.thiefCost);
-    }
-    for (const ws of new Set([...planned.keys(), ...this.stealPlanned.keys()])) {
-      if (!near(planned.get(ws) ?? 0, this.stealPlanned.get(ws) ?? 0)) fail(`worker ${ws.address} planned steal occupancy ${this.stealPlanned.get(ws)} != ${planned.get(ws)}`);
     }
     for (const [id, cs] of this.clients) {
       if (cs.id !== id) fail(`client map key ${id}`);

@@ -330,8 +330,8 @@ export class Scheduler {
     let events = this.pending;
     this.pending = [];
     // After a slice of a large map, the rest waits for the next turn of the event loop, so the
-    // slice's compute-task messages are written (BatchedSend writes a full batch at once) and the
-    // workers start on them. Events stay in arrival order.
+    // slice's compute-task messages are written (at once with the default batchIntervalMs of 0)
+    // and the workers start on them. Events stay in arrival order.
     const cut = this.sliceEnd(events);
     if (cut < events.length) {
       this.pending = events.slice(cut);

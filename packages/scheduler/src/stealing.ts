@@ -44,17 +44,22 @@ export const DEFAULT_STEAL_LIMITS: StealLimits = { minDurationS: 0.0002, maxVict
 /**
  * The moves that balance the cluster now. `idle` are the possible thieves (running workers);
  * `workers` with more tasks than threads are possible victims, paused ones included (they still
- * answer). `planned` holds occupancy already promised by steals in flight (positive for thieves,
- * negative for victims), `inFlight` their tasks.
+ * answer). `inFlight` are the steals asked for and not answered yet: their tasks are not moved
+ * again, and the occupancy they promise counts (added to thieves, taken from victims).
  */
 export function planSteals(
   workers: Iterable<WorkerState>,
   idle: Iterable<WorkerState>,
-  inFlight: { has(ts: TaskState): boolean },
-  planned: ReadonlyMap<WorkerState, number>,
+  inFlight: ReadonlyMap<TaskState, StealMove>,
   costs: StealCosts,
   limits: StealLimits = DEFAULT_STEAL_LIMITS,
 ): StealMove[] {
+  // Derived per balance rather than kept up to date: a few hundred steals in flight at most.
+  const planned = new Map<WorkerState, number>();
+  for (const m of inFlight.values()) {
+    planned.set(m.victim, (planned.get(m.victim) ?? 0) - m.duration);
+    planned.set(m.thief, (planned.get(m.thief) ?? 0) + m.thiefCost);
+  }
   const load = new Map<WorkerState, number>();
   const perThread = (ws: WorkerState): number => {
     let v = load.get(ws);
