@@ -602,11 +602,13 @@ export class WorkerState {
 
   private handleGatherDepSuccess(ev: GatherDepSuccessEvent, recs: Recs, out: Instruction[]): void {
     const tasks = this.endGather(ev.worker);
+    // One record for the whole gather, shared by its keys: a dependent reports it once.
+    const transfer: StartStop | undefined = ev.start !== undefined && ev.stop !== undefined
+      ? { action: 'transfer', start: ev.start, stop: ev.stop, source: ev.worker }
+      : undefined;
     for (const ts of tasks) {
       if (Object.prototype.hasOwnProperty.call(ev.data, ts.key)) {
-        if (ev.start !== undefined && ev.stop !== undefined) {
-          ts.startstops.push({ action: 'transfer', start: ev.start, stop: ev.stop, source: ev.worker });
-        }
+        if (transfer !== undefined) ts.startstops.push(transfer);
         ts.pendingValue = { value: ev.data[ts.key], nbytes: ev.nbytes?.[ts.key], type: undefined };
         this.afterJob(ts, true, recs, ev.stimulusId);
       } else {
@@ -1254,25 +1256,19 @@ export class WorkerState {
   }
 
   /**
-   * The transfers that brought `ts`'s dependencies here, each once: one gather of many keys is
-   * one transfer (a sum over 5 000 fetched values reported 5 000 identical rows, which the
-   * task-finished message, the scheduler and the task stream each carried).
+   * The transfers that brought `ts`'s dependencies here, each once: the keys of one gather share
+   * its record (handleGatherDepSuccess), so it is one row (a sum over 5 000 fetched values
+   * reported 5 000 identical rows, which the task-finished message, the scheduler and the task
+   * stream each carried).
    */
   private takeDependencyTransfers(ts: WorkerTask): readonly StartStop[] {
-    let transfers: StartStop[] | undefined;
-    let seen: Set<string> | undefined;
+    let transfers: Set<StartStop> | undefined;
     for (const dep of ts.dependencies) {
       if (!dep.startstops.some((ss) => ss.action === 'transfer')) continue;
-      for (const ss of dep.startstops) {
-        if (ss.action !== 'transfer') continue;
-        const id = `${ss.start}|${ss.stop}|${ss.source ?? ''}`;
-        if ((seen ??= new Set()).has(id)) continue;
-        seen.add(id);
-        (transfers ??= []).push(ss);
-      }
+      for (const ss of dep.startstops) if (ss.action === 'transfer') (transfers ??= new Set()).add(ss);
       dep.startstops = dep.startstops.filter((ss) => ss.action !== 'transfer');
     }
-    return transfers ?? NO_STARTSTOPS;
+    return transfers === undefined ? NO_STARTSTOPS : [...transfers];
   }
 
   private ensureTask(key: Key): WorkerTask {
