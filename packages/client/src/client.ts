@@ -498,6 +498,11 @@ export class Client implements FutureOwner, AsyncDisposable {
     }
     // Kept for the new connection.
     if (this.#reconnecting !== undefined) return;
+    // One send for the lot: a release and the next submission (a loop of submit, await, release)
+    // reach the scheduler as one batch, handled as one stimulus, instead of two writes the
+    // scheduler handled one after the other (measured: the update-graph then started ~130 us
+    // later in a round trip).
+    const msgs: ClientToSchedulerMsg[] = [];
     let sent = 0;
     for (const o of out) {
       if (o.kind === 'graph') {
@@ -523,9 +528,10 @@ export class Client implements FutureOwner, AsyncDisposable {
           stimulusId: stimulus(o.kind === 'release' ? 'client-releases-keys' : 'client-desires-keys'),
         };
       }
-      this.#link.send(msg);
+      msgs.push(msg);
     }
     out.splice(0, sent);
+    if (msgs.length > 0) this.#link.send(...msgs);
   }
 
   /** A scatter still registering data that one of `tasks` depends on, if any. */

@@ -17,8 +17,11 @@ export interface SchedulerLink {
   call<T = unknown>(op: string, args?: Record<string, unknown>, options?: CallOptions): Promise<T>;
   /** Rpc to a worker (get-data, update-data for scatter, ...). */
   callWorker<T = unknown>(address: string, op: string, args?: Record<string, unknown>, options?: CallOptions): Promise<T>;
-  /** One-way message on the stream (batched). */
-  send(msg: ClientToSchedulerMsg): void;
+  /**
+   * One-way messages on the stream (batched). Messages passed in one call go out in one write,
+   * so the scheduler handles them as one batch.
+   */
+  send(...msgs: ClientToSchedulerMsg[]): void;
   /** Flushes the stream and closes everything. */
   close(): Promise<void>;
 }
@@ -128,8 +131,8 @@ class CommLink implements SchedulerLink {
     return this.pool.call<T>(address, op, args, options);
   }
 
-  send(msg: ClientToSchedulerMsg): void {
-    this.bsend.send(msg);
+  send(...msgs: ClientToSchedulerMsg[]): void {
+    this.bsend.send(...msgs);
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,19 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('a release and the next submission in one tick leave in one send, in order', async () => {
+    await withFake(async (client, fake) => {
+      const impure = client.options({ pure: false });
+      const f = impure.submit(inc, 1);
+      expect(await f).toBe(2);
+      f.release();
+      const g = impure.submit(inc, 2);
+      await tick();
+      expect(fake.sends[fake.sends.length - 1]).toEqual(['client-releases-keys', 'update-graph']);
+      expect(await g).toBe(3);
+    });
+  });
+
   test('different priorities go in separate update-graph messages, in submission order', async () => {
     await withFake(async (client, fake) => {
       client.submit(inc, 1);

@@ -17,6 +17,8 @@ interface FakeTask {
 
 export class FakeScheduler {
   readonly sent: ClientToSchedulerMsg[] = [];
+  /** The ops of each link.send call (one call is one write on a real link). */
+  readonly sends: string[][] = [];
   readonly calls: Array<{ op: string; args: Record<string, unknown> | undefined; worker?: string }> = [];
   readonly data = new Map<string, unknown>();
   readonly tasks = new Map<string, FakeTask>();
@@ -45,9 +47,12 @@ export class FakeScheduler {
         this.calls.push({ op, args, worker });
         return this.onWorkerCall(op, args ?? {}) as T;
       },
-      send: (msg) => {
-        this.sent.push(msg);
-        this.onStream(msg);
+      send: (...msgs) => {
+        this.sends.push(msgs.map((m) => m.op));
+        for (const msg of msgs) {
+          this.sent.push(msg);
+          this.onStream(msg);
+        }
       },
       close: async () => {},
     };

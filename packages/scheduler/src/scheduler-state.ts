@@ -1592,14 +1592,26 @@ export class SchedulerState {
     else q.push({ op, keys: [...keys] });
   }
 
+  /**
+   * The stimulus's messages, in the order the server writes them: workers given work first, then
+   * clients, then workers only told to free keys. Each write to a worker's socket can take
+   * 50-250 us on a small VM (waking the receiver), and a release of the previous result written
+   * before the next compute-task to another worker delayed that task by as much in a loop of
+   * submit, await, release. Messages to one peer keep their order; peers never relied on an
+   * order between them.
+   */
   private flush(): Instruction[] {
     const out: Instruction[] = [];
+    let releasesOnly: Instruction[] | undefined;
     for (const [worker, msgs] of this.outWorkers) {
-      if (this.workers.has(worker)) out.push({ type: 'send-worker', worker, msgs });
+      if (!this.workers.has(worker)) continue;
+      if (msgs.every((m) => m.op === 'free-keys')) (releasesOnly ??= []).push({ type: 'send-worker', worker, msgs });
+      else out.push({ type: 'send-worker', worker, msgs });
     }
     for (const [client, msgs] of this.outClients) {
       if (this.clients.has(client)) out.push({ type: 'send-client', client, msgs });
     }
+    if (releasesOnly !== undefined) out.push(...releasesOnly);
     this.outWorkers.clear();
     this.outClients.clear();
     return out;

@@ -56,6 +56,30 @@ describe('submit and dependency chains', () => {
     expect(later).toEqual([{ type: 'send-client', client: 'c2', msgs: [{ op: 'key-in-memory', key: 'inc-1', type: 'number' }] }]);
   });
 
+  test('workers given work are written to before workers only told to free keys', () => {
+    const s = newState();
+    twoWorkers(s);
+    s.handleStimulus({ kind: 'add-client', client: 'c1', stimulusId: sid_() });
+    s.handleStimulus(dummyGraph('c1', [dummyTask('x', [], { workers: [A] })]));
+    s.handleStimulus(dummyFinished(A, 'x', 8));
+    // The loop of submit, await, release: the release of x and the next task come together.
+    const out = s.handleStimulus(
+      { kind: 'client-releases-keys', client: 'c1', keys: ['x'], stimulusId: sid_() },
+      dummyGraph('c1', [dummyTask('y', [], { workers: [B] })]),
+    );
+    expect(out.map((i) => (i.type === 'send-worker' ? [i.worker, i.msgs.map((m) => m.op)] : [i.client, i.msgs.map((m) => m.op)]))).toEqual([
+      [B, ['compute-task']],
+      [A, ['free-keys']],
+    ]);
+    // A worker with work and releases keeps its messages in order.
+    s.handleStimulus(dummyFinished(B, 'y', 8));
+    const same = s.handleStimulus(
+      { kind: 'client-releases-keys', client: 'c1', keys: ['y'], stimulusId: sid_() },
+      dummyGraph('c1', [dummyTask('z', [], { workers: [B] })]),
+    );
+    expect(same.map((i) => (i.type === 'send-worker' ? [i.worker, i.msgs.map((m) => m.op)] : []))).toEqual([[B, ['free-keys', 'compute-task']]]);
+  });
+
   test('a chain runs one step at a time and intermediate results are released', () => {
     const s = newState();
     s.handleStimulus(dummyWorker(A));
