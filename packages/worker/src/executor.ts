@@ -45,6 +45,11 @@ export interface Executor {
   readonly slotCount: number;
   /** Runs a task; resolves with its outcome (task errors are outcomes, never rejections). */
   run(job: ExecutorJob): Promise<TaskOutcome>;
+  /**
+   * Thread pool: whether every job it was given has been answered. An outcome that arrives then
+   * is the last one for now: nothing else can come back in the same turn of the event loop.
+   */
+  readonly idle?: boolean;
   /** Stops the threads (running tasks are abandoned). Idempotent. */
   close(): Promise<void>;
   /** The worker its tasks see through getWorker() (task-context.ts); set once the worker listens. */
@@ -154,6 +159,12 @@ export class ThreadPoolExecutor implements Executor {
 
   get slotCount(): number {
     return this.nthreads * this.depth;
+  }
+
+  get idle(): boolean {
+    if (this.queue.length > 0) return false;
+    for (const s of this.slots) if (s.jobs.size > 0) return false;
+    return true;
   }
 
   /** Starts the threads and waits until they are online. */

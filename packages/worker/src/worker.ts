@@ -585,7 +585,8 @@ export class Worker {
    * Task outcomes gathered in one turn of the event loop, handled as one stimulus: the executor
    * threads' results arrive as separate messages, and one handleStimulus + one stream write for
    * all of them costs much less than one each (setImmediate runs right after the poll phase
-   * that delivered them, so a lone result is not held back).
+   * that delivered them, so a lone result is not held back). When the pool has answered every
+   * job, execute() calls this at once instead: no other outcome can be on its way.
    */
   private readonly handleOutcomes = (): void => {
     this.outcomesScheduled = false;
@@ -653,7 +654,11 @@ export class Worker {
               stop: outcome.stop,
               stimulusId: this.nextStimulus('task-erred'),
             });
-        if (!this.outcomesScheduled) {
+        if (executor.idle === true) {
+          // The pool has answered every job: no other outcome can arrive in this turn, so there
+          // is nothing to wait for (a round trip saved the ~25 us of a setImmediate).
+          this.handleOutcomes();
+        } else if (!this.outcomesScheduled) {
           this.outcomesScheduled = true;
           setImmediate(this.handleOutcomes);
         }

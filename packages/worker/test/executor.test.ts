@@ -152,6 +152,24 @@ describe('thread pool with a queue depth', () => {
     }
   });
 
+  test('idle: true only once every job it took has been answered', async () => {
+    const ex = await ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES, queueDepth: 2 });
+    try {
+      expect(ex.idle).toBe(true);
+      const f = src('async function wait(ms) { await new Promise((r) => setTimeout(r, ms)); return ms; }', 'wait');
+      // Three jobs: two held by the thread, one waiting in the pool's queue.
+      const seen: boolean[] = [];
+      const runs = [30, 10, 10].map((ms) => ex.run(job(f, [ms])).then((o) => (seen.push(ex.idle), value(o))));
+      expect(ex.idle).toBe(false);
+      expect(await Promise.all(runs)).toEqual([30, 10, 10]);
+      // As each outcome arrives: busy while others are out, idle at the last one.
+      expect(seen).toEqual([false, false, true]);
+      expect(ex.idle).toBe(true);
+    } finally {
+      await ex.close();
+    }
+  });
+
   test('jobs queued behind a task that kills its thread run on the replacement thread', async () => {
     const ex = await ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES, queueDepth: 3 });
     try {
