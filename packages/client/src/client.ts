@@ -613,7 +613,7 @@ export class Client implements FutureOwner, AsyncDisposable {
         if (st !== undefined && st.scattering === undefined) {
           st.finish(msg.type);
           // A small primitive result came inline: awaiting the future needs no fetch.
-          if (msg.value !== undefined) st.value = Promise.resolve(msg.value);
+          if (msg.value !== undefined) st.setInline(msg.value);
         }
         break;
       }
@@ -813,7 +813,8 @@ export class Client implements FutureOwner, AsyncDisposable {
     const cached = new Map<Key, unknown>();
     for (const st of states) {
       if (st.status !== 'finished') continue;
-      if (st.value !== undefined) cached.set(st.key, await st.value);
+      if (st.hasInline) cached.set(st.key, st.inline);
+      else if (st.value !== undefined) cached.set(st.key, await st.value);
       else need.push(st.key);
     }
     const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, options.direct ?? true);

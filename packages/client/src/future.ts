@@ -33,6 +33,13 @@ export class FutureState {
   wireError: WireError | undefined;
   /** Cached value (gathered on first await). */
   value: Promise<unknown> | undefined;
+  /**
+   * A small result that came inline with key-in-memory (hasInline says whether there is one).
+   * Kept as is rather than as a resolved Promise: a gather of 10 000 such results awaited one
+   * Promise per key, one after the other, after the last result had arrived.
+   */
+  inline: unknown;
+  hasInline = false;
   /** The task as submitted (kept for retry()); undefined for scattered data. */
   definition: TaskDefinition | undefined;
   userPriority: number | undefined;
@@ -82,21 +89,21 @@ export class FutureState {
     this.status = 'error';
     this.error = error;
     this.wireError = wire;
-    this.value = undefined;
+    this.forgetValue();
     this.notify();
   }
 
   cancel(reason?: string): void {
     this.status = 'cancelled';
     this.error = new CancelledError(this.key, reason);
-    this.value = undefined;
+    this.forgetValue();
     this.notify();
   }
 
   lost(reason?: string): void {
     this.status = 'lost';
     this.error = new FutureLostError(this.key, reason);
-    this.value = undefined;
+    this.forgetValue();
     this.notify();
   }
 
@@ -105,7 +112,18 @@ export class FutureState {
     this.status = 'pending';
     this.error = undefined;
     this.wireError = undefined;
+    this.forgetValue();
+  }
+
+  setInline(value: unknown): void {
+    this.inline = value;
+    this.hasInline = true;
+  }
+
+  private forgetValue(): void {
     this.value = undefined;
+    this.inline = undefined;
+    this.hasInline = false;
   }
 
   private notify(): void {
@@ -185,6 +203,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     for (;;) {
       switch (state.status) {
         case 'finished': {
+          if (state.hasInline) return state.inline as T;
           state.value ??= this.client._fetchValue(this.key).catch((err: unknown) => {
             state.value = undefined;
             throw err;

@@ -50,6 +50,18 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('results that come inline with key-in-memory need no get-data; a cancel forgets them', async () => {
+    await withFake(async (client, fake) => {
+      fake.inline = true;
+      const f = client.submit(inc, 1);
+      expect(await f).toBe(2);
+      expect(await client.gather(client.map(inc, [1, 2, 3]))).toEqual([2, 3, 4]);
+      expect(fake.calls.filter((c) => c.op === 'get-data')).toHaveLength(0);
+      await client.cancel([f]);
+      await expect(f.result()).rejects.toBeInstanceOf(CancelledError);
+    });
+  });
+
   test('different priorities go in separate update-graph messages, in submission order', async () => {
     await withFake(async (client, fake) => {
       client.submit(inc, 1);

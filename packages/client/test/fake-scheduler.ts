@@ -26,6 +26,8 @@ export class FakeScheduler {
   runs = 0;
   /** When false, tasks wait until run() is called. */
   auto = true;
+  /** Report number results inline in key-in-memory, as the real scheduler does for small ones. */
+  inline = false;
   handlers: LinkHandlers | undefined;
 
   /** The current connection's "is it lost" flag (see drop()). */
@@ -128,7 +130,7 @@ export class FakeScheduler {
           const value = fn(...args);
           this.data.set(key, value);
           t.state = 'memory';
-          this.report({ op: 'key-in-memory', key, type: typeof value });
+          this.report(this.inline && typeof value === 'number' ? { op: 'key-in-memory', key, type: typeof value, value } : { op: 'key-in-memory', key, type: typeof value });
         } catch (err) {
           const e = err as Error;
           t.state = 'erred';
