@@ -1,7 +1,9 @@
 // One empty Set that many objects share until each needs a set of its own: the scheduler's
 // TaskState and the worker's WorkerTask hold several sets that stay empty for most tasks, and a
 // fresh Set per field per task was much of their garbage. (Here because both state machines
-// depend on this package; nothing here is part of the wire format.)
+// depend on this package; nothing here is part of the wire format.) In the same spirit the state
+// machines clear a set only when it holds something: V8's clear() allocates a fresh table even
+// for an empty set (measured: 2 million clears of an empty Set, ~230 young collections).
 
 class SharedEmptySet extends Set<never> {
   override add(): this {

@@ -846,7 +846,7 @@ export class SchedulerState {
       }
       toReleased.call(this, ts, local, stimulusId, undefined);
       this.transitionCounter += 1;
-      this.logTransition(key, start, ts.state, local.slice(), stimulusId);
+      this.logTransition(key, start, ts.state, local, stimulusId); // copied: local changes below
       // What the first half recommends for the key itself wins (e.g. forgotten on lost deps).
       const next = (recGet(local, key) ?? finish) as TaskStateName;
       for (let i = 0; i < local.length; i += 2) if (local[i] === key) local[i] = '';
@@ -869,8 +869,7 @@ export class SchedulerState {
 
   private logTransition(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
     if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
-    // null rather than an empty array: the log keeps 25 000 entries, each kept array a GC cost.
-    this.log.push(key, start, finish, recs.length === 0 ? null : recs, stimulusId, this.options.clock());
+    this.log.push(key, start, finish, recs, stimulusId, this.options.clock());
   }
 
   /** Transition log rows that mention any of `keys` (as the key moved or as a recommendation). */
@@ -908,7 +907,7 @@ export class SchedulerState {
       if (dts.state === 'released') recs.push(dts.key, 'waiting');
       else dts.addWaiter(ts);
     }
-    ts.waiters.clear();
+    if (ts.waiters.size > 0) ts.waiters.clear();
     for (const dts of ts.dependents) if (dts.state === 'waiting') ts.addWaiter(dts);
     if (ts.waitingOn.size === 0) this.readyToRun(ts, recs);
   }
@@ -993,11 +992,11 @@ export class SchedulerState {
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
-    ts.waitingOn.clear();
+    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
     this.setState(ts, 'released');
     if (ts.hasLostDependencies) recs.push(ts.key, 'forgotten');
     else if (ts.exceptionBlame === null && (ts.wantedBy.size > 0 || ts.waiters.size > 0)) recs.push(ts.key, 'waiting');
-    else ts.waiters.clear();
+    else if (ts.waiters.size > 0) ts.waiters.clear();
   }
 
   private transitionNoWorkerReleased(ts: TaskState, recs: Recs): void {
@@ -1005,8 +1004,8 @@ export class SchedulerState {
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
-    ts.waitingOn.clear();
-    ts.waiters.clear();
+    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
+    if (ts.waiters.size > 0) ts.waiters.clear();
     this.setState(ts, 'released');
     if (ts.hasLostDependencies) recs.push(ts.key, 'forgotten');
   }
@@ -1022,7 +1021,7 @@ export class SchedulerState {
         if (dts.state === 'released') continue;
         if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
       }
-      ts.waiters.clear();
+      if (ts.waiters.size > 0) ts.waiters.clear();
     }
   }
 
@@ -1123,8 +1122,8 @@ export class SchedulerState {
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
-    ts.waiters.clear();
-    ts.waitingOn.clear();
+    if (ts.waiters.size > 0) ts.waiters.clear();
+    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
     this.setState(ts, 'erred');
     for (const cs of ts.wantedBy) this.reportOnKey(ts, cs);
     this.releaseFireAndForget(ts, recs);
@@ -1135,7 +1134,7 @@ export class SchedulerState {
     ts.exceptionBlame = null;
     for (const dts of ts.dependents) if (dts.state === 'erred') recs.push(dts.key, 'waiting');
     for (const ws of ts.erredOn) if (this.workers.get(ws.address) === ws) this.sendFreeKey(ws.address, ts.key, stimulusId);
-    ts.erredOn.clear();
+    if (ts.erredOn.size > 0) ts.erredOn.clear();
     this.setState(ts, 'released');
   }
 
@@ -1155,7 +1154,7 @@ export class SchedulerState {
         this.sendClient(cs.id, { op: 'lost-data', key: ts.key });
         cs.wantsWhat.delete(ts);
       }
-      ts.wantedBy.clear();
+      if (ts.wantedBy.size > 0) ts.wantedBy.clear();
       recs.push(ts.key, 'forgotten');
     } else if (ts.hasLostDependencies) {
       recs.push(ts.key, 'forgotten');
@@ -1175,7 +1174,7 @@ export class SchedulerState {
         this.sendClient(cs.id, { op: 'lost-data', key: ts.key });
         cs.wantsWhat.delete(ts);
       }
-      ts.wantedBy.clear();
+      if (ts.wantedBy.size > 0) ts.wantedBy.clear();
     }
     this.forget(ts, recs);
   }
@@ -1186,7 +1185,7 @@ export class SchedulerState {
 
   private transitionErredForgotten(ts: TaskState, recs: Recs, stimulusId: StimulusId): void {
     for (const ws of ts.erredOn) if (this.workers.get(ws.address) === ws) this.sendFreeKey(ws.address, ts.key, stimulusId);
-    ts.erredOn.clear();
+    if (ts.erredOn.size > 0) ts.erredOn.clear();
     this.forget(ts, recs);
   }
 
@@ -1197,21 +1196,21 @@ export class SchedulerState {
       dts.waitingOn.delete(ts);
       if (dts.state !== 'memory' && dts.state !== 'erred') recs.push(dts.key, 'forgotten');
     }
-    ts.dependents.clear();
-    ts.waiters.clear();
+    if (ts.dependents.size > 0) ts.dependents.clear();
+    if (ts.waiters.size > 0) ts.waiters.clear();
     for (const dts of ts.dependencies) {
       dts.dependents.delete(ts);
       dts.waiters.delete(ts);
       if (dts.dependents.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'forgotten');
     }
-    ts.dependencies.clear();
-    ts.waitingOn.clear();
+    if (ts.dependencies.size > 0) ts.dependencies.clear();
+    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
     if (ts.wantedBy.size > 0) {
       for (const cs of ts.wantedBy) {
         this.sendClientKeys(cs.id, 'cancelled-keys', [ts.key]);
         cs.wantsWhat.delete(ts);
       }
-      ts.wantedBy.clear();
+      if (ts.wantedBy.size > 0) ts.wantedBy.clear();
     }
     this.unrunnable.delete(ts);
     this.unknownDurations.get(ts.prefix.name)?.delete(ts);
@@ -1612,8 +1611,8 @@ export class SchedulerState {
       if (this.clients.has(client)) out.push({ type: 'send-client', client, msgs });
     }
     if (releasesOnly !== undefined) out.push(...releasesOnly);
-    this.outWorkers.clear();
-    this.outClients.clear();
+    if (this.outWorkers.size > 0) this.outWorkers.clear();
+    if (this.outClients.size > 0) this.outClients.clear();
     return out;
   }
 

@@ -266,6 +266,7 @@ export class WorkerState {
   private readonly host: string;
   private readonly storyLimit: number;
   private readonly log: TransitionLog;
+  private readonly recordScratch: string[] = [];
   private readonly now: () => number;
   /** Average execution time per key prefix measured on this worker, ms. */
   private readonly prefixDurations = new Map<string, number>();
@@ -911,7 +912,7 @@ export class WorkerState {
   transitionReleasedWaiting(ts: WorkerTask, _s: StimulusId, recs: Recs): void {
     if (ts.spec === null) throw new InvalidTransitionError(ts.key, 'released', 'waiting (no run spec)', this.story(ts.key));
     this.setState(ts, 'waiting');
-    ts.waitingForData.clear();
+    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
     for (const dep of ts.dependencies) {
       if (dep.state !== 'memory') ts.addWaitingForData(dep);
     }
@@ -980,7 +981,7 @@ export class WorkerState {
     ts.queueSeq++;
     ts.previous = null;
     ts.next = null;
-    ts.waitingForData.clear();
+    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
     this.putInMemory(ts, recs);
   }
 
@@ -1010,7 +1011,7 @@ export class WorkerState {
   }
 
   transitionWaitingError(ts: WorkerTask, stimulusId: StimulusId, recs: Recs, out: Instruction[]): void {
-    ts.waitingForData.clear();
+    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
     this.transitionExecutingError(ts, stimulusId, recs, out);
   }
 
@@ -1073,7 +1074,7 @@ export class WorkerState {
     ts.queueSeq++;
     ts.freed = false;
     if (ts.state === 'memory') this.data.delete(ts.key);
-    ts.waitingForData.clear();
+    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
     ts.exception = null;
     ts.pendingValue = null;
     this.setState(ts, 'released');
@@ -1114,7 +1115,7 @@ export class WorkerState {
         recs.set(dep, 'released');
       } else if (dep.state === 'released') recs.set(dep, 'forgotten');
     }
-    ts.dependencies.clear();
+    if (ts.dependencies.size > 0) ts.dependencies.clear();
   }
 
   private hasActiveDependents(ts: WorkerTask): boolean {
@@ -1329,11 +1330,10 @@ export class WorkerState {
 
   private record(key: Key, start: string, finish: string, recs: Recs, stimulusId: StimulusId): void {
     if (this.transitionHook !== null) this.transitionHook(key, start, finish, stimulusId);
-    let flat: string[] | null = null;
-    if (recs.size > 0) {
-      flat = [];
-      for (const [t, s] of recs) flat.push(t.key, s);
-    }
+    // One list reused for every entry: the log copies what it keeps.
+    const flat = this.recordScratch;
+    flat.length = 0;
+    if (recs.size > 0) recs.forEach((s, t) => flat.push(t.key, s));
     this.log.push(key, start, finish, flat, stimulusId, this.now());
   }
 
