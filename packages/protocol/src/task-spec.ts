@@ -8,7 +8,7 @@
 
 import { decodeMessage, encodeMessage } from './message';
 import { packFrames, preludeSize, unpackFrames } from './frames';
-import { acquireEncoder, encodePlain, releaseEncoder, type OutOfBandSink } from './msgpack-codec';
+import { acquireEncoder, decodeMsgpack, encodePlain, releaseEncoder, type OutOfBandSink } from './msgpack-codec';
 import { DeserializationError } from './errors';
 import type { Key, WireRunSpec } from './messages';
 
@@ -107,15 +107,44 @@ function encodePlainSpec(spec: JsTaskSpec): Uint8Array | undefined {
   }
 }
 
+// Decoding: the tasks a worker runs in a row mostly call one function, and their specs start
+// with the same bytes up to the arguments (see encodePlainSpec). The last function decoded is
+// kept with those bytes; a spec that starts with them decodes only its arguments. Decoding the
+// function's name, source and hash again for every task was most of a spec's decoding.
+let lastHead: Uint8Array | undefined;
+let lastFn: FunctionRef | undefined;
+
+/** The spec's function and arguments. The FunctionRef may be shared with other specs: do not change it. */
 export function decodeTaskSpec(run: WireRunSpec): JsTaskSpec {
   if (run.language !== JS_LANGUAGE) {
     throw new DeserializationError(`run spec language ${JSON.stringify(run.language)} is not ${JS_LANGUAGE}`);
   }
-  const spec = decodeMessage(unpackFrames(run.data)) as JsTaskSpec;
-  if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.args) || typeof spec.fn !== 'object') {
+  const frames = unpackFrames(run.data);
+  const head = lastHead;
+  if (head !== undefined && frames.length === 1 && startsWith(frames[0]!, head)) {
+    const args = decodeMsgpack(frames[0]!.subarray(head.byteLength), 'frame 0');
+    if (!Array.isArray(args)) throw new DeserializationError('malformed js task spec');
+    return { fn: lastFn!, args };
+  }
+  const spec = decodeMessage(frames) as JsTaskSpec;
+  if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.args) || typeof spec.fn !== 'object' || spec.fn === null) {
     throw new DeserializationError('malformed js task spec');
   }
+  if (frames.length === 1) {
+    const fnHead = specHead(spec.fn);
+    if (fnHead !== undefined && startsWith(frames[0]!, fnHead)) {
+      lastHead = fnHead;
+      lastFn = Object.freeze(spec.fn);
+    }
+  }
   return spec;
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  const n = prefix.byteLength;
+  if (bytes.byteLength < n) return false;
+  for (let i = 0; i < n; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
 }
 
 /** Replaces every KeyRef in `value` (arrays and plain objects, any depth) by `lookup(key)`. */

@@ -52,6 +52,34 @@ describe('js task spec', () => {
     expect(substituteKeyRefs(plain, () => 0)).toBe(plain);
   });
 
+  test('tasks of one function in a row decode alike; their FunctionRef is shared and frozen', () => {
+    const inc = { kind: 'source' as const, name: 'inc', source: '(x) => x + 1', hash: 'h-inc' };
+    const add = { kind: 'source' as const, name: 'add', source: '(a, b) => a + b', hash: 'h-add' };
+    const specs = [
+      { fn: inc, args: [1] },
+      { fn: inc, args: [keyRef('x-1')] },
+      { fn: add, args: [1, 2] },
+      { fn: inc, args: [[1, { a: 2 }], 'three'] },
+      { fn: inc, args: [Buffer.from('out of band')] },
+      { fn: inc, args: [] },
+    ];
+    const back = specs.map((spec) => decodeTaskSpec(encodeTaskSpec(spec)));
+    back.forEach((b, i) => {
+      expect(b.fn).toEqual(specs[i]!.fn);
+      expect(b.args.length).toBe(specs[i]!.args.length);
+    });
+    expect(isKeyRef(back[1]!.args[0])).toBe(true);
+    expect(back[3]!.args).toEqual([[1, { a: 2 }], 'three']);
+    expect(Buffer.isBuffer(back[4]!.args[0])).toBe(true);
+    expect(back[5]!.fn).toBe(back[3]!.fn);
+    expect(Object.isFrozen(back[5]!.fn)).toBe(true);
+    // The same leading bytes followed by something other than an argument list is refused.
+    const good = encodeTaskSpec({ fn: inc, args: [1] }).data;
+    const bad = new Uint8Array(good);
+    bad[bad.byteLength - 2] = 0xc3; // the args array header (fixarray of 1) becomes `true`
+    expect(() => decodeTaskSpec({ language: 'js', data: bad })).toThrow(/malformed|Extra|msgpack/i);
+  });
+
   test('a run spec of another language or garbage bytes is a named error', () => {
     expect(() => decodeTaskSpec({ language: 'python', data: new Uint8Array() })).toThrow(DeserializationError);
     expect(() => decodeTaskSpec({ language: 'js', data: new Uint8Array([1, 2, 3]) })).toThrow(/truncated|Protocol|malformed/i);
