@@ -531,7 +531,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       msgs.push(msg);
     }
     out.splice(0, sent);
-    if (msgs.length > 0) this.#link.send(...msgs);
+    if (msgs.length > 0) this.#link.sendAll(msgs);
   }
 
   /** A scatter still registering data that one of `tasks` depends on, if any. */

@@ -22,6 +22,8 @@ export interface SchedulerLink {
    * so the scheduler handles them as one batch.
    */
   send(...msgs: ClientToSchedulerMsg[]): void;
+  /** send() for a list (as many messages as a tick queued, without spreading them as arguments). */
+  sendAll(msgs: readonly ClientToSchedulerMsg[]): void;
   /** Flushes the stream and closes everything. */
   close(): Promise<void>;
 }
@@ -132,7 +134,11 @@ class CommLink implements SchedulerLink {
   }
 
   send(...msgs: ClientToSchedulerMsg[]): void {
-    this.bsend.send(...msgs);
+    this.bsend.sendAll(msgs);
+  }
+
+  sendAll(msgs: readonly ClientToSchedulerMsg[]): void {
+    this.bsend.sendAll(msgs);
   }
 
   async close(): Promise<void> {

@@ -49,7 +49,8 @@ export class FakeScheduler {
         this.calls.push({ op, args, worker });
         return this.onWorkerCall(op, args ?? {}) as T;
       },
-      send: (...msgs) => {
+      send: (...msgs) => link.sendAll(msgs),
+      sendAll: (msgs) => {
         this.sends.push(msgs.map((m) => m.op));
         for (const msg of msgs) {
           this.sent.push(msg);

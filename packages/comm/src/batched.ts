@@ -76,6 +76,14 @@ export class BatchedSend {
 
   /** Queues messages; throws CommClosedError once the comm is closed (as the reference does). */
   send(...msgs: unknown[]): void {
+    this.sendAll(msgs);
+  }
+
+  /**
+   * send() for a list: a scheduler hands one worker 100 000 compute-tasks of a large graph at
+   * once, and spreading that many arguments exceeds the stack (RangeError at ~120 000).
+   */
+  sendAll(msgs: readonly unknown[]): void {
     if (this.stopped || this.comm?.closed === true) {
       throw new CommClosedError(`BatchedSend to ${this.comm?.peerAddress ?? '(not started)'} is closed`, { cause: this.error });
     }

@@ -54,6 +54,29 @@ test('a batch longer than maxWriteMessages goes out as consecutive writes, in or
   await bs.close();
 });
 
+test('sendAll takes a list longer than a call can spread (250 000 messages), in order', async () => {
+  // In process, so the test measures the batching, not 250 000 encodings on a busy machine.
+  let got!: (c: Comm) => void;
+  const serverSide = new Promise<Comm>((r) => (got = r));
+  const listener = res.listener(listen('inproc://', (c) => got(res.comm(c))));
+  await listener.start();
+  const client = res.comm(await connect(listener.contactAddress));
+  const server = await serverSide;
+  const bs = new BatchedSend({ intervalMs: 1, maxBatchMessages: 1, maxWriteMessages: 50_000 });
+  bs.start(client);
+  const n = 250_000;
+  const msgs = Array.from({ length: n }, (_, i) => ({ i }));
+  expect(() => bs.sendAll(msgs)).not.toThrow();
+  let next = 0;
+  while (next < n) {
+    for (const m of (await server.read()) as Array<{ i: number }>) {
+      if (m.i !== next) throw new Error(`message ${m.i} arrived where ${next} was due`);
+      next++;
+    }
+  }
+  await bs.close();
+});
+
 test('a large batch is written at once, without waiting for the interval', async () => {
   const { client, server } = await tcpPair();
   const bs = new BatchedSend({ intervalMs: 10_000, maxBatchBytes: 1024 });

@@ -239,6 +239,11 @@ export class SchedulerState {
 
   /** Feed events in order; returns the messages to send, one instruction per destination. */
   handleStimulus(...events: SchedulerEvent[]): Instruction[] {
+    return this.handleEvents(events);
+  }
+
+  /** handleStimulus for a list of events (any number: no spreading into arguments). */
+  handleEvents(events: readonly SchedulerEvent[]): Instruction[] {
     for (const ev of events) this.handleEvent(ev);
     if (this.options.validate) this.validateState();
     return this.flush();

@@ -277,7 +277,7 @@ export class Scheduler {
         const peer = this.workerPeers.get(address);
         if (peer === undefined || this.closing) return false;
         try {
-          peer.bsend.send(...msgs);
+          peer.bsend.sendAll(msgs);
           return true;
         } catch {
           return false;
@@ -372,7 +372,7 @@ export class Scheduler {
   private run(events: SchedulerEvent[]): void {
     let out: Instruction[];
     try {
-      out = this.state.handleStimulus(...events);
+      out = this.state.handleEvents(events);
     } catch (err) {
       this.logger.error(`handling ${events.map((e) => e.kind).join(', ')} failed`, err);
       throw err;
@@ -407,7 +407,7 @@ export class Scheduler {
       const peer = ins.type === 'send-worker' ? this.workerPeers.get(ins.worker) : this.clientPeers.get(ins.client);
       if (peer === undefined) continue;
       try {
-        peer.bsend.send(...ins.msgs);
+        peer.bsend.sendAll(ins.msgs);
       } catch (err) {
         if (!(err instanceof CommClosedError)) throw err;
         // The stream's close handler removes the peer.

@@ -323,3 +323,30 @@ test('a request-reply call while a map is still being placed answers from all of
     await s.close();
   }
 });
+
+test('a graph handing one worker 250 000 tasks at once reaches it whole (no argument spreading of the batch)', async () => {
+  // Before, the batch went out as send(...msgs): past ~120 000 arguments that is a RangeError,
+  // and the tasks, already processing in the state machine, were never sent (the graph hung).
+  const s = await Scheduler.create({ address: 'inproc://', logger: silentLogger });
+  try {
+    const w = await fakeWorker(s.address, 'inproc://', 'w');
+    const c = await fakeClient(s.address, 'c');
+    const n = 250_000;
+    const tasks: Array<{ key: string; spec: typeof SPEC; dependencies: string[] }> = Array.from({ length: n }, (_, i) => ({ key: `x-${i}`, spec: SPEC, dependencies: [] }));
+    // A task over all of them: a graph, not a map, so it is placed in one stimulus.
+    tasks.push({ key: 'total', spec: SPEC, dependencies: tasks.map((t) => t.key) });
+    await c.write({ op: 'update-graph', client: 'c', tasks, keys: ['total'], stimulusId: 'ug' });
+    let seen = 0;
+    const deadline = Date.now() + 30_000;
+    while (seen < n) {
+      if (Date.now() > deadline) throw new Error(`only ${seen} of ${n} compute-tasks arrived`);
+      const batch = (await Promise.race([w.stream.read(), new Promise((_, rej) => setTimeout(() => rej(new Error(`only ${seen} of ${n} compute-tasks arrived`)), 30_000).unref())])) as unknown;
+      for (const m of Array.isArray(batch) ? batch : [batch]) if ((m as { op?: string }).op === 'compute-task') seen++;
+    }
+    expect(seen).toBe(n);
+    c.abort();
+    await w.close();
+  } finally {
+    await s.close();
+  }
+}, 60_000);

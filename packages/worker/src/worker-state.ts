@@ -299,6 +299,11 @@ export class WorkerState {
 
   /** Applies events in order and returns the instructions they produce. */
   handleStimulus(...events: WorkerEvent[]): Instruction[] {
+    return this.handleEvents(events);
+  }
+
+  /** handleStimulus for a list of events (any number: no spreading into arguments). */
+  handleEvents(events: readonly WorkerEvent[]): Instruction[] {
     const out: Instruction[] = [];
     for (const ev of events) {
       this.transitionCounter = 0;

@@ -439,7 +439,7 @@ export class Worker {
           this.options.logger.warn(`ignoring unknown scheduler message ${JSON.stringify((m as { op?: unknown }).op)}`, m);
       }
     }
-    if (events.length > 0) this.handle(...events);
+    if (events.length > 0) this.handle(events);
   }
 
   private scheduleHeartbeat(): void {
@@ -472,7 +472,7 @@ export class Worker {
 
   /** Memory pressure (the memory monitor): stop or resume starting tasks, and tell the scheduler. */
   private setPaused(paused: boolean): void {
-    this.handle({ type: paused ? 'pause' : 'unpause', stimulusId: this.nextStimulus(paused ? 'pause' : 'unpause') });
+    this.handle([{ type: paused ? 'pause' : 'unpause', stimulusId: this.nextStimulus(paused ? 'pause' : 'unpause') }]);
     this.sendStatus(paused);
   }
 
@@ -544,16 +544,16 @@ export class Worker {
   }
 
   /** Feeds events to the state machine and carries out its instructions. */
-  private handle(...events: WorkerEvent[]): void {
+  private handle(events: readonly WorkerEvent[]): void {
     if (this.closing) return;
-    const instructions = this.state.handleStimulus(...events);
+    const instructions = this.state.handleEvents(events);
     let toScheduler: WorkerToSchedulerMsg[] | undefined;
     for (const ins of instructions) {
       if (ins.type === 'send-to-scheduler') (toScheduler ??= []).push(ins.msg);
       else this.carryOut(ins);
     }
     // One send() per stimulus: its messages share one write.
-    if (toScheduler !== undefined) this.sendToScheduler(...toScheduler);
+    if (toScheduler !== undefined) this.sendAllToScheduler(toScheduler);
   }
 
   private carryOut(ins: Instruction): void {
@@ -573,7 +573,7 @@ export class Worker {
         const delay = Math.min(50 * 2 ** Math.min(n, 6), 2000);
         const t = setTimeout(() => {
           this.timers.delete(t);
-          this.handle({ type: 'retry-busy-worker', worker: ins.worker, stimulusId: this.nextStimulus('retry-busy-worker') });
+          this.handle([{ type: 'retry-busy-worker', worker: ins.worker, stimulusId: this.nextStimulus('retry-busy-worker') }]);
         }, delay);
         this.timers.add(t);
         return;
@@ -593,12 +593,16 @@ export class Worker {
     const events = this.outcomes;
     if (events.length === 0) return;
     this.outcomes = [];
-    this.handle(...events);
+    this.handle(events);
   };
 
   private sendToScheduler(...msgs: WorkerToSchedulerMsg[]): void {
+    this.sendAllToScheduler(msgs);
+  }
+
+  private sendAllToScheduler(msgs: readonly WorkerToSchedulerMsg[]): void {
     // While disconnected, messages are dropped: re-registration reports the data this worker holds.
-    if (this.batched && !this.batched.closed) this.batched.send(...msgs);
+    if (this.batched && !this.batched.closed) this.batched.sendAll(msgs);
   }
 
   private async execute(key: Key): Promise<void> {
@@ -665,7 +669,7 @@ export class Worker {
         return;
       }
     }
-    this.handle(event);
+    this.handle([event]);
   }
 
   private async gatherDep(worker: string, keys: Key[]): Promise<void> {
@@ -709,7 +713,7 @@ export class Worker {
         };
       }
     }
-    this.handle(event);
+    this.handle([event]);
   }
 
   // ----------------------------------------------------------------------------------------
@@ -741,14 +745,14 @@ export class Worker {
 
   private handleUpdateData(msg: WorkerUpdateDataRequest): { nbytes: Record<Key, number> } {
     const data = msg.data ?? {};
-    this.handle({ type: 'update-data', data, stimulusId: this.nextStimulus('update-data') });
+    this.handle([{ type: 'update-data', data, stimulusId: this.nextStimulus('update-data') }]);
     const nbytes: Record<Key, number> = {};
     for (const key of Object.keys(data)) nbytes[key] = this.data.nbytes(key) ?? 0;
     return { nbytes };
   }
 
   private handleDeleteData(msg: DeleteDataRequest): string {
-    this.handle({ type: 'free-keys', keys: msg.keys ?? [], stimulusId: this.nextStimulus('delete-data') });
+    this.handle([{ type: 'free-keys', keys: msg.keys ?? [], stimulusId: this.nextStimulus('delete-data') }]);
     return 'OK';
   }
 
