@@ -1592,7 +1592,7 @@ export class SchedulerState {
     let q = this.outClients.get(client);
     if (q === undefined) this.outClients.set(client, (q = []));
     const last = q[q.length - 1];
-    if (last !== undefined && last.op === op) last.keys.push(...keys);
+    if (last !== undefined && last.op === op) for (const k of keys) last.keys.push(k); // not push(...): cancels can be huge
     else q.push({ op, keys: [...keys] });
   }
 

@@ -861,7 +861,7 @@ export class Scheduler {
             }
           } catch (err) {
             this.logger.warn(`gather: get-data from ${worker} failed: ${(err as Error).message}`);
-            next.push(...wkeys);
+            for (const k of wkeys) next.push(k); // not push(...): there may be 100 000s
           }
         }),
       );
