@@ -202,6 +202,28 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('a future released by hand and then collected does not release its key twice', async () => {
+    require('node:v8').setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('gc') as () => void;
+    await withFake(async (client, fake) => {
+      const kept = client.submit(inc, 7);
+      (() => {
+        client.submit(inc, 7).release(); // the same key (pure): two futures, one released
+      })();
+      await tick();
+      for (let i = 0; i < 20; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // The kept future still holds the key.
+      expect(fake.ops('client-releases-keys')).toHaveLength(0);
+      expect(await kept).toBe(8);
+      kept.release();
+      await tick();
+      expect(fake.ops('client-releases-keys')).toHaveLength(1);
+    });
+  });
+
   test('scatter: array -> futures at once, pending until stored', async () => {
     await withFake(async (client, fake) => {
       const [x, y] = client.scatter([1, { a: 2 }]);
