@@ -373,8 +373,12 @@ export interface ComputeTaskMsg {
   spec: WireRunSpec;
   /** Compared element-wise, lower first: [-userPriority, generation, order]. */
   priority: number[];
-  /** Where each dependency can be fetched from. */
+  /**
+   * Where each dependency can be fetched from: its holders other than the receiving worker. A
+   * dependency only the receiving worker holds may be absent; `nbytes` names every dependency.
+   */
   whoHas: Record<Key, Address[]>;
+  /** Every dependency's size in bytes (the scheduler's default guess while unknown). */
   nbytes: Record<Key, number>;
   resources?: Record<string, number>;
   /** Expected compute time in seconds (prefix average), for the worker's own bookkeeping. */

@@ -89,7 +89,8 @@ describe('submit and dependency chains', () => {
     const o2 = s.handleStimulus(dummyFinished(A, 'x'));
     expect(computeKeys(o2)).toEqual(['y']);
     const msg = workerMsgs(o2, A)[0];
-    expect(msg).toMatchObject({ op: 'compute-task', key: 'y', whoHas: { x: [A] }, nbytes: { x: 100 } });
+    // x is on A itself: nbytes names it, whoHas lists no one (a worker never fetches from itself).
+    expect(msg).toMatchObject({ op: 'compute-task', key: 'y', whoHas: {}, nbytes: { x: 100 } });
     const o3 = s.handleStimulus(dummyFinished(A, 'y'));
     // x no longer needed by anyone once y is in memory
     expect(freed(o3, A)).toEqual(['x']);
@@ -161,7 +162,9 @@ describe('worker choice', () => {
     s.handleStimulus(dummyFinished(wSmall, 'small', 10), dummyFinished(wBig, 'big', 10_000_000));
     const out = s.handleStimulus(dummyGraph('c', [dummyTask('sum', ['small', 'big'])], ['sum']));
     expect(computed(out)).toEqual({ [wBig]: ['sum'] });
-    expect(workerMsgs(out, wBig)[0]).toMatchObject({ whoHas: { small: [wSmall], big: [wBig] }, nbytes: { small: 10, big: 10_000_000 } });
+    const ct = workerMsgs(out, wBig)[0] as { whoHas: Record<string, string[]> };
+    expect(ct).toMatchObject({ nbytes: { small: 10, big: 10_000_000 } });
+    expect(ct.whoHas).toEqual({ small: [wSmall] }); // big is on wBig itself
   });
 
   test('without work stealing, tasks on one small scattered value spread to idle workers instead of queueing on its holder', () => {
@@ -219,8 +222,10 @@ describe('worker choice', () => {
       for (const m of workerMsgs(done, A).concat(workerMsgs(done, B))) {
         if (m.op !== 'compute-task') continue;
         const sent = done.find((ins) => ins.type === 'send-worker' && ins.msgs.includes(m)) as { worker: string };
-        const deps = Object.keys(m.whoHas);
+        // Both inputs are on the worker it went to: nothing to fetch, none listed in whoHas.
+        const deps = Object.keys(m.nbytes);
         expect(deps.map(holder)).toEqual([sent.worker, sent.worker]);
+        expect(m.whoHas).toEqual({});
       }
     }
   });
