@@ -785,6 +785,8 @@ export class WorkerState {
   private ensureCommunicating(stimulusId: StimulusId, out: Instruction[]): void {
     if (this.paused) return;
     const skipped: QueueEntry[] = [];
+    // fetch->flight recommends nothing that is used here; one Map for all of them, not one each.
+    let discard: Recs | undefined;
     while (this.inFlightWorkers.size < this.transferIncomingCountLimit) {
       // Without a peer to ask, every fetch task would be popped and pushed back (on every
       // stimulus: with one peer in flight and thousands of keys to fetch, that dominated a tree
@@ -830,9 +832,11 @@ export class WorkerState {
       this.inFlightWorkers.set(worker, new Set(selected));
       this.inFlightBytes.set(worker, total);
       this.bytesInFlight += total;
+      discard ??= new Map();
       for (const s of selected) {
         s.comingFrom = worker;
-        this.transition(s, 'flight', stimulusId, new Map(), out);
+        this.transition(s, 'flight', stimulusId, discard, out);
+        if (discard.size > 0) discard.clear();
       }
       out.push({ type: 'gather-dep', worker, keys: selected.map((s) => s.key), totalNbytes: total, stimulusId });
     }
