@@ -28,6 +28,15 @@ export interface RunningProcess {
 
 const started = new Set<ChildProcess>();
 
+/**
+ * How the process ended, for `toEqual({ code: 0, signal: null })`: when it did not exit cleanly
+ * the report carries its output too, so a failure says why (a signal, a stack trace).
+ */
+export async function exitReport(p: RunningProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; output?: string }> {
+  const { code, signal } = await p.exited;
+  return code === 0 && signal === null ? { code, signal } : { code, signal, output: p.lines.join('\n') };
+}
+
 export function startProcess(script: string, args: string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   started.add(child);

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rpc } from '@dd/comm';
-import { binaries, killAll, startProcess } from '../../../tools/testing/processes';
+import { binaries, killAll, startProcess, exitReport } from '../../../tools/testing/processes';
 import { buildCommand } from '../src/main';
 
 jest.setTimeout(30_000);
@@ -53,7 +53,7 @@ describe('dd-scheduler', () => {
     const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard']);
     await p.waitForLine(/^Scheduler at: /);
     p.child.kill('SIGTERM');
-    expect((await p.exited).code).toBe(0);
+    expect(await exitReport(p)).toEqual({ code: 0, signal: null });
     expect(p.lines.join('\n')).not.toMatch(/Dashboard at:/);
 
     const bad = startProcess(binaries.scheduler, ['--port', '0', '--dashboard-address', 'nowhere']);
@@ -69,7 +69,7 @@ describe('dd-scheduler', () => {
     const address = (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ type: 'Scheduler', address });
     p.child.kill('SIGINT');
-    expect((await p.exited).code).toBe(0);
+    expect(await exitReport(p)).toEqual({ code: 0, signal: null });
     expect(existsSync(file)).toBe(false);
   });
 

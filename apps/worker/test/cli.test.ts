@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, schedulerIdentity, startScheduler } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, schedulerIdentity, startScheduler, exitReport } from '../../../tools/testing/processes';
 
 jest.setTimeout(60_000);
 
@@ -30,7 +30,7 @@ describe('dd-worker', () => {
     const children = childPids(w.child.pid!);
     expect(children).toHaveLength(2);
     w.child.kill('SIGTERM');
-    expect((await w.exited).code).toBe(0);
+    expect(await exitReport(w)).toEqual({ code: 0, signal: null });
     for (const pid of children) expect(isAlive(pid)).toBe(false);
     await waitUntil(async () => Object.keys((await schedulerIdentity(scheduler)).workers).length === 0, 10_000, 'workers removed');
   });
@@ -61,7 +61,7 @@ describe('dd-worker', () => {
     expect(childPids(w.child.pid!)).toHaveLength(0);
     await waitUntil(async () => Object.values((await schedulerIdentity(scheduler)).workers).some((x) => x.nthreads === 2), 10_000, 'worker registered');
     w.child.kill('SIGINT');
-    expect((await w.exited).code).toBe(0);
+    expect(await exitReport(w)).toEqual({ code: 0, signal: null });
   });
 
   test('usage errors are clear', async () => {

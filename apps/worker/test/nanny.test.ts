@@ -3,7 +3,7 @@
 
 import { rpc } from '@dd/comm';
 import { Client } from '@dd/client';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler, workerAddresses } from '../../../tools/testing/processes';
+import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, startScheduler, workerAddresses, exitReport } from '../../../tools/testing/processes';
 
 jest.setTimeout(90_000);
 
@@ -73,6 +73,6 @@ describe('nanny', () => {
     await waitUntil(async () => (await workerAddresses(scheduler)).includes(one.workers[0]!), 20_000, 'the restarted worker');
 
     w.child.kill('SIGTERM');
-    expect((await w.exited).code).toBe(0);
+    expect(await exitReport(w)).toEqual({ code: 0, signal: null });
   });
 });

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@dd/client';
-import { binaries, killAll, startProcess, startScheduler, waitUntil } from '../../../tools/testing/processes';
+import { binaries, killAll, startProcess, startScheduler, waitUntil, exitReport } from '../../../tools/testing/processes';
 
 jest.setTimeout(60_000);
 
@@ -44,7 +44,7 @@ describe('dd-worker --preload', () => {
     expect(Object.values(greetings)).toEqual(['set up before registering: true', 'set up before registering: true']);
 
     w.child.kill('SIGTERM');
-    expect((await w.exited).code).toBe(0);
+    expect(await exitReport(w)).toEqual({ code: 0, signal: null });
     await waitUntil(() => readdirSync(dir).filter((f) => f.startsWith('teardown-')).length === 2, 10_000, 'two teardowns');
   });
 
