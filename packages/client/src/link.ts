@@ -17,12 +17,9 @@ export interface SchedulerLink {
   call<T = unknown>(op: string, args?: Record<string, unknown>, options?: CallOptions): Promise<T>;
   /** Rpc to a worker (get-data, update-data for scatter, ...). */
   callWorker<T = unknown>(address: string, op: string, args?: Record<string, unknown>, options?: CallOptions): Promise<T>;
-  /**
-   * One-way messages on the stream (batched). Messages passed in one call go out in one write,
-   * so the scheduler handles them as one batch.
-   */
-  send(...msgs: ClientToSchedulerMsg[]): void;
-  /** send() for a list (as many messages as a tick queued, without spreading them as arguments). */
+  /** One-way message on the stream (batched). */
+  send(msg: ClientToSchedulerMsg): void;
+  /** Messages that go out in one write, so the scheduler handles them as one batch. */
   sendAll(msgs: readonly ClientToSchedulerMsg[]): void;
   /** Flushes the stream and closes everything. */
   close(): Promise<void>;
@@ -133,8 +130,8 @@ class CommLink implements SchedulerLink {
     return this.pool.call<T>(address, op, args, options);
   }
 
-  send(...msgs: ClientToSchedulerMsg[]): void {
-    this.bsend.sendAll(msgs);
+  send(msg: ClientToSchedulerMsg): void {
+    this.bsend.send(msg);
   }
 
   sendAll(msgs: readonly ClientToSchedulerMsg[]): void {

@@ -49,7 +49,7 @@ export class FakeScheduler {
         this.calls.push({ op, args, worker });
         return this.onWorkerCall(op, args ?? {}) as T;
       },
-      send: (...msgs) => link.sendAll(msgs),
+      send: (msg) => link.sendAll([msg]),
       sendAll: (msgs) => {
         this.sends.push(msgs.map((m) => m.op));
         for (const msg of msgs) {

@@ -43,4 +43,4 @@ export * from './units';
 export { tokenize, keyFor, canonicalText } from './tokenize';
 export { keySplit, keyGroup } from './keys';
 export { TransitionLog } from './transition-log';
-export { ownSet, sharedEmptySet } from './shared-empty-set';
+export { clearIfAny, ownSet, sharedEmptySet } from './shared-empty-set';

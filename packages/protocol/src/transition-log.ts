@@ -13,7 +13,7 @@ import type { Key, StimulusId } from './messages';
  * GC. The first two recommendations are copied into columns of their own and only a longer list
  * is kept (as an exact copy): keeping each transition's list, most of them one or two pairs in a
  * growable array, was most of what the scheduler's transitions allocated in a 10 000-task map
- * (~6 MB, all of it surviving into the old generation). forEach builds the lists again.
+ * (~6 MB, kept by the log past the young collections). forEach builds the lists again.
  */
 export class TransitionLog {
   /** Columns in chunks allocated as the log fills: growing ten arrays by copying cost as much as the entries. */

@@ -25,7 +25,7 @@ import type {
   TaskDefinition,
   WireError,
 } from '@dd/protocol';
-import { TransitionLog, keyGroup, keySplit } from '@dd/protocol';
+import { TransitionLog, clearIfAny, keyGroup, keySplit } from '@dd/protocol';
 import {
   InvalidSchedulerStateError,
   InvalidTransitionError,
@@ -912,7 +912,7 @@ export class SchedulerState {
       if (dts.state === 'released') recs.push(dts.key, 'waiting');
       else dts.addWaiter(ts);
     }
-    if (ts.waiters.size > 0) ts.waiters.clear();
+    clearIfAny(ts.waiters);
     for (const dts of ts.dependents) if (dts.state === 'waiting') ts.addWaiter(dts);
     if (ts.waitingOn.size === 0) this.readyToRun(ts, recs);
   }
@@ -1000,11 +1000,11 @@ export class SchedulerState {
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
-    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
+    clearIfAny(ts.waitingOn);
     this.setState(ts, 'released');
     if (ts.hasLostDependencies) recs.push(ts.key, 'forgotten');
     else if (ts.exceptionBlame === null && (ts.wantedBy.size > 0 || ts.waiters.size > 0)) recs.push(ts.key, 'waiting');
-    else if (ts.waiters.size > 0) ts.waiters.clear();
+    else clearIfAny(ts.waiters);
   }
 
   private transitionNoWorkerReleased(ts: TaskState, recs: Recs): void {
@@ -1012,8 +1012,8 @@ export class SchedulerState {
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
-    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
-    if (ts.waiters.size > 0) ts.waiters.clear();
+    clearIfAny(ts.waitingOn);
+    clearIfAny(ts.waiters);
     this.setState(ts, 'released');
     if (ts.hasLostDependencies) recs.push(ts.key, 'forgotten');
   }
@@ -1029,7 +1029,7 @@ export class SchedulerState {
         if (dts.state === 'released') continue;
         if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
       }
-      if (ts.waiters.size > 0) ts.waiters.clear();
+      clearIfAny(ts.waiters);
     }
   }
 
@@ -1130,8 +1130,8 @@ export class SchedulerState {
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
-    if (ts.waiters.size > 0) ts.waiters.clear();
-    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
+    clearIfAny(ts.waiters);
+    clearIfAny(ts.waitingOn);
     this.setState(ts, 'erred');
     for (const cs of ts.wantedBy) this.reportOnKey(ts, cs);
     this.releaseFireAndForget(ts, recs);
@@ -1142,7 +1142,7 @@ export class SchedulerState {
     ts.exceptionBlame = null;
     for (const dts of ts.dependents) if (dts.state === 'erred') recs.push(dts.key, 'waiting');
     for (const ws of ts.erredOn) if (this.workers.get(ws.address) === ws) this.sendFreeKey(ws.address, ts.key, stimulusId);
-    if (ts.erredOn.size > 0) ts.erredOn.clear();
+    clearIfAny(ts.erredOn);
     this.setState(ts, 'released');
   }
 
@@ -1162,7 +1162,7 @@ export class SchedulerState {
         this.sendClient(cs.id, { op: 'lost-data', key: ts.key });
         cs.wantsWhat.delete(ts);
       }
-      if (ts.wantedBy.size > 0) ts.wantedBy.clear();
+      clearIfAny(ts.wantedBy);
       recs.push(ts.key, 'forgotten');
     } else if (ts.hasLostDependencies) {
       recs.push(ts.key, 'forgotten');
@@ -1182,7 +1182,7 @@ export class SchedulerState {
         this.sendClient(cs.id, { op: 'lost-data', key: ts.key });
         cs.wantsWhat.delete(ts);
       }
-      if (ts.wantedBy.size > 0) ts.wantedBy.clear();
+      clearIfAny(ts.wantedBy);
     }
     this.forget(ts, recs);
   }
@@ -1193,7 +1193,7 @@ export class SchedulerState {
 
   private transitionErredForgotten(ts: TaskState, recs: Recs, stimulusId: StimulusId): void {
     for (const ws of ts.erredOn) if (this.workers.get(ws.address) === ws) this.sendFreeKey(ws.address, ts.key, stimulusId);
-    if (ts.erredOn.size > 0) ts.erredOn.clear();
+    clearIfAny(ts.erredOn);
     this.forget(ts, recs);
   }
 
@@ -1204,21 +1204,21 @@ export class SchedulerState {
       dts.waitingOn.delete(ts);
       if (dts.state !== 'memory' && dts.state !== 'erred') recs.push(dts.key, 'forgotten');
     }
-    if (ts.dependents.size > 0) ts.dependents.clear();
-    if (ts.waiters.size > 0) ts.waiters.clear();
+    clearIfAny(ts.dependents);
+    clearIfAny(ts.waiters);
     for (const dts of ts.dependencies) {
       dts.dependents.delete(ts);
       dts.waiters.delete(ts);
       if (dts.dependents.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'forgotten');
     }
-    if (ts.dependencies.size > 0) ts.dependencies.clear();
-    if (ts.waitingOn.size > 0) ts.waitingOn.clear();
+    clearIfAny(ts.dependencies);
+    clearIfAny(ts.waitingOn);
     if (ts.wantedBy.size > 0) {
       for (const cs of ts.wantedBy) {
         this.sendClientKeys(cs.id, 'cancelled-keys', [ts.key]);
         cs.wantsWhat.delete(ts);
       }
-      if (ts.wantedBy.size > 0) ts.wantedBy.clear();
+      ts.wantedBy.clear();
     }
     this.unrunnable.delete(ts);
     this.unknownDurations.get(ts.prefix.name)?.delete(ts);
@@ -1619,8 +1619,8 @@ export class SchedulerState {
       if (this.clients.has(client)) out.push({ type: 'send-client', client, msgs });
     }
     if (releasesOnly !== undefined) out.push(...releasesOnly);
-    if (this.outWorkers.size > 0) this.outWorkers.clear();
-    if (this.outClients.size > 0) this.outClients.clear();
+    clearIfAny(this.outWorkers);
+    clearIfAny(this.outClients);
     return out;
   }
 

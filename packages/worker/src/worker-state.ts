@@ -26,7 +26,7 @@
 // TRANSITIONS; a pair that is not there goes through `released` when both halves exist, and is
 // otherwise an InvalidTransitionError carrying the key's story.
 
-import { TransitionLog, isInlineValue, ownSet, sharedEmptySet, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
+import { TransitionLog, clearIfAny, isInlineValue, ownSet, sharedEmptySet, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import { InvalidTransitionError, InvalidWorkerStateError, TransitionCounterMaxExceededError } from './errors';
 import type {
@@ -836,7 +836,7 @@ export class WorkerState {
       for (const s of selected) {
         s.comingFrom = worker;
         this.transition(s, 'flight', stimulusId, discard, out);
-        if (discard.size > 0) discard.clear();
+        clearIfAny(discard);
       }
       out.push({ type: 'gather-dep', worker, keys: selected.map((s) => s.key), totalNbytes: total, stimulusId });
     }
@@ -888,8 +888,7 @@ export class WorkerState {
     // One Map reused by every transition (no transition method calls transition()): a Map per
     // transition, several per task, was a large part of WorkerState's garbage.
     const local = this.localRecs;
-    // Only when not empty: clear() allocates a fresh table, and most transitions recommend nothing.
-    if (local.size > 0) local.clear();
+    clearIfAny(local); // most transitions recommend nothing
     if (direct) {
       direct.call(this, ts, stimulusId, local, out);
     } else {
@@ -921,7 +920,7 @@ export class WorkerState {
   transitionReleasedWaiting(ts: WorkerTask, _s: StimulusId, recs: Recs): void {
     if (ts.spec === null) throw new InvalidTransitionError(ts.key, 'released', 'waiting (no run spec)', this.story(ts.key));
     this.setState(ts, 'waiting');
-    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
+    clearIfAny(ts.waitingForData);
     for (const dep of ts.dependencies) {
       if (dep.state !== 'memory') ts.addWaitingForData(dep);
     }
@@ -990,7 +989,7 @@ export class WorkerState {
     ts.queueSeq++;
     ts.previous = null;
     ts.next = null;
-    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
+    clearIfAny(ts.waitingForData);
     this.putInMemory(ts, recs);
   }
 
@@ -1020,7 +1019,7 @@ export class WorkerState {
   }
 
   transitionWaitingError(ts: WorkerTask, stimulusId: StimulusId, recs: Recs, out: Instruction[]): void {
-    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
+    clearIfAny(ts.waitingForData);
     this.transitionExecutingError(ts, stimulusId, recs, out);
   }
 
@@ -1083,7 +1082,7 @@ export class WorkerState {
     ts.queueSeq++;
     ts.freed = false;
     if (ts.state === 'memory') this.data.delete(ts.key);
-    if (ts.waitingForData.size > 0) ts.waitingForData.clear();
+    clearIfAny(ts.waitingForData);
     ts.exception = null;
     ts.pendingValue = null;
     this.setState(ts, 'released');
@@ -1124,7 +1123,7 @@ export class WorkerState {
         recs.set(dep, 'released');
       } else if (dep.state === 'released') recs.set(dep, 'forgotten');
     }
-    if (ts.dependencies.size > 0) ts.dependencies.clear();
+    clearIfAny(ts.dependencies);
   }
 
   private hasActiveDependents(ts: WorkerTask): boolean {
