@@ -160,9 +160,14 @@ describe('dashboard HTTP endpoints', () => {
       // New work shows up as new records in later updates only.
       const more = c.client.map(slowInc, [100, 101, 102]);
       await c.client.gather(more);
-      await until(() => msgs.slice(1).some((m) => m.stream.length > 0), 5000, 'new records');
-      const later = msgs.slice(1).flatMap((m) => m.stream);
-      expect(later.filter((r) => r.action === 'compute')).toHaveLength(3);
+      // The three records may arrive spread over several pushes (one tick can fall between two
+      // task-finished messages), so wait for all of them rather than for the first push.
+      const laterComputes = () =>
+        msgs.slice(1).flatMap((m) => m.stream).filter((r) => r.action === 'compute');
+      await until(() => laterComputes().length >= 3, 5000, 'new records');
+      const keys = new Set(more.map((f) => f.key));
+      expect(laterComputes()).toHaveLength(3);
+      expect(laterComputes().every((r) => keys.has(r.key))).toBe(true);
       for (const f of more) f.release();
     } finally {
       ws.terminate();
