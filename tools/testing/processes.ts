@@ -2,6 +2,7 @@
 // registry that kills whatever a test started, so no process outlives its test.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -124,7 +125,6 @@ export async function waitUntil(predicate: () => boolean | Promise<boolean>, tim
 
 /** Pids of the direct children of `pid` (Linux /proc). */
 export function childPids(pid: number): number[] {
-  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -170,15 +170,45 @@ export async function workerAddresses(scheduler: string): Promise<string[]> {
   return Object.keys((await schedulerIdentity(scheduler)).workers).sort();
 }
 
-/** A port that was free a moment ago (for a process that must listen on a known port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/**
+ * A port that was free a moment ago, for a process that must listen on a known port (or listen
+ * again on the same one after a restart). It comes from below the kernel's ephemeral range where
+ * there is one: ports in that range are what every other `listen(0)` and outgoing connection on
+ * the machine (the other test workers) receive, and one of them could take the port between this
+ * check and the real listen.
+ */
+export async function freePort(): Promise<number> {
+  const ephemeralLow = ephemeralRangeStart();
+  if (ephemeralLow !== undefined && ephemeralLow > 20_000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const candidate = 20_000 + Math.floor(Math.random() * (ephemeralLow - 20_000));
+      if (await canListen(candidate)) return candidate;
+    }
+  }
+  return await new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const port = (server.address() as { port: number }).port;
       server.close(() => resolvePort(port));
     });
+  });
+}
+
+function ephemeralRangeStart(): number | undefined {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : undefined;
+  } catch {
+    return undefined; // not Linux
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
   });
 }
 

@@ -32,13 +32,26 @@ export async function main(argv: string[]): Promise<number> {
 
   if (!cli.nanny) {
     const options = cli.workers[0]!;
-    const worker = await Worker.start(options);
-    console.log(`Worker at: ${worker.address}`);
-    worker.warnIfLimitLeavesLittleRoom();
-    if (worker.dashboardUrl !== undefined) console.log(`Worker dashboard at: ${worker.dashboardUrl}/status`);
-    onSignals(() => void worker.close());
-    if (cli.lifetimeMs !== undefined) setTimeout(() => void worker.close(), cli.lifetimeMs).unref();
-    await worker.closed;
+    // Signals first: whoever sees the address printed may stop us at once, and without a
+    // handler the default action would kill the process without closing the worker. A signal
+    // during start closes the worker as soon as it exists.
+    let worker: Worker | undefined;
+    let stopRequested = false;
+    onSignals(() => {
+      stopRequested = true;
+      void worker?.close();
+    });
+    const started = await Worker.start(options);
+    worker = started;
+    if (stopRequested) {
+      void started.close();
+    } else {
+      console.log(`Worker at: ${started.address}`);
+      started.warnIfLimitLeavesLittleRoom();
+      if (started.dashboardUrl !== undefined) console.log(`Worker dashboard at: ${started.dashboardUrl}/status`);
+      if (cli.lifetimeMs !== undefined) setTimeout(() => void started.close(), cli.lifetimeMs).unref();
+    }
+    await started.closed;
     console.log('Worker closed');
     return 0;
   }

@@ -4,7 +4,7 @@
 
 import { Client } from '@dd/client';
 import { readFileSync } from 'node:fs';
-import { binaries, childPids, killAll, startProcess, startScheduler } from '../../../tools/testing/processes';
+import { binaries, childPids, killAll, startProcess, startScheduler, waitUntil } from '../../../tools/testing/processes';
 
 jest.setTimeout(180_000);
 
@@ -45,9 +45,14 @@ describe('a worker under memory pressure', () => {
     const checks = client.map(check, values, Array.from({ length: COUNT }, (_, i) => i), Array(COUNT).fill(VALUE) as number[]);
     expect(await client.gather(checks)).toEqual(Array(COUNT).fill(true));
 
-    const info = await client.schedulerInfo();
-    const [worker] = Object.values(info.workers) as Array<{ metrics?: { spilledBytes?: number } }>;
-    expect(worker?.metrics?.spilledBytes ?? 0).toBeGreaterThan(COUNT * VALUE - LIMIT);
+    // The scheduler learns the spilled bytes from heartbeats (one a second), so the figure it
+    // holds may predate the last few results: wait for the heartbeat that reports them.
+    const spilled = async (): Promise<number> => {
+      const info = await client!.schedulerInfo();
+      const [worker] = Object.values(info.workers) as Array<{ metrics?: { spilledBytes?: number } }>;
+      return worker?.metrics?.spilledBytes ?? 0;
+    };
+    await waitUntil(async () => (await spilled()) > COUNT * VALUE - LIMIT, 10_000, 'a heartbeat reporting the spilled results');
     // The nanny never had to step in: no restart for memory, no worker death.
     expect(w.lines.filter((l) => /exceeded|died with|restarting/i.test(l))).toEqual([]);
     // Nor would it have, had it looked at every moment: the worker process's peak RSS.
