@@ -44,3 +44,4 @@ export { tokenize, keyFor, canonicalText } from './tokenize';
 export { keySplit, keyGroup } from './keys';
 export { TransitionLog } from './transition-log';
 export { clearIfAny, ownSet, sharedEmptySet } from './shared-empty-set';
+export { taskDependencies, dependencyRecords, checkTaskDependencies } from './task-dependencies';

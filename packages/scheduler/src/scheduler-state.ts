@@ -23,6 +23,7 @@ import type {
   StimulusId,
   StoryEntry,
   TaskDefinition,
+  TaskDependencies,
   WireError,
 } from '@dd/protocol';
 import { TransitionLog, clearIfAny, keyGroup, keySplit } from '@dd/protocol';
@@ -146,12 +147,7 @@ interface TransitionArgs {
   cause?: TaskState;
 }
 
-/** A transition log row; recommendations kept as flat pairs until read. */
-
 type TransitionFn = (ts: TaskState, recs: Recs, stimulusId: StimulusId, args: TransitionArgs | undefined) => void;
-
-const NO_WHO_HAS: Record<Key, Address[]> = Object.freeze({}) as Record<Key, Address[]>;
-const NO_NBYTES: Record<Key, number> = Object.freeze({}) as Record<Key, number>;
 
 /** How often balance may re-evaluate one worker's occupancy (the reference: every 0.5 s or so). */
 const REEVALUATE_MS = 500;
@@ -968,32 +964,51 @@ export class SchedulerState {
   }
 
   private computeTaskMsg(ts: TaskState, ws: WorkerState, stimulusId: StimulusId): ComputeTaskMsg {
-    // Most tasks of a map or a graph's leaves have no dependencies: one shared (frozen) pair of
-    // empty records for them instead of two fresh objects per message.
-    const whoHas: Record<Key, Address[]> = ts.dependencies.size === 0 ? NO_WHO_HAS : {};
-    const nbytes: Record<Key, number> = ts.dependencies.size === 0 ? NO_NBYTES : {};
-    for (const dts of ts.dependencies) {
-      // Holders other than `ws`: a worker never fetches from itself (it ignores its own address),
-      // so a dependency it holds alone needs no entry. A sum over 10 000 results split between
-      // two workers: a quarter of its 0.9 MB compute-task, a third of the worker's decoding.
-      let holders: Address[] | undefined;
-      for (const w of dts.whoHas) if (w !== ws) (holders ??= []).push(w.address);
-      if (holders !== undefined) whoHas[dts.key] = holders;
-      nbytes[dts.key] = dts.getNbytes(this.options.defaultDataSize);
-    }
     const msg: ComputeTaskMsg = {
       op: 'compute-task',
       key: ts.key,
       spec: ts.runSpec as NonNullable<TaskState['runSpec']>,
       priority: ts.priority ?? [0, 0, 0],
-      whoHas,
-      nbytes,
       duration: this.taskDuration(ts),
       stimulusId,
     };
+    if (ts.dependencies.size > 0) msg.dependencies = this.taskDependencies(ts, ws);
     if (ts.resourceRestrictions !== null) msg.resources = ts.resourceRestrictions;
     if (ts.annotations !== null) msg.annotations = ts.annotations;
     return msg;
+  }
+
+  /**
+   * A compute-task's dependencies for `ws`. Holders other than `ws` only: a worker never fetches
+   * from itself, so a dependency it holds alone lists no one.
+   */
+  private taskDependencies(ts: TaskState, ws: WorkerState): TaskDependencies {
+    const n = ts.dependencies.size;
+    const keys = new Array<Key>(n);
+    const nbytes = new Array<number>(n);
+    const whoHas = new Array<number[]>(n);
+    const holders: Address[] = [];
+    const holderIndex = new Map<WorkerState, number>();
+    const defaultSize = this.options.defaultDataSize;
+    let i = 0;
+    for (const dts of ts.dependencies) {
+      const at: number[] = [];
+      for (const w of dts.whoHas) {
+        if (w === ws) continue;
+        let h = holderIndex.get(w);
+        if (h === undefined) {
+          h = holders.length;
+          holders.push(w.address);
+          holderIndex.set(w, h);
+        }
+        at.push(h);
+      }
+      keys[i] = dts.key;
+      nbytes[i] = dts.getNbytes(defaultSize);
+      whoHas[i] = at;
+      i++;
+    }
+    return { keys, nbytes, holders, whoHas };
   }
 
   private transitionWaitingReleased(ts: TaskState, recs: Recs): void {

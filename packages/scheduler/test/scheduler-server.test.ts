@@ -118,12 +118,14 @@ describe.each([
       },
     ]);
     const ct = await readUntil(w.stream, (m) => m['op'] === 'compute-task');
-    expect(ct).toMatchObject({ op: 'compute-task', key: 'inc-1', priority: [-0, 1, 0], whoHas: {}, stimulusId: 'ug-1' });
+    expect(ct).toMatchObject({ op: 'compute-task', key: 'inc-1', priority: [-0, 1, 0], stimulusId: 'ug-1' });
+    expect(ct['dependencies']).toBeUndefined();
     expect(ct['spec']).toEqual(SPEC);
     w.store.set('inc-1', 11);
     await w.stream.write([{ op: 'task-finished', key: 'inc-1', nbytes: 8, type: 'number', startstops: [{ action: 'compute', start: 1, stop: 2 }], stimulusId: 'tf-1' }]);
     const ct2 = await readUntil(w.stream, (m) => m['op'] === 'compute-task');
-    expect(ct2).toMatchObject({ key: 'add-2', whoHas: {}, nbytes: { 'inc-1': 8 } }); // inc-1 is on this worker
+    // inc-1 is on this worker: its size, and nobody to fetch it from.
+    expect(ct2).toMatchObject({ key: 'add-2', dependencies: { keys: ['inc-1'], nbytes: [8], holders: [], whoHas: [[]] } });
     w.store.set('add-2', 13);
     await w.stream.write({ op: 'task-finished', key: 'add-2', nbytes: 8, type: 'number', startstops: [], stimulusId: 'tf-2' });
     expect(await readUntil(c, (m) => m['op'] === 'key-in-memory')).toEqual({ op: 'key-in-memory', key: 'add-2', type: 'number' });

@@ -1,3 +1,4 @@
+import { dependencyRecords, type ComputeTaskMsg } from '@dd/protocol';
 import { InvalidTransitionError, SchedulerState, keyGroup, keySplit } from '../src/index';
 import {
   SPEC,
@@ -34,7 +35,7 @@ describe('submit and dependency chains', () => {
         type: 'send-worker',
         worker: A,
         msgs: [
-          expect.objectContaining({ op: 'compute-task', key: 'inc-1', spec: SPEC, whoHas: {}, nbytes: {}, priority: [-0, 1, 0] }),
+          { op: 'compute-task', key: 'inc-1', spec: SPEC, priority: [-0, 1, 0], duration: expect.any(Number), stimulusId: expect.any(String) },
         ],
       },
     ]);
@@ -88,9 +89,10 @@ describe('submit and dependency chains', () => {
     expect(s.tasks.get('y')?.state).toBe('waiting');
     const o2 = s.handleStimulus(dummyFinished(A, 'x'));
     expect(computeKeys(o2)).toEqual(['y']);
-    const msg = workerMsgs(o2, A)[0];
+    const msg = workerMsgs(o2, A)[0] as ComputeTaskMsg;
     // x is on A itself: nbytes names it, whoHas lists no one (a worker never fetches from itself).
-    expect(msg).toMatchObject({ op: 'compute-task', key: 'y', whoHas: {}, nbytes: { x: 100 } });
+    expect(msg).toMatchObject({ op: 'compute-task', key: 'y' });
+    expect(msg.dependencies).toEqual({ keys: ['x'], nbytes: [100], holders: [], whoHas: [[]] });
     const o3 = s.handleStimulus(dummyFinished(A, 'y'));
     // x no longer needed by anyone once y is in memory
     expect(freed(o3, A)).toEqual(['x']);
@@ -162,8 +164,8 @@ describe('worker choice', () => {
     s.handleStimulus(dummyFinished(wSmall, 'small', 10), dummyFinished(wBig, 'big', 10_000_000));
     const out = s.handleStimulus(dummyGraph('c', [dummyTask('sum', ['small', 'big'])], ['sum']));
     expect(computed(out)).toEqual({ [wBig]: ['sum'] });
-    const ct = workerMsgs(out, wBig)[0] as { whoHas: Record<string, string[]> };
-    expect(ct).toMatchObject({ nbytes: { small: 10, big: 10_000_000 } });
+    const ct = dependencyRecords((workerMsgs(out, wBig)[0] as ComputeTaskMsg).dependencies);
+    expect(ct.nbytes).toEqual({ small: 10, big: 10_000_000 });
     expect(ct.whoHas).toEqual({ small: [wSmall] }); // big is on wBig itself
   });
 
@@ -223,9 +225,9 @@ describe('worker choice', () => {
         if (m.op !== 'compute-task') continue;
         const sent = done.find((ins) => ins.type === 'send-worker' && ins.msgs.includes(m)) as { worker: string };
         // Both inputs are on the worker it went to: nothing to fetch, none listed in whoHas.
-        const deps = Object.keys(m.nbytes);
-        expect(deps.map(holder)).toEqual([sent.worker, sent.worker]);
-        expect(m.whoHas).toEqual({});
+        const deps = dependencyRecords(m.dependencies);
+        expect(Object.keys(deps.nbytes).map(holder)).toEqual([sent.worker, sent.worker]);
+        expect(deps.whoHas).toEqual({});
       }
     }
   });

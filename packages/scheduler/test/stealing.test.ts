@@ -2,7 +2,7 @@
 // steal-requests, and the victim's answers (the reference's transactional stealing).
 
 import type { Instruction, SchedulerState, StealResponseEvent } from '../src/index';
-import type { Key, StealRequestMsg } from '@dd/protocol';
+import { dependencyRecords, type ComputeTaskMsg, type Key, type StealRequestMsg } from '@dd/protocol';
 import { computed, dummyFinished, dummyGraph, dummyTask, dummyWorker, newState, sid_, workerMsgs } from './helpers';
 
 const A = 'tcp://10.0.0.1:1';
@@ -62,7 +62,9 @@ describe('balance', () => {
 
     const confirmed = s.handleStimulus(...asked.map((k) => answer(A, k, 'ready')));
     expect(computed(confirmed)).toEqual({ [B]: asked });
-    expect(workerMsgs(confirmed, B)[0]).toMatchObject({ op: 'compute-task', key: asked[0], whoHas: { d: [A] } });
+    const moved = workerMsgs(confirmed, B)[0] as ComputeTaskMsg;
+    expect(moved).toMatchObject({ op: 'compute-task', key: asked[0] });
+    expect(dependencyRecords(moved.dependencies).whoHas).toEqual({ d: [A] });
     for (const k of asked) expect(s.tasks.get(k)?.processingOn?.address).toBe(B);
     expect(s.workers.get(A)?.processing.size).toBe(10 - asked.length);
     expect(s.stolen).toBe(asked.length);

@@ -32,7 +32,7 @@ import type {
   WorkerToSchedulerMsg,
   WorkerUpdateDataRequest,
 } from '@dd/protocol';
-import { formatBytes, setSharedReassembly } from '@dd/protocol';
+import { checkTaskDependencies, formatBytes, setSharedReassembly } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
@@ -404,10 +404,19 @@ export class Worker {
             key: m.key,
             spec: m.spec,
             priority: m.priority,
-            whoHas: m.whoHas ?? {},
-            nbytes: m.nbytes ?? {},
             stimulusId: m.stimulusId,
           };
+          if (m.dependencies !== undefined) {
+            try {
+              ev.dependencies = checkTaskDependencies(m.dependencies);
+            } catch (err) {
+              // Running the task without its inputs would be wrong, and half-applying the message
+              // worse: the task errs with the reason, so nobody waits for it.
+              this.options.logger.warn(`compute-task ${JSON.stringify(m.key)} is malformed: ${(err as Error).message}`);
+              this.sendToScheduler({ op: 'task-erred', key: m.key, exception: wireError(err), startstops: [], stimulusId: m.stimulusId });
+              break;
+            }
+          }
           if (m.resources) ev.resources = m.resources;
           if (m.duration !== undefined) ev.duration = m.duration;
           if (m.annotations) ev.annotations = m.annotations;

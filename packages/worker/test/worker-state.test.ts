@@ -6,6 +6,7 @@ import {
   type Instruction,
   type WorkerEvent,
 } from '@dd/worker';
+import { taskDependencies } from '@dd/protocol';
 
 const SELF = 'tcp://10.0.0.1:1000';
 const A = 'tcp://10.0.0.2:2000';
@@ -18,8 +19,12 @@ let sid = 0;
 function ws(opts: Partial<ConstructorParameters<typeof WorkerState>[0]> = {}): WorkerState {
   return new WorkerState({ address: SELF, nthreads: 1, validate: true, now: () => 0, ...opts });
 }
-function compute(key: string, extra: Partial<ComputeTaskEvent> = {}): ComputeTaskEvent {
-  return { type: 'compute-task', key, spec: SPEC, priority: [0, 0, 0], whoHas: {}, nbytes: {}, stimulusId: `s${++sid}`, ...extra };
+/** A compute-task event; dependencies may be given as the reference's records (whoHas, nbytes). */
+function compute(key: string, extra: Partial<ComputeTaskEvent> & { whoHas?: Record<string, string[]>; nbytes?: Record<string, number> } = {}): ComputeTaskEvent {
+  const { whoHas, nbytes, ...rest } = extra;
+  const ev: ComputeTaskEvent = { type: 'compute-task', key, spec: SPEC, priority: [0, 0, 0], stimulusId: `s${++sid}`, ...rest };
+  if (whoHas !== undefined || nbytes !== undefined) ev.dependencies = taskDependencies(whoHas ?? {}, nbytes ?? {}, 1024);
+  return ev;
 }
 function ok(key: string, value: unknown = 1, nbytes = 8): WorkerEvent {
   return { type: 'execute-success', key, value, nbytes, start: 1, stop: 2, stimulusId: `s${++sid}` };

@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { ConnectionPool } from '@dd/comm';
-import { encodeTaskSpec, keyRef, type ComputeTaskMsg, type FunctionRef } from '@dd/protocol';
+import { encodeTaskSpec, keyRef, taskDependencies, type ComputeTaskMsg, type FunctionRef } from '@dd/protocol';
 import { Worker, type WorkerOptions } from '@dd/worker';
 import { FakeScheduler } from './fake-scheduler';
 
@@ -11,17 +11,11 @@ const ADD: FunctionRef = { kind: 'source', name: 'add', source: 'function add(a,
 const FAIL: FunctionRef = { kind: 'source', name: 'fail', source: 'function fail() { throw new TypeError("nope"); }', hash: 'fail-1' };
 
 let n = 0;
-function computeTask(key: string, fn: FunctionRef, args: unknown[], extra: Partial<ComputeTaskMsg> = {}): ComputeTaskMsg {
-  return {
-    op: 'compute-task',
-    key,
-    spec: encodeTaskSpec({ fn, args }),
-    priority: [0, 0, ++n],
-    whoHas: {},
-    nbytes: {},
-    stimulusId: `compute-${n}`,
-    ...extra,
-  };
+/** A compute-task message; dependencies given as the reference's records (whoHas, nbytes). */
+function computeTask(key: string, fn: FunctionRef, args: unknown[], deps: { whoHas?: Record<string, string[]>; nbytes?: Record<string, number> } = {}): ComputeTaskMsg {
+  const msg: ComputeTaskMsg = { op: 'compute-task', key, spec: encodeTaskSpec({ fn, args }), priority: [0, 0, ++n], stimulusId: `compute-${n}` };
+  if (deps.whoHas !== undefined || deps.nbytes !== undefined) msg.dependencies = taskDependencies(deps.whoHas ?? {}, deps.nbytes ?? {});
+  return msg;
 }
 
 const warnings: string[] = [];
@@ -98,6 +92,22 @@ describe('Worker shell', () => {
     if (erred.op !== 'task-erred') throw new Error('unreachable');
     expect(erred.exception).toMatchObject({ name: 'TypeError', message: 'nope' });
     expect(erred.exception.stack).toContain('at fail');
+  });
+
+  test('a compute-task with malformed dependencies errs with the reason; the worker carries on', async () => {
+    const s = await scheduler();
+    const w = await worker({ scheduler: s.address, nthreads: 1, executor: 'inline' });
+    const bad = computeTask('y', INC, [keyRef('x')]);
+    bad.dependencies = { keys: ['x'], nbytes: [8], holders: [], whoHas: [[3]] }; // holder 3 of none
+    s.send(w.address, bad);
+    const erred = await s.waitFor(() => s.received.find((m) => m.op === 'task-erred' && m.key === 'y'));
+    if (erred.op !== 'task-erred') throw new Error('unreachable');
+    expect(erred.exception).toMatchObject({ name: 'ProtocolError', message: 'compute-task dependencies: whoHas[0] names holder 3 of 0' });
+    expect(w.state.tasks.has('y')).toBe(false);
+    expect(warnings.some((m) => m.includes('compute-task "y" is malformed'))).toBe(true);
+    s.send(w.address, computeTask('z', INC, [1]));
+    await s.waitFor(() => s.received.find((m) => m.op === 'task-finished' && m.key === 'z'));
+    w.state.validateState();
   });
 
   test('a missing holder: missing-data to the scheduler', async () => {
