@@ -51,25 +51,24 @@ export function checkTaskDependencies(value: unknown): TaskDependencies {
   const fail = (why: string): never => {
     throw new ProtocolError(`compute-task dependencies: ${why}`);
   };
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('expected {keys, nbytes, holders, whoHas}');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail('expected {keys, nbytes, holders, whoHas}');
   const { keys, nbytes, holders, whoHas } = value as Record<string, unknown>;
   if (!Array.isArray(keys) || !Array.isArray(nbytes) || !Array.isArray(holders) || !Array.isArray(whoHas)) {
-    fail('keys, nbytes, holders and whoHas must be arrays');
+    return fail('keys, nbytes, holders and whoHas must be arrays');
   }
-  const n = (keys as unknown[]).length;
-  if ((nbytes as unknown[]).length !== n || (whoHas as unknown[]).length !== n) {
-    fail(`keys (${n}), nbytes (${(nbytes as unknown[]).length}) and whoHas (${(whoHas as unknown[]).length}) must have one entry per dependency`);
+  const n = keys.length;
+  if (nbytes.length !== n || whoHas.length !== n) {
+    fail(`keys (${n}), nbytes (${nbytes.length}) and whoHas (${whoHas.length}) must have one entry per dependency`);
   }
-  for (const h of holders as unknown[]) if (typeof h !== 'string') fail('holders must be addresses (strings)');
-  const nHolders = (holders as unknown[]).length;
+  for (const h of holders) if (typeof h !== 'string') fail('holders must be addresses (strings)');
   for (let i = 0; i < n; i++) {
-    if (typeof (keys as unknown[])[i] !== 'string') fail(`keys[${i}] is not a string`);
-    const size = (nbytes as unknown[])[i];
+    if (typeof keys[i] !== 'string') fail(`keys[${i}] is not a string`);
+    const size: unknown = nbytes[i];
     if (typeof size !== 'number' || !(size >= 0)) fail(`nbytes[${i}] is not a size in bytes`);
-    const at = (whoHas as unknown[])[i];
-    if (!Array.isArray(at)) fail(`whoHas[${i}] is not a list of holder indexes`);
+    const at: unknown = whoHas[i];
+    if (!Array.isArray(at)) return fail(`whoHas[${i}] is not a list of holder indexes`);
     for (const j of at as unknown[]) {
-      if (!Number.isInteger(j) || (j as number) < 0 || (j as number) >= nHolders) fail(`whoHas[${i}] names holder ${String(j)} of ${nHolders}`);
+      if (!Number.isInteger(j) || (j as number) < 0 || (j as number) >= holders.length) fail(`whoHas[${i}] names holder ${String(j)} of ${holders.length}`);
     }
   }
   return value as TaskDependencies;

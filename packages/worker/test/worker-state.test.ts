@@ -19,7 +19,10 @@ let sid = 0;
 function ws(opts: Partial<ConstructorParameters<typeof WorkerState>[0]> = {}): WorkerState {
   return new WorkerState({ address: SELF, nthreads: 1, validate: true, now: () => 0, ...opts });
 }
-/** A compute-task event; dependencies may be given as the reference's records (whoHas, nbytes). */
+/**
+ * A compute-task event; dependencies may be given as the reference's records (whoHas, nbytes). A
+ * dependency without a size gets 1024, the worker's default data size.
+ */
 function compute(key: string, extra: Partial<ComputeTaskEvent> & { whoHas?: Record<string, string[]>; nbytes?: Record<string, number> } = {}): ComputeTaskEvent {
   const { whoHas, nbytes, ...rest } = extra;
   const ev: ComputeTaskEvent = { type: 'compute-task', key, spec: SPEC, priority: [0, 0, 0], stimulusId: `s${++sid}`, ...rest };
