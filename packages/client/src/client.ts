@@ -443,7 +443,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       return state;
     });
     if (fresh) {
-      const last = this.#outgoing[this.#outgoing.length - 1];
+      const last = this.#lastOutgoing();
       let batch: Extract<Outgoing, { kind: 'graph' }>;
       if (last !== undefined && last.kind === 'graph' && last.userPriority === opts.priority && last.fifoTimeoutMs === opts.fifoTimeout) {
         batch = last;
@@ -458,8 +458,17 @@ export class Client implements FutureOwner, AsyncDisposable {
     return wanted.map((key, i) => this.#makeFuture(key, states[i]!));
   }
 
+  /**
+   * The batch queued last, if any. Read after a length check: reading index -1 of an empty queue
+   * (after every flush) deoptimized #queueTask, the client's per-submit path (--trace-deopt).
+   */
+  #lastOutgoing(): Outgoing | undefined {
+    const out = this.#outgoing;
+    return out.length > 0 ? out[out.length - 1] : undefined;
+  }
+
   #queueTask(def: TaskDefinition, userPriority: number | undefined, fifoTimeoutMs: number | undefined): void {
-    const last = this.#outgoing[this.#outgoing.length - 1];
+    const last = this.#lastOutgoing();
     if (last !== undefined && last.kind === 'graph' && last.userPriority === userPriority && last.fifoTimeoutMs === fifoTimeoutMs) {
       last.tasks.push(def);
       last.keys.push(def.key);
@@ -471,7 +480,7 @@ export class Client implements FutureOwner, AsyncDisposable {
 
   #queueKeys(kind: 'release' | 'desire', key: Key): void {
     if (this.#status === 'closed') return;
-    const last = this.#outgoing[this.#outgoing.length - 1];
+    const last = this.#lastOutgoing();
     if (last !== undefined && last.kind === kind) last.keys.push(key);
     else this.#outgoing.push({ kind, keys: [key] });
     this.#scheduleFlush();

@@ -28,7 +28,12 @@ export class TransitionLog {
   /** `recs` is read here and not kept: the caller may reuse it. */
   push(key: Key, start: string, finish: string, recs: readonly string[] | null, stimulusId: StimulusId, time: number): void {
     const i = this.next;
-    const c = this.chunks[i >> CHUNK_BITS] ?? this.addChunk(i);
+    // Compared with the length rather than read past the end: an out-of-bounds read (once per
+    // new chunk) deoptimized every transition function that inlines push, which V8 then compiled
+    // again (--trace-deopt in a 10 000-task map: the scheduler's transition and logTransition,
+    // and each worker's transition).
+    const ci = i >> CHUNK_BITS;
+    const c = ci < this.chunks.length ? this.chunks[ci]! : this.addChunk(i);
     const j = i & CHUNK_MASK;
     c.keys[j] = key;
     c.starts[j] = start;
