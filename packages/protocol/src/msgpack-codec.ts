@@ -92,6 +92,23 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
   }
 }
 
+/**
+ * decodeMsgpack, with every map of exactly one entry `{[refKey]: <string>}` replaced by
+ * `resolve(<string>)` while decoding (`resolved: true`). Input that dd's decoder leaves to the
+ * library (extension types) is decoded as decodeMsgpack does, unresolved (`resolved: false`).
+ */
+export function decodeMsgpackResolving(bytes: Uint8Array, what: string, refKey: string, resolve: (ref: string) => unknown): { value: unknown; resolved: boolean } {
+  const input = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  try {
+    const value = decoder.decodeResolving(input, refKey, resolve);
+    lastPlaceholderMaps = decoder.placeholderMaps;
+    return { value, resolved: true };
+  } catch (error) {
+    if (!(error instanceof UnsupportedMsgpackType)) throw notMsgpack(what, error);
+  }
+  return { value: decodeMsgpack(input, what), resolved: false };
+}
+
 function notMsgpack(what: string, error: unknown): DeserializationError {
   const reason = error instanceof Error ? error.message : String(error);
   return new DeserializationError(`${what} is not valid msgpack: ${reason}`, { cause: error });

@@ -58,6 +58,28 @@ export class MsgpackDecoder {
    * 10 000 dependencies is 20 000 map entries).
    */
   placeholderMaps = 0;
+  /**
+   * While decodeResolving() runs: a map of exactly one entry `{[refKey]: <string>}` decodes as
+   * resolveRef(<string>) instead of as an object.
+   */
+  private refKey: string | null = null;
+  private resolveRef: ((ref: string) => unknown) | null = null;
+
+  /**
+   * decode(), with every map of exactly one entry `{[refKey]: <string>}` replaced by
+   * `resolve(<string>)` as it is read (resolved values are not looked into). `resolve` must not
+   * decode (the decoder is not reentrant).
+   */
+  decodeResolving(bytes: Uint8Array, refKey: string, resolve: (ref: string) => unknown): unknown {
+    this.refKey = refKey;
+    this.resolveRef = resolve;
+    try {
+      return this.decode(bytes);
+    } finally {
+      this.refKey = null;
+      this.resolveRef = null;
+    }
+  }
 
   decode(bytes: Uint8Array): unknown {
     this.placeholderMaps = 0;
@@ -176,13 +198,15 @@ export class MsgpackDecoder {
     return out;
   }
 
-  private map(n: number): Record<string, unknown> {
+  private map(n: number): unknown {
     if (n > this.end - this.pos) throw new MsgpackDecodeError(`Max length exceeded: map length (${n}) > remaining bytes`);
     const out: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
       const key = this.key();
       if (key === PLACEHOLDER_KEY) this.placeholderMaps++;
-      out[key] = this.value();
+      const value = this.value();
+      if (n === 1 && key === this.refKey && typeof value === 'string') return this.resolveRef!(value);
+      out[key] = value;
     }
     return out;
   }

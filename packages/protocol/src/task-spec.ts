@@ -8,7 +8,7 @@
 
 import { decodeMessage, encodeMessage } from './message';
 import { packFrames, preludeSize, unpackFrames } from './frames';
-import { acquireEncoder, decodeMsgpack, encodePlain, releaseEncoder, type OutOfBandSink } from './msgpack-codec';
+import { acquireEncoder, decodeMsgpack, decodeMsgpackResolving, encodePlain, releaseEncoder, type OutOfBandSink } from './msgpack-codec';
 import { DeserializationError } from './errors';
 import type { Key, WireRunSpec } from './messages';
 
@@ -26,6 +26,9 @@ export interface JsTaskSpec {
 export interface KeyRef {
   __ddKey__: Key;
 }
+
+/** The one field of a KeyRef (KeyRef's own name for it). */
+const KEY_REF_FIELD: keyof KeyRef = '__ddKey__';
 
 export function keyRef(key: Key): KeyRef {
   return { __ddKey__: key };
@@ -116,28 +119,70 @@ let lastFn: FunctionRef | undefined;
 
 /** The spec's function and arguments. The FunctionRef may be shared with other specs: do not change it. */
 export function decodeTaskSpec(run: WireRunSpec): JsTaskSpec {
+  const frames = specFrames(run);
+  const head = lastHead;
+  if (head !== undefined && frames.length === 1 && startsWith(frames[0]!, head)) {
+    return { fn: lastFn!, args: checkedArgs(decodeMsgpack(frames[0]!.subarray(head.byteLength), 'frame 0')) };
+  }
+  const spec = checkedSpec(decodeMessage(frames));
+  if (frames.length === 1) rememberHead(spec.fn, frames[0]!);
+  return spec;
+}
+
+/**
+ * The spec's function and its arguments with every KeyRef replaced by `lookup(key)`: what
+ * decodeTaskSpec then substituteKeyRefs return, but for a spec of plain msgpack (one frame, the
+ * usual case) the references are looked up as they are decoded, with no KeyRef objects made and
+ * no second walk. For a sum over 10 000 results the two steps took 30-58 ms on a fresh thread.
+ * `lookup` must not throw or decode msgpack itself.
+ */
+export function decodeTaskCall(run: WireRunSpec, lookup: (key: Key) => unknown): JsTaskSpec {
+  const frames = specFrames(run);
+  if (frames.length !== 1) {
+    const spec = checkedSpec(decodeMessage(frames));
+    return { fn: spec.fn, args: substituteKeyRefs(spec.args, lookup) as unknown[] };
+  }
+  const frame = frames[0]!;
+  const head = lastHead;
+  if (head !== undefined && startsWith(frame, head)) {
+    const { value, resolved } = decodeMsgpackResolving(frame.subarray(head.byteLength), 'frame 0', KEY_REF_FIELD, lookup);
+    const args = checkedArgs(value);
+    return { fn: lastFn!, args: resolved ? args : (substituteKeyRefs(args, lookup) as unknown[]) };
+  }
+  const { value, resolved } = decodeMsgpackResolving(frame, 'frame 0', KEY_REF_FIELD, lookup);
+  // A function reference is a map of four entries, so resolving left it alone.
+  const spec = checkedSpec(value);
+  rememberHead(spec.fn, frame);
+  return resolved ? spec : { fn: spec.fn, args: substituteKeyRefs(spec.args, lookup) as unknown[] };
+}
+
+function specFrames(run: WireRunSpec): Uint8Array[] {
   if (run.language !== JS_LANGUAGE) {
     throw new DeserializationError(`run spec language ${JSON.stringify(run.language)} is not ${JS_LANGUAGE}`);
   }
-  const frames = unpackFrames(run.data);
-  const head = lastHead;
-  if (head !== undefined && frames.length === 1 && startsWith(frames[0]!, head)) {
-    const args = decodeMsgpack(frames[0]!.subarray(head.byteLength), 'frame 0');
-    if (!Array.isArray(args)) throw new DeserializationError('malformed js task spec');
-    return { fn: lastFn!, args };
-  }
-  const spec = decodeMessage(frames) as JsTaskSpec;
+  return unpackFrames(run.data);
+}
+
+function checkedSpec(value: unknown): JsTaskSpec {
+  const spec = value as JsTaskSpec;
   if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.args) || typeof spec.fn !== 'object' || spec.fn === null) {
     throw new DeserializationError('malformed js task spec');
   }
-  if (frames.length === 1) {
-    const fnHead = specHead(spec.fn);
-    if (fnHead !== undefined && startsWith(frames[0]!, fnHead)) {
-      lastHead = fnHead;
-      lastFn = Object.freeze(spec.fn);
-    }
-  }
   return spec;
+}
+
+function checkedArgs(value: unknown): unknown[] {
+  if (!Array.isArray(value)) throw new DeserializationError('malformed js task spec');
+  return value;
+}
+
+/** Keeps the spec's function for the next specs that start with the same bytes. */
+function rememberHead(fn: FunctionRef, frame: Uint8Array): void {
+  const fnHead = specHead(fn);
+  if (fnHead !== undefined && startsWith(frame, fnHead)) {
+    lastHead = fnHead;
+    lastFn = Object.freeze(fn);
+  }
 }
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {

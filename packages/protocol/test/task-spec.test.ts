@@ -1,4 +1,4 @@
-import { decodeTaskSpec, encodeMessage, encodeTaskSpec, isKeyRef, keyRef, packFrames, substituteKeyRefs, DeserializationError, SerializationError } from '../src';
+import { decodeTaskCall, decodeTaskSpec, encodeMessage, encodeTaskSpec, isKeyRef, keyRef, packFrames, substituteKeyRefs, DeserializationError, SerializationError } from '../src';
 
 describe('js task spec', () => {
   test('round-trips a source function with buffers and key references in its arguments', () => {
@@ -78,6 +78,48 @@ describe('js task spec', () => {
     const bad = new Uint8Array(good);
     bad[bad.byteLength - 2] = 0xc3; // the args array header (fixarray of 1) becomes `true`
     expect(() => decodeTaskSpec({ language: 'js', data: bad })).toThrow(/malformed|Extra|msgpack/i);
+  });
+
+  test('decodeTaskCall gives what decodeTaskSpec then substituteKeyRefs give, on every path', () => {
+    const sum = { kind: 'source' as const, name: 'sum', source: '(xs) => xs.length', hash: 'h-sum' };
+    const mod = { kind: 'module' as const, module: '/abs/tasks.js', export: 'f' };
+    const values: Record<string, unknown> = { a: 1, b: [2, 3], c: { __ddKey__: 'a' }, d: undefined };
+    const lookup = (k: string): unknown => values[k];
+    const argLists: unknown[][] = [
+      [],
+      [keyRef('a')],
+      [Array.from({ length: 300 }, (_, i) => keyRef(i % 2 ? 'a' : 'b'))],
+      // Not references: another field beside the key, a key that is not a string.
+      [{ __ddKey__: 'a', other: 1 }, { __ddKey__: 5 }, { deep: [keyRef('b'), { e: keyRef('missing') }] }],
+      // A looked-up value that looks like a reference stays as it is.
+      [keyRef('c'), keyRef('d')],
+      // Out of band (several frames): decoded, then substituted.
+      [Buffer.from('x'), keyRef('a'), new Map([[1, keyRef('b')]])],
+    ];
+    for (const fn of [sum, mod]) {
+      for (const args of argLists) {
+        // Twice: the second decode of a function takes the path that decodes only the arguments.
+        for (let i = 0; i < 2; i++) {
+          const wire = encodeTaskSpec({ fn, args });
+          const expected = decodeTaskSpec(wire);
+          const got = decodeTaskCall(wire, lookup);
+          expect(got.fn).toEqual(fn);
+          expect(got.args).toEqual(substituteKeyRefs(expected.args, lookup));
+        }
+      }
+    }
+    expect(decodeTaskCall(encodeTaskSpec({ fn: sum, args: [keyRef('c')] }), lookup).args[0]).toBe(values['c']);
+  });
+
+  test('decodeTaskCall refuses what decodeTaskSpec refuses', () => {
+    const inc = { kind: 'source' as const, name: 'inc', source: '(x) => x + 1', hash: 'h-inc-2' };
+    const good = encodeTaskSpec({ fn: inc, args: [keyRef('a')] }).data;
+    decodeTaskCall({ language: 'js', data: good }, () => 1); // remembers the function
+    const bad = new Uint8Array(good);
+    bad[bad.byteLength - 14] = 0xc3; // the args array header (fixarray of 1) becomes `true`
+    expect(() => decodeTaskCall({ language: 'js', data: bad }, () => 1)).toThrow(/malformed|Extra|msgpack/i);
+    expect(() => decodeTaskCall({ language: 'python', data: good }, () => 1)).toThrow(DeserializationError);
+    expect(() => decodeTaskCall({ language: 'js', data: new Uint8Array([1, 2, 3]) }, () => 1)).toThrow(/truncated|Protocol|malformed/i);
   });
 
   test('a run spec of another language or garbage bytes is a named error', () => {

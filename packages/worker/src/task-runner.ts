@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
-import { decodeTaskSpec, substituteKeyRefs, type FunctionRef, type Key, type WireError, type WireRunSpec } from '@dd/protocol';
+import { decodeTaskCall, type FunctionRef, type Key, type WireError, type WireRunSpec } from '@dd/protocol';
 import { ClosureVariableError } from './errors';
 import { sizeof } from './sizeof';
 import { runAsTaskOf, type TaskWorker } from './task-context';
@@ -48,11 +48,11 @@ export class TaskRunner {
     const start = Date.now();
     let fnRef: FunctionRef | undefined;
     try {
-      const task = decodeTaskSpec(spec);
+      const lookup = deps instanceof Map ? (k: Key) => deps.get(k) : (k: Key) => deps[k];
+      const task = decodeTaskCall(spec, lookup);
       fnRef = task.fn;
       const fn = await this.load(task.fn);
-      const lookup = deps instanceof Map ? (k: Key) => deps.get(k) : (k: Key) => deps[k];
-      const args = substituteKeyRefs(task.args, lookup) as unknown[];
+      const args = task.args;
       const worker = this.taskWorker;
       let value = worker === undefined ? fn(...args) : runAsTaskOf(worker, () => fn(...args));
       if (isThenable(value)) value = await value;
