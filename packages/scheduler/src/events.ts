@@ -67,6 +67,14 @@ export interface ReleaseWorkerDataEvent extends Base {
 export interface BalanceEvent extends Base {
   kind: 'balance';
 }
+/**
+ * Release the finished dependencies that a task with many of them left in memory when it
+ * finished (SchedulerState.deferredReleaseCount): they go in a stimulus of their own, so that the
+ * task's own result is reported first. The server sends it in the next turn of the event loop.
+ */
+export interface ReleaseDeferredEvent extends Base {
+  kind: 'release-deferred';
+}
 /** A worker's answer to a steal-request: the state `key` was in there (null: unknown). */
 export interface StealResponseEvent extends Base {
   kind: 'steal-response';
@@ -179,6 +187,7 @@ export type SchedulerEvent =
   | UpdateDataEvent
   | RetryEvent
   | BalanceEvent
+  | ReleaseDeferredEvent
   | StealResponseEvent;
 
 export type SchedulerEventKind = SchedulerEvent['kind'];

@@ -1,5 +1,5 @@
 // Public surface of @dd/scheduler.
-export { SchedulerState, compileSchedulerStateOptions } from './scheduler-state';
+export { SchedulerState, compileSchedulerStateOptions, DEFER_RELEASES_ABOVE } from './scheduler-state';
 export type { SchedulerStateOptions, CompiledSchedulerStateOptions } from './scheduler-state';
 export {
   TaskState,

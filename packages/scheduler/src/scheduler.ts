@@ -379,7 +379,20 @@ export class Scheduler {
     }
     this.dispatch(out);
     if (this.observers.size > 0) this.observers.stimuli(this.observed(events));
+    if (this.state.deferredReleaseCount > 0 && !this.releaseScheduled) {
+      // A timer, not setImmediate: the BatchedSends flush on zero-delay timers set while this
+      // stimulus was dispatched, and timers of one delay fire in order, so the finished task's
+      // report is written before the releases are handled.
+      this.releaseScheduled = true;
+      setTimeout(this.releaseDeferred, 0);
+    }
   }
+
+  private releaseScheduled = false;
+  private readonly releaseDeferred = (): void => {
+    this.releaseScheduled = false;
+    if (!this.closing) this.enqueue({ kind: 'release-deferred', stimulusId: this.sid('release-deferred') });
+  };
 
   /** Observers and plugins see a sliced map once, whole, when its last slice is in the state. */
   private observed(events: SchedulerEvent[]): SchedulerEvent[] {

@@ -1,5 +1,5 @@
 import { dependencyRecords, type ComputeTaskMsg } from '@dd/protocol';
-import { InvalidTransitionError, SchedulerState, keyGroup, keySplit } from '../src/index';
+import { DEFER_RELEASES_ABOVE, InvalidTransitionError, SchedulerState, keyGroup, keySplit } from '../src/index';
 import {
   SPEC,
   clientMsgs,
@@ -101,6 +101,40 @@ describe('submit and dependency chains', () => {
     const o4 = s.handleStimulus(dummyFinished(A, 'z'));
     expect(freed(o4, A)).toEqual(['y']);
     expect(clientMsgs(o4, 'c1')).toEqual([{ op: 'key-in-memory', key: 'z' }]);
+  });
+
+  test('a task with many dependencies reports its result first and frees them in a release-deferred stimulus', () => {
+    const s = newState();
+    s.handleStimulus(dummyWorker(A));
+    const n = DEFER_RELEASES_ABOVE + 1;
+    const leaves = Array.from({ length: n }, (_, i) => dummyTask(`x-${i}`));
+    s.handleStimulus(dummyGraph('c1', [...leaves, dummyTask('total', leaves.map((t) => t.key))], ['total']));
+    s.handleStimulus(...leaves.map((t) => dummyFinished(A, t.key)));
+    // A client asks for one of them meanwhile: that one stays.
+    s.handleStimulus({ kind: 'client-desires-keys', client: 'c2', keys: ['x-0'], stimulusId: sid_() });
+    const done = s.handleStimulus(dummyFinished(A, 'total'));
+    expect(clientMsgs(done, 'c1')).toEqual([{ op: 'key-in-memory', key: 'total' }]);
+    expect(freed(done, A)).toEqual([]);
+    expect(s.deferredReleaseCount).toBe(n - 1); // not x-0, which c2 wants
+    expect(s.tasks.get('x-1')?.state).toBe('memory');
+    const later = s.handleStimulus({ kind: 'release-deferred', stimulusId: sid_('release-deferred') });
+    expect(new Set(freed(later, A))).toEqual(new Set(leaves.slice(1).map((t) => t.key)));
+    expect(s.deferredReleaseCount).toBe(0);
+    expect(s.tasks.get('x-1')?.state).toBe('released'); // as without deferring: total still names it
+    expect(s.tasks.get('x-0')?.state).toBe('memory');
+    // Nothing left: another release-deferred does nothing.
+    expect(s.handleStimulus({ kind: 'release-deferred', stimulusId: sid_() })).toEqual([]);
+  });
+
+  test(`a task with up to ${DEFER_RELEASES_ABOVE} dependencies frees them in the stimulus that finishes it`, () => {
+    const s = newState();
+    s.handleStimulus(dummyWorker(A));
+    const leaves = Array.from({ length: DEFER_RELEASES_ABOVE }, (_, i) => dummyTask(`x-${i}`));
+    s.handleStimulus(dummyGraph('c1', [...leaves, dummyTask('total', leaves.map((t) => t.key))], ['total']));
+    s.handleStimulus(...leaves.map((t) => dummyFinished(A, t.key)));
+    const done = s.handleStimulus(dummyFinished(A, 'total'));
+    expect(freed(done, A)).toHaveLength(DEFER_RELEASES_ABOVE);
+    expect(s.deferredReleaseCount).toBe(0);
   });
 
   test('a task waits for all its dependencies (diamond)', () => {
