@@ -384,9 +384,11 @@ export class SchedulerState {
     }
 
     // Drop tasks whose dependencies exist neither in the graph nor in the scheduler (lost data),
-    // and, transitively, what depends on them.
+    // and, transitively, what depends on them. Usually there are none, and one indexed pass
+    // says so: the fixed-point loop below cost 1.5-2.4 us per task of a map (which has no
+    // dependencies at all), 8-24 ms per 10 000 tasks.
     const cancelled: Key[] = [];
-    let changed = true;
+    let changed = this.hasUnknownDependency(ev.tasks, defs);
     while (changed) {
       changed = false;
       for (const td of defs.values()) {
@@ -474,6 +476,18 @@ export class SchedulerState {
     } finally {
       for (const g of runs) g.placementRun = null;
     }
+  }
+
+  /** Whether a task of a new submission names a dependency that is neither in it nor known here. */
+  private hasUnknownDependency(tasks: readonly TaskDefinition[], defs: ReadonlyMap<Key, TaskDefinition>): boolean {
+    for (let i = 0; i < tasks.length; i++) {
+      const deps = tasks[i]!.dependencies;
+      for (let j = 0; j < deps.length; j++) {
+        const dep = deps[j]!;
+        if (!defs.has(dep) && !this.tasks.has(dep)) return true;
+      }
+    }
+    return false;
   }
 
   /**
