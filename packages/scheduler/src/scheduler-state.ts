@@ -1312,10 +1312,12 @@ export class SchedulerState {
   // Bookkeeping helpers
 
   private newTask(key: Key, runSpec: TaskState['runSpec']): TaskState {
-    const pname = keySplit(key);
+    // A key that is not a tuple is its own group's prefix: split once (a map's 32-hex-digit
+    // tokens were scanned twice per task).
+    const gname = keyGroup(key);
+    const pname = key.charCodeAt(0) === 91 /* [ */ ? keySplit(key) : gname;
     let prefix = this.prefixes.get(pname);
     if (prefix === undefined) this.prefixes.set(pname, (prefix = new TaskPrefix(pname)));
-    const gname = keyGroup(key);
     let group = this.groups.get(gname);
     if (group === undefined) this.groups.set(gname, (group = new TaskGroup(gname, prefix)));
     prefix.count += 1;
