@@ -1,10 +1,12 @@
-// npm run bench [-- --vs-dask] [--workers N] [--only key,key] [--json] [--cpu] [--warm N]
+// npm run bench [-- --vs-dask] [--workers N] [--only key,key] [--json] [--cpu] [--warm N] [--repeat N]
 // Runs dd's cluster workloads (and with --vs-dask the reference's, in the same run) and prints
 // a table of figures, dd/dask ratios and the targets of the core issue. --cpu adds CPU time per
 // task of this process (scheduler and client) and of the workers, and how busy the cores were.
 // --warm N repeats the tiny-task workloads N more times and adds their medians as `<key>:warm`
 // rows (no target: the targets apply to the first pass, the one the reference's script runs).
 // On Linux it also prints the host's steal time during each system's run (host-steal.ts).
+// --repeat N runs everything N times, each on a fresh cluster (dd and dask alternating), and
+// reports each figure's median with its range: one first pass swings by +-30% on a shared VM.
 
 import { runClusterWorkloads, type Figures } from './cluster-workloads';
 import { runDaskBench } from './dask';
@@ -30,47 +32,95 @@ function fmt(v: number | undefined): string {
   return v >= 100 ? v.toFixed(0) : v.toFixed(2);
 }
 
+function countArg(args: string[], flag: string, fallback: number, min: number): number {
+  const raw = argValue(args, flag);
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new RangeError(`${flag}: expected a whole number of at least ${min}, got ${raw}`);
+  return n;
+}
+
 export async function main(args: string[]): Promise<void> {
-  const nWorkers = Number(argValue(args, '--workers') ?? 2);
+  const nWorkers = countArg(args, '--workers', 2, 1);
   const only = argValue(args, '--only')?.split(',');
-  const warmPasses = Number(argValue(args, '--warm') ?? 0);
-  if (!Number.isInteger(warmPasses) || warmPasses < 0) throw new RangeError(`--warm: expected a count of passes, got ${argValue(args, '--warm')}`);
-  const ddStart = readCpuTimes();
-  const dd = await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), cpu: args.includes('--cpu'), warmPasses, log: (l) => console.error(`dd: ${l}`) });
-  const ddSteal = stealPercent(ddStart, readCpuTimes());
-  let dask: Figures | undefined;
-  let daskSteal: number | undefined;
-  if (args.includes('--vs-dask')) {
-    const daskStart = readCpuTimes();
-    try {
-      dask = await runDaskBench(nWorkers);
-      daskSteal = stealPercent(daskStart, readCpuTimes());
-    } catch (err) {
-      console.error(`reference system not measured: ${(err as Error).message}`);
+  const warmPasses = countArg(args, '--warm', 0, 0);
+  const repeat = countArg(args, '--repeat', 1, 1);
+  const vsDask = args.includes('--vs-dask');
+  const ddRuns: Figures[] = [];
+  const daskRuns: Figures[] = [];
+  const ddSteals: number[] = [];
+  const daskSteals: number[] = [];
+  for (let run = 0; run < repeat; run++) {
+    const tag = repeat > 1 ? `dd run ${run + 1}/${repeat}` : 'dd';
+    const ddStart = readCpuTimes();
+    ddRuns.push(await runClusterWorkloads({ nWorkers, ...(only ? { only } : {}), cpu: args.includes('--cpu'), warmPasses, log: (l) => console.error(`${tag}: ${l}`) }));
+    const ddSteal = stealPercent(ddStart, readCpuTimes());
+    if (ddSteal !== undefined) ddSteals.push(ddSteal);
+    // Alternating with dd's runs, so that both see the same host conditions.
+    if (vsDask && (run === 0 || daskRuns.length > 0)) {
+      const daskStart = readCpuTimes();
+      try {
+        daskRuns.push(await runDaskBench(nWorkers));
+        const daskSteal = stealPercent(daskStart, readCpuTimes());
+        if (daskSteal !== undefined) daskSteals.push(daskSteal);
+      } catch (err) {
+        console.error(`reference system not measured: ${(err as Error).message}`);
+      }
     }
   }
+  const dd = medianFigures(ddRuns);
+  const dask = daskRuns.length > 0 ? medianFigures(daskRuns) : undefined;
+  const ddSteal = ddSteals.length > 0 ? median(ddSteals) : undefined;
+  const daskSteal = daskSteals.length > 0 ? median(daskSteals) : undefined;
   if (args.includes('--json')) {
     const steal = ddSteal === undefined ? {} : { host_steal_percent: { dd: round2(ddSteal), ...(daskSteal === undefined ? {} : { dask: round2(daskSteal) }) } };
-    console.log(JSON.stringify({ dd, ...(dask ? { dask } : {}), ...steal }));
+    const runs = repeat > 1 ? { runs: { dd: ddRuns, ...(daskRuns.length > 0 ? { dask: daskRuns } : {}) } } : {};
+    console.log(JSON.stringify({ dd, ...(dask ? { dask } : {}), ...steal, ...runs }));
     return;
   }
-  const rows = [['workload', 'dd', 'dask', 'dd/dask', 'target', 'met']];
+  const rows = [['workload', 'dd', ...(repeat > 1 ? ['dd range'] : []), 'dask', 'dd/dask', 'target', 'met']];
   for (const [key, value] of Object.entries(dd)) {
     const ref = dask?.[key];
     const t = TARGETS[key];
     const met = t === undefined ? '' : (t.lower ? value <= t.target : value >= t.target) ? 'yes' : 'no';
-    rows.push([key, fmt(value), fmt(ref), ref ? (value / ref).toFixed(2) : '-', t ? `${t.lower ? '<=' : '>='} ${t.target}` : '', met]);
+    const range = repeat > 1 ? [rangeOf(ddRuns, key)] : [];
+    rows.push([key, fmt(value), ...range, fmt(ref), ref ? (value / ref).toFixed(2) : '-', t ? `${t.lower ? '<=' : '>='} ${t.target}` : '', met]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
   console.log(`(${nWorkers} worker processes, 1 thread each; roundtrip: lower is better, others: higher)`);
+  if (repeat > 1) console.log(`(medians of ${repeat} runs, each on a fresh cluster${daskRuns.length > 0 ? `; dask: of ${daskRuns.length} runs, alternating with dd's` : ''})`);
   if (ddSteal !== undefined) {
     const of = (p: number) => `${p.toFixed(1)}%`;
+    const spread = (xs: number[]) => (xs.length > 1 ? ` (${of(Math.min(...xs))}-${of(Math.max(...xs))})` : '');
     console.log(
-      `host steal: ${of(ddSteal)} of CPU time during dd's run${daskSteal === undefined ? '' : `, ${of(daskSteal)} during dask's`}` +
+      `host steal: ${of(ddSteal)}${spread(ddSteals)} of CPU time during dd's run${repeat > 1 ? 's' : ''}` +
+        `${daskSteal === undefined ? '' : `, ${of(daskSteal)}${spread(daskSteals)} during dask's`}` +
         ' (CPU time the hypervisor gave to other guests: runs with more of it run slower)',
     );
   }
+}
+
+/** Each key's median over the runs that measured it, in the first run's key order. */
+export function medianFigures(runs: readonly Figures[]): Figures {
+  const out: Figures = {};
+  const keys: string[] = [];
+  for (const r of runs) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
+  for (const k of keys) {
+    const values = runs.flatMap((r) => (r[k] === undefined ? [] : [r[k]!]));
+    out[k] = median(values);
+  }
+  return out;
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function rangeOf(runs: readonly Figures[], key: string): string {
+  const values = runs.flatMap((r) => (r[key] === undefined ? [] : [r[key]!]));
+  return values.length === 0 ? '-' : `${fmt(Math.min(...values))}-${fmt(Math.max(...values))}`;
 }
 
 function round2(v: number): number {
