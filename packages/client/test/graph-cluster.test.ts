@@ -25,6 +25,19 @@ describe('graphs on a cluster', () => {
     });
   });
 
+  test('a sum over more than 64 inputs nobody else wants: its result stays, the inputs are freed after it', async () => {
+    await withCluster({ nWorkers: 2, timeoutMs: 30_000 }, async ({ client, workers }) => {
+      const xs = client.map(inc, Array.from({ length: 100 }, (_, i) => i));
+      const total = client.submit(sum, xs);
+      // The client lets the inputs go at once: only the sum holds them, and its finishing frees
+      // them (in the scheduler's release-deferred stimulus, fed by the server's timer).
+      for (const f of xs) f.release();
+      expect(await total).toBe(5050);
+      await until(() => workers.every((w) => workerKeys(w).every((k) => k === total.key)), 10_000, 'workers to free the inputs');
+      expect(workers.flatMap(workerKeys)).toEqual([total.key]);
+    });
+  });
+
   test('get with Futures and scattered data inside, nested tasks, and task errors', async () => {
     await withCluster({ nWorkers: 2 }, async ({ client }) => {
       const f = client.submit(inc, 10);

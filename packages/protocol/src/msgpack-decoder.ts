@@ -218,7 +218,15 @@ export class MsgpackDecoder {
       this.pos++;
       return this.cachedKey(t & 0x1f, this.pos - 1);
     }
-    const key = this.value();
+    // A map in key position is refused below, never resolved (decodeResolving).
+    const refKey = this.refKey;
+    this.refKey = null;
+    let key: unknown;
+    try {
+      key = this.value();
+    } finally {
+      this.refKey = refKey;
+    }
     if (typeof key === 'string') {
       if (key === '__proto__') throw new MsgpackDecodeError('The key __proto__ is not allowed');
       return key;

@@ -119,6 +119,14 @@ describe('js task spec', () => {
     bad[bad.byteLength - 14] = 0xc3; // the args array header (fixarray of 1) becomes `true`
     expect(() => decodeTaskCall({ language: 'js', data: bad }, () => 1)).toThrow(/malformed|Extra|msgpack/i);
     expect(() => decodeTaskCall({ language: 'python', data: good }, () => 1)).toThrow(DeserializationError);
+    // A reference standing as a map key is refused, as decodeTaskSpec refuses any map there.
+    const other = { kind: 'source' as const, name: 'f', source: '(x) => x', hash: 'h-key-position' };
+    const fnOnly = encodeMessage({ fn: other })[0]!;
+    const ref = [0x81, 0xa9, ...Buffer.from('__ddKey__'), 0xa1, 0x61]; // {__ddKey__: 'a'}
+    const frame = new Uint8Array([0x82, ...fnOnly.subarray(1), 0xa4, ...Buffer.from('args'), 0x91, 0x81, ...ref, 0x01]);
+    const keyed = { language: 'js', data: packFrames([frame]) };
+    expect(() => decodeTaskSpec(keyed)).toThrow(/type of key/);
+    expect(() => decodeTaskCall(keyed, () => 1)).toThrow(/type of key/);
     expect(() => decodeTaskCall({ language: 'js', data: new Uint8Array([1, 2, 3]) }, () => 1)).toThrow(/truncated|Protocol|malformed/i);
   });
 

@@ -854,6 +854,11 @@ export class SchedulerState {
     if (ts === undefined) return;
     const start = ts.state;
     if (start === finish) return;
+    // Memory is released when nothing needs it or when its last copy is gone. A recommendation
+    // to release a task that is held and needed again is stale: a retried task drops itself as
+    // its inputs' waiter and adds itself back in the same stimulus, and releasing an input then
+    // left the task processing without it (found by the fuzz test with wide fan-ins).
+    if (start === 'memory' && finish === 'released' && ts.whoHas.size > 0 && (ts.waiters.size > 0 || ts.wantedBy.size > 0)) return;
     const local: Recs = [];
     const fn = this.table.get(start)?.get(finish);
     if (fn !== undefined) {
@@ -911,7 +916,10 @@ export class SchedulerState {
   // Transitions (one method per `from->to` pair)
 
   private transitionReleasedWaiting(ts: TaskState, recs: Recs): void {
-    if (ts.hasLostDependencies || ts.runSpec === null) {
+    // Nothing wants it and nothing depends on it: a recommendation to compute it is stale (e.g.
+    // a dependency's retry un-erring it in the stimulus that forgot its last dependent; found by
+    // the fuzz test), and it would wait there for ever.
+    if (ts.hasLostDependencies || ts.runSpec === null || (ts.wantedBy.size === 0 && ts.dependents.size === 0)) {
       recs.push(ts.key, 'forgotten');
       return;
     }
@@ -1033,14 +1041,8 @@ export class SchedulerState {
   }
 
   private transitionWaitingReleased(ts: TaskState, recs: Recs): void {
-    // A task with many dependencies (the sum over a map) lets them go in a later stimulus: freeing
-    // 10 000 of them took ~50 ms, all before the task's own result went to its client.
-    const defer = ts.dependencies.size > DEFER_RELEASES_ABOVE;
     for (const dts of ts.dependencies) {
-      if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) {
-        if (defer) this.deferredReleases.push(dts);
-        else recs.push(dts.key, 'released');
-      }
+      if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
     clearIfAny(ts.waitingOn);
     this.setState(ts, 'released');
@@ -1051,14 +1053,8 @@ export class SchedulerState {
 
   private transitionNoWorkerReleased(ts: TaskState, recs: Recs): void {
     this.unrunnable.delete(ts);
-    // A task with many dependencies (the sum over a map) lets them go in a later stimulus: freeing
-    // 10 000 of them took ~50 ms, all before the task's own result went to its client.
-    const defer = ts.dependencies.size > DEFER_RELEASES_ABOVE;
     for (const dts of ts.dependencies) {
-      if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) {
-        if (defer) this.deferredReleases.push(dts);
-        else recs.push(dts.key, 'released');
-      }
+      if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
     clearIfAny(ts.waitingOn);
     clearIfAny(ts.waiters);
@@ -1128,12 +1124,14 @@ export class SchedulerState {
         if (dts.waitingOn.delete(ts) && dts.waitingOn.size === 0 && dts.state === 'waiting') recs.push(dts.key, 'processing');
       }
     }
-    // A task with many dependencies (the sum over a map) lets them go in a later stimulus: freeing
-    // 10 000 of them took ~50 ms, all before the task's own result went to its client.
+    // A task with many dependencies (the sum over a map) lets those in memory go in a later
+    // stimulus (release-deferred): freeing 10 000 of them took ~50 ms, all before the task's own
+    // result went to its client. Only here: a task that errs or is released has no result to
+    // report first, and a dependency not in memory (lost, being recomputed) is released now.
     const defer = ts.dependencies.size > DEFER_RELEASES_ABOVE;
     for (const dts of ts.dependencies) {
       if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) {
-        if (defer) this.deferredReleases.push(dts);
+        if (defer && dts.state === 'memory') this.deferredReleases.push(dts);
         else recs.push(dts.key, 'released');
       }
     }
@@ -1198,14 +1196,8 @@ export class SchedulerState {
         recs.push(dts.key, 'erred');
       }
     }
-    // A task with many dependencies (the sum over a map) lets them go in a later stimulus: freeing
-    // 10 000 of them took ~50 ms, all before the task's own result went to its client.
-    const defer = ts.dependencies.size > DEFER_RELEASES_ABOVE;
     for (const dts of ts.dependencies) {
-      if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) {
-        if (defer) this.deferredReleases.push(dts);
-        else recs.push(dts.key, 'released');
-      }
+      if (dts.waiters.delete(ts) && dts.waiters.size === 0 && dts.wantedBy.size === 0) recs.push(dts.key, 'released');
     }
     clearIfAny(ts.waiters);
     clearIfAny(ts.waitingOn);

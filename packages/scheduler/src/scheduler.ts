@@ -380,9 +380,11 @@ export class Scheduler {
     this.dispatch(out);
     if (this.observers.size > 0) this.observers.stimuli(this.observed(events));
     if (this.state.deferredReleaseCount > 0 && !this.releaseScheduled) {
-      // A timer, not setImmediate: the BatchedSends flush on zero-delay timers set while this
-      // stimulus was dispatched, and timers of one delay fire in order, so the finished task's
-      // report is written before the releases are handled.
+      // A timer, not setImmediate: with the default batchIntervalMs of 0 the BatchedSends flush
+      // on zero-delay timers set while this stimulus was dispatched, and timers of one delay fire
+      // in order, so the finished task's report is written before the releases are handled.
+      // (With a longer interval, or a write to that client still in flight, it goes out after
+      // them, as it did before releases were deferred.)
       this.releaseScheduled = true;
       setTimeout(this.releaseDeferred, 0);
     }

@@ -126,6 +126,19 @@ describe('submit and dependency chains', () => {
     expect(s.handleStimulus({ kind: 'release-deferred', stimulusId: sid_() })).toEqual([]);
   });
 
+  test('a many-dependency task that errs before it runs releases its other inputs at once, as before', () => {
+    const s = newState();
+    s.handleStimulus(dummyWorker(A));
+    const leaves = Array.from({ length: DEFER_RELEASES_ABOVE + 1 }, (_, i) => dummyTask(`x-${i}`));
+    s.handleStimulus(dummyGraph('c1', [...leaves, dummyTask('total', leaves.map((t) => t.key))], ['total']));
+    s.handleStimulus(dummyFinished(A, 'x-1'));
+    s.handleStimulus(dummyErred(A, 'x-0'));
+    expect(s.tasks.get('total')?.state).toBe('erred');
+    expect(s.deferredReleaseCount).toBe(0);
+    // Nothing keeps computing for a result nobody can use, and the finished one is freed.
+    expect([...s.tasks.values()].filter((t) => t.state === 'processing' || t.state === 'memory')).toEqual([]);
+  });
+
   test(`a task with up to ${DEFER_RELEASES_ABOVE} dependencies frees them in the stimulus that finishes it`, () => {
     const s = newState();
     s.handleStimulus(dummyWorker(A));
@@ -135,6 +148,21 @@ describe('submit and dependency chains', () => {
     const done = s.handleStimulus(dummyFinished(A, 'total'));
     expect(freed(done, A)).toHaveLength(DEFER_RELEASES_ABOVE);
     expect(s.deferredReleaseCount).toBe(0);
+  });
+
+  test('a recommendation to release a task that is held and needed again is dropped', () => {
+    // A retried task that nobody needs drops itself as its inputs' waiter and adds itself back
+    // in the same stimulus; the fuzz test found an input released under it that way.
+    const s = newState();
+    s.handleStimulus(dummyWorker(A));
+    s.handleStimulus(dummyGraph('c1', [dummyTask('x'), dummyTask('w'), dummyTask('y', ['x', 'w'])], ['y']));
+    s.handleStimulus(dummyFinished(A, 'x'));
+    expect(s.tasks.get('y')?.state).toBe('waiting');
+    s.transitions(new Map([['x', 'released']]), sid_());
+    expect(s.tasks.get('x')?.state).toBe('memory');
+    const done = s.handleStimulus(dummyFinished(A, 'w'));
+    expect(computeKeys(done)).toEqual(['y']);
+    s.validateState();
   });
 
   test('a task waits for all its dependencies (diamond)', () => {
