@@ -24,7 +24,7 @@ describe('client.restart() with dd-worker', () => {
     await client.waitForWorkers(2, { timeout: 20_000 });
     const pidsBefore = childPids(w.child.pid!).sort();
     expect(pidsBefore).toHaveLength(2);
-    const workersBefore = Object.keys((await client.schedulerInfo()).workers).sort();
+    expect(Object.keys((await client.schedulerInfo()).workers)).toHaveLength(2);
 
     const done = client.submit((x: number) => x + 1, 1);
     expect(await done).toBe(2);
@@ -47,7 +47,8 @@ describe('client.restart() with dd-worker', () => {
     for (const pid of pidsAfter) expect(pidsBefore).not.toContain(pid);
     const workersAfter = Object.keys((await client.schedulerInfo()).workers).sort();
     expect(workersAfter).toEqual([...reply.workers].sort());
-    for (const a of workersAfter) expect(workersBefore).not.toContain(a);
+    // Fresh processes, told apart by pid above: not by address, since the kernel may give a new
+    // worker the port an old one just freed.
     // A restart is not a death.
     expect(w.lines.some((l) => /died with/.test(l))).toBe(false);
 
