@@ -218,21 +218,24 @@ export class MsgpackDecoder {
       this.pos++;
       return this.cachedKey(t & 0x1f, this.pos - 1);
     }
-    // A map in key position is refused below, never resolved (decodeResolving).
-    const refKey = this.refKey;
-    this.refKey = null;
-    let key: unknown;
-    try {
-      key = this.value();
-    } finally {
-      this.refKey = refKey;
-    }
+    const key = this.refKey === null ? this.value() : this.unresolvedValue();
     if (typeof key === 'string') {
       if (key === '__proto__') throw new MsgpackDecodeError('The key __proto__ is not allowed');
       return key;
     }
     if (typeof key === 'number') return key;
     throw new MsgpackDecodeError(`The type of key must be string or number but ${typeof key}`);
+  }
+
+  /** value() with references not resolved: a map in key position is refused, never resolved. */
+  private unresolvedValue(): unknown {
+    const refKey = this.refKey;
+    this.refKey = null;
+    try {
+      return this.value();
+    } finally {
+      this.refKey = refKey;
+    }
   }
 
   private cachedKey(n: number, header: number): string {
