@@ -71,7 +71,7 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
   // travel inline again (isInlineBytes): every compute-task took its spec out of band, a
   // sub-header and two frames more per task, and a Buffer's slice() is a view of its
   // 64 KiB pool, which an executor thread post then copied whole.
-  const input = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  const input = plainBytes(bytes);
   try {
     const value = decoder.decode(input);
     lastPlaceholderMaps = decoder.placeholderMaps;
@@ -98,7 +98,7 @@ export function decodeMsgpack(bytes: Uint8Array, what: string): unknown {
  * library (extension types) is decoded as decodeMsgpack does, unresolved (`resolved: false`).
  */
 export function decodeMsgpackResolving(bytes: Uint8Array, what: string, refKey: string, resolve: (ref: string) => unknown): { value: unknown; resolved: boolean } {
-  const input = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  const input = plainBytes(bytes);
   try {
     const value = decoder.decodeResolving(input, refKey, resolve);
     lastPlaceholderMaps = decoder.placeholderMaps;
@@ -107,6 +107,11 @@ export function decodeMsgpackResolving(bytes: Uint8Array, what: string, refKey: 
     if (!(error instanceof UnsupportedMsgpackType)) throw notMsgpack(what, error);
   }
   return { value: decodeMsgpack(input, what), resolved: false };
+}
+
+/** `bytes` as a plain Uint8Array view (see decodeMsgpack: bin must not decode as a Buffer). */
+function plainBytes(bytes: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
 }
 
 function notMsgpack(what: string, error: unknown): DeserializationError {

@@ -133,7 +133,7 @@ export function decodeTaskSpec(run: WireRunSpec): JsTaskSpec {
  * The spec's function and its arguments with every KeyRef replaced by `lookup(key)`: what
  * decodeTaskSpec then substituteKeyRefs return, but for a spec of plain msgpack (one frame, the
  * usual case) the references are looked up as they are decoded, with no KeyRef objects made and
- * no second walk. For a sum over 10 000 results the two steps took 24-58 ms on a fresh thread
+ * no second walk. For a sum over 10 000 results the two steps took 24-57 ms in a fresh process
  * (this: 17-27).
  * `lookup` must not throw or decode msgpack itself.
  */

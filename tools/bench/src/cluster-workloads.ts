@@ -43,7 +43,8 @@ export type Figures = Record<string, number>;
 
 const cores = availableParallelism();
 
-function median(values: number[]): number {
+/** The median (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;

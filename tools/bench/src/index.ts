@@ -8,7 +8,7 @@
 // --repeat N runs everything N times, each on a fresh cluster (dd and dask alternating), and
 // reports each figure's median with its range: one first pass swings by +-30% on a shared VM.
 
-import { runClusterWorkloads, type Figures } from './cluster-workloads';
+import { median, runClusterWorkloads, type Figures } from './cluster-workloads';
 import { runDaskBench } from './dask';
 import { readCpuTimes, stealPercent } from './host-steal';
 
@@ -100,8 +100,8 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-/** Each key's median over the runs that measured it, in the first run's key order. */
-export function medianFigures(runs: readonly Figures[]): Figures {
+/** Each key's median over the runs that measured it, keys in the order they first appear. */
+function medianFigures(runs: readonly Figures[]): Figures {
   const out: Figures = {};
   const keys: string[] = [];
   for (const r of runs) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
@@ -110,12 +110,6 @@ export function medianFigures(runs: readonly Figures[]): Figures {
     out[k] = median(values);
   }
   return out;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function rangeOf(runs: readonly Figures[], key: string): string {
