@@ -196,6 +196,9 @@ export class Client implements FutureOwner, AsyncDisposable {
    * arrive after the same key was submitted again, and must not cancel the new future.
    */
   readonly #cancelEchoes = new Map<Key, number>();
+  /** Stream barriers waiting for the scheduler's answer, by id (#streamBarrier). */
+  readonly #barriers = new Map<number, () => void>();
+  #nextBarrier = 0;
   /** How the link was made, to make it again after the scheduler went away. */
   #reconnectWith: ReconnectWith | undefined;
   /** Set while reconnecting: rpc calls wait for it, stream messages stay queued. */
@@ -653,12 +656,31 @@ export class Client implements FutureOwner, AsyncDisposable {
         }
         break;
       }
+      case 'stream-barrier': {
+        this.#barriers.get(msg.id)?.();
+        this.#barriers.delete(msg.id);
+        break;
+      }
       default:
         break;
     }
   }
 
+  /**
+   * Resolves once the scheduler has read everything this client sent on its stream so far (or
+   * the connection is gone: the next rpc then fails on its own).
+   */
+  async #streamBarrier(): Promise<void> {
+    if (this.#reconnecting !== undefined) await this.#reconnecting;
+    const id = ++this.#nextBarrier;
+    const done = new Promise<void>((resolve) => this.#barriers.set(id, resolve));
+    this._sendStream({ op: 'stream-barrier', client: this.id, id });
+    await done;
+  }
+
   #onConnectionLost(error: Error | undefined): void {
+    for (const resolve of this.#barriers.values()) resolve();
+    this.#barriers.clear();
     if (this.#status !== 'running' || this.#reconnecting !== undefined) return;
     const how = this.#reconnectWith;
     if (how !== undefined && how.timeoutMs > 0) {
@@ -1169,6 +1191,11 @@ export class Client implements FutureOwner, AsyncDisposable {
     const reason = 'the cluster was restarted (client.restart()); its tasks and data are gone';
     this.#checkRunning();
     const before = [...this.#states.keys()];
+    // The restart rpc must see every task submitted before it, also a large update-graph still
+    // being read from the stream connection when the rpc's own connection delivers (seen under
+    // load: a map's last slice arrived after the restart and ran, wanted by a client that had
+    // already forgotten it).
+    await this.#streamBarrier();
     const reply = await this.#call<{ workers: Address[]; notRestarted: Address[] }>('restart', { timeoutMs, reason }, { timeout: timeoutMs + 10_000 });
     // The scheduler's cancelled-keys may still be on its way (another connection): do not wait.
     for (const key of before) {

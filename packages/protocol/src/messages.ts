@@ -100,6 +100,21 @@ export interface CloseClientMsg {
   op: 'close-client';
   client: string;
 }
+/**
+ * Stream: answered on the stream with the same `id` once the scheduler has read everything sent
+ * before it. Rpcs travel on other connections and can overtake the stream: a client that needs
+ * an rpc to see its earlier stream messages (restart) waits for the answer first.
+ */
+export interface StreamBarrierMsg {
+  op: 'stream-barrier';
+  client: string;
+  id: number;
+}
+/** The scheduler's answer to a StreamBarrierMsg. */
+export interface StreamBarrierReplyMsg {
+  op: 'stream-barrier';
+  id: number;
+}
 /** Rpc: cancel keys; `force` cancels even if other clients want them. */
 export interface CancelRequest {
   op: 'cancel';
@@ -204,13 +219,14 @@ export interface CancelledKeysMsg {
   keys: Key[];
   reason?: string;
 }
-export type SchedulerToClientMsg = KeyInMemoryMsg | TaskErredMsgToClient | LostDataMsg | CancelledKeysMsg;
+export type SchedulerToClientMsg = KeyInMemoryMsg | TaskErredMsgToClient | LostDataMsg | CancelledKeysMsg | StreamBarrierReplyMsg;
 export type ClientToSchedulerMsg =
   | UpdateGraphMsg
   | ClientDesiresKeysMsg
   | ClientReleasesKeysMsg
   | HeartbeatClientMsg
-  | CloseClientMsg;
+  | CloseClientMsg
+  | StreamBarrierMsg;
 
 // ---------------------------------------------------------------------------------------------
 // Worker -> scheduler

@@ -194,6 +194,7 @@ export class Scheduler {
         'client-releases-keys': sh((m, ctx) => this.fromClient(ctx, m, 'client-releases-keys')),
         'heartbeat-client': sh((m, ctx) => this.fromClient(ctx, m, 'heartbeat-client')),
         'close-client': sh((m, ctx) => this.fromClient(ctx, m, 'close-client')),
+        'stream-barrier': sh((m, ctx) => this.fromClient(ctx, m, 'stream-barrier')),
       },
     });
   }
@@ -661,6 +662,11 @@ export class Scheduler {
         return;
       case 'heartbeat-client':
         this.enqueue({ kind: 'client-heartbeat', client, stimulusId });
+        return;
+      case 'stream-barrier':
+        // Everything the client sent before it has been read and queued: the rpcs it sends after
+        // this answer handle that queue first (see the request wrapper in the constructor).
+        this.clientPeers.get(client)?.bsend.send({ op: 'stream-barrier', id: num(m, 'id', op) });
         return;
       case 'close-client': {
         const peer = this.clientPeers.get(client);

@@ -195,6 +195,9 @@ describe.each([
     const c = await fakeClient(s.address, 'c');
     await c.write([{ op: 'update-graph', tasks: [{ key: 'k' }], keys: ['k'] }, { op: 'client-releases-keys' }, 42, { op: 'no-such-op' }]);
     expect(await readUntil(c, (m) => m['op'] === 'cancelled-keys')).toMatchObject({ op: 'cancelled-keys', keys: ['k'] });
+    // a stream barrier without an id is dropped; one with an id is answered with it
+    await c.write([{ op: 'stream-barrier', client: 'c' }, { op: 'stream-barrier', client: 'c', id: 7 }]);
+    expect(await readUntil(c, (m) => m['op'] === 'stream-barrier')).toEqual({ op: 'stream-barrier', id: 7 });
     // duplicate worker registration is refused
     const w = await fakeWorker(s.address, listen, 'w1');
     await expect(
