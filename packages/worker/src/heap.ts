@@ -30,24 +30,35 @@ export class Heap<T> {
     items[i] = item;
   }
 
+  /**
+   * Removes and returns the least entry. Bottom-up (Floyd): the hole at the root moves down along
+   * the lesser children to a leaf, then the former last entry rises from there. The last entry
+   * almost always belongs near the bottom, so this takes about one comparison per level where
+   * the textbook sift-down takes two (a 5 000-entry ready queue: 12 comparisons per pop, not 21).
+   */
   pop(): T | undefined {
     const items = this.items;
     const top = items[0];
     const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
+    const n = items.length;
+    if (n > 0) {
       let i = 0;
-      const n = items.length;
       for (;;) {
         const l = 2 * i + 1;
         if (l >= n) break;
         const r = l + 1;
-        let c = l;
-        if (r < n && this.less(items[r] as T, items[l] as T)) c = r;
-        if (!this.less(items[c] as T, last)) break;
+        const c = r < n && this.less(items[r] as T, items[l] as T) ? r : l;
         items[i] = items[c] as T;
         i = c;
       }
-      items[i] = last;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        const p = items[parent] as T;
+        if (!this.less(last as T, p)) break;
+        items[i] = p;
+        i = parent;
+      }
+      items[i] = last as T;
     }
     return top;
   }
