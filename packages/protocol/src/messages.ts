@@ -278,6 +278,7 @@ export interface UnregisterWorkerRequest {
 
 export interface StartStop {
   action: 'compute' | 'transfer' | 'disk-read' | 'disk-write';
+  /** Milliseconds since the Unix epoch; may carry a fraction (a compute's stop does: its duration is measured on a monotonic clock). */
   start: number;
   stop: number;
   source?: Address;

@@ -180,8 +180,14 @@ export class SchedulerState {
   transitionCounter = 0;
   /** Called after every transition (scheduler plugins); null when nobody listens. Must not throw. */
   transitionHook: ((key: Key, start: string, finish: string, stimulusId: StimulusId) => void) | null = null;
-  /** Tasks ever sent to processing (round-robin tiebreak). */
+  /** Tasks ever sent to processing. */
   nTasks = 0;
+  /**
+   * Calls of leastBusy: where its round-robin among equally busy workers starts. Not nTasks (the
+   * reference's): a placement run calls it once per run, and runs of an even size then always
+   * started at the same worker (a map sent as update-graphs of 1 000 tasks went all to one).
+   */
+  private leastBusyTurn = 0;
 
   /** When the current priority generation started (clock ms). */
   private generationStart = -Infinity;
@@ -1374,7 +1380,9 @@ export class SchedulerState {
       this.totalOccupancy -= cost;
       ws.occupancy -= cost;
     }
-    if (this.totalOccupancy < 1e-12) this.totalOccupancy = Math.max(0, this.totalOccupancy);
+    // Rounding leaves a residue when everything has finished; a positive one made every worker
+    // with zero occupancy (tasks measured at 0 s) count as idle however many tasks it held.
+    if (this.totalOccupancy < 1e-12) this.totalOccupancy = 0;
     if (ts.resourceRestrictions !== null) {
       for (const [r, q] of Object.entries(ts.resourceRestrictions)) ws.usedResources[r] = (ws.usedResources[r] ?? 0) - q;
     }
@@ -1546,12 +1554,12 @@ export class SchedulerState {
           this.runningList = [...this.running];
           this.runningListStale = false;
         }
-        return this.runningList[this.nTasks % this.runningList.length] ?? null;
+        return this.runningList[this.leastBusyTurn++ % this.runningList.length] ?? null;
       }
       // Large idle pool: any idle worker will do; take the first (O(1)).
       for (const ws of pool) return ws;
     }
-    const start = this.nTasks % n;
+    const start = this.leastBusyTurn++ % n;
     let best: WorkerState | null = null;
     let bestScore = Infinity;
     let bestRank = Infinity;

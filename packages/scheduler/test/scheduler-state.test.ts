@@ -294,6 +294,32 @@ describe('worker choice', () => {
     }
   });
 
+  test('maps of tasks measured at zero duration still split across equal workers, submission after submission', () => {
+    // A prefix whose tasks all measured 0 ms adds nothing to occupancy, so every choice is a
+    // tie. The tie used to rotate by the count of tasks assigned so far, and the client sends a
+    // large map as update-graphs of 1 000 tasks (runs of 500 per worker): an even count every
+    // time, so one worker got all of them, map after map (found in the map benchmark's passes).
+    const s = newState({ validate: false });
+    twoWorkers(s);
+    const zero = { startstops: [{ action: 'compute' as const, start: 5, stop: 5 }] };
+    let n = 0;
+    for (let pass = 0; pass < 3; pass++) {
+      const counts: Record<string, number> = { [A]: 0, [B]: 0 };
+      const keys: string[] = [];
+      for (let chunk = 0; chunk < 4; chunk++) {
+        const tasks = Array.from({ length: 1000 }, () => dummyTask(`inc-${n++}`, [], { order: n }));
+        const where = computed(s.handleStimulus(dummyGraph('c', tasks)));
+        for (const w of [A, B]) counts[w] = counts[w]! + (where[w]?.length ?? 0);
+        keys.push(...tasks.map((t) => t.key));
+      }
+      expect(counts).toEqual({ [A]: 2000, [B]: 2000 });
+      s.handleStimulus(...keys.map((k) => dummyFinished(s.tasks.get(k)!.processingOn!.address, k, 8, zero)));
+      expect(s.prefixes.get('inc')!.durationAverage).toBe(0);
+      expect(s.totalOccupancy).toBe(0); // no rounding residue once nothing is processing
+      s.handleStimulus({ kind: 'client-releases-keys', client: 'c', keys, stimulusId: sid_() });
+    }
+  });
+
   test('a small group of tasks without dependencies still alternates between workers', () => {
     const s = newState();
     twoWorkers(s);

@@ -45,7 +45,11 @@ export class TaskRunner {
 
   /** Decodes, substitutes, loads and runs; never throws (failures become `{ok: false}`). */
   async run(spec: WireRunSpec, deps: Record<Key, unknown> | Map<Key, unknown>): Promise<TaskOutcome> {
+    // Wall-clock start, duration from the monotonic clock: Date.now() alone measured every task
+    // under a millisecond as 0, and the scheduler's duration estimates (occupancy, stealing)
+    // then knew nothing of tiny tasks.
     const start = Date.now();
+    const t0 = performance.now();
     let fnRef: FunctionRef | undefined;
     try {
       const lookup = deps instanceof Map ? (k: Key) => deps.get(k) : (k: Key) => deps[k];
@@ -56,10 +60,10 @@ export class TaskRunner {
       const worker = this.taskWorker;
       let value = worker === undefined ? fn(...args) : runAsTaskOf(worker, () => fn(...args));
       if (isThenable(value)) value = await value;
-      const stop = Date.now();
+      const stop = start + (performance.now() - t0);
       return { ok: true, value, nbytes: sizeof(value), type: typeName(value), start, stop };
     } catch (err) {
-      return { ok: false, error: this.toWireError(err, fnRef), start, stop: Date.now() };
+      return { ok: false, error: this.toWireError(err, fnRef), start, stop: start + (performance.now() - t0) };
     }
   }
 
