@@ -180,12 +180,13 @@ export class SchedulerState {
   transitionCounter = 0;
   /** Called after every transition (scheduler plugins); null when nobody listens. Must not throw. */
   transitionHook: ((key: Key, start: string, finish: string, stimulusId: StimulusId) => void) | null = null;
-  /** Tasks ever sent to processing. */
+  /** Tasks ever sent to processing (a statistic; nothing decides by it). */
   nTasks = 0;
   /**
    * Calls of leastBusy: where its round-robin among equally busy workers starts. Not nTasks (the
-   * reference's): a placement run calls it once per run, and runs of an even size then always
-   * started at the same worker (a map sent as update-graphs of 1 000 tasks went all to one).
+   * reference's): a placement run calls it once per run, and runs whose size is a multiple of the
+   * pool's always started at the same worker (with tasks measured at 0 s, a map sent as
+   * update-graphs of 1 000 tasks went mostly or wholly to one of two workers).
    */
   private leastBusyTurn = 0;
 
@@ -649,7 +650,7 @@ export class SchedulerState {
     this.idle.delete(ws);
     this.saturated.delete(ws);
     this.totalNthreads -= ws.nthreads;
-    this.totalOccupancy -= ws.occupancy;
+    this.changeTotalOccupancy(-ws.occupancy);
     if (this.workers.size === 0) this.totalOccupancy = 0;
     ws.status = 'closing';
 
@@ -987,7 +988,7 @@ export class SchedulerState {
     const cost = this.taskDuration(ts) + this.commCost(ts, ws);
     ws.processing.set(ts, cost);
     ws.occupancy += cost;
-    this.totalOccupancy += cost;
+    this.changeTotalOccupancy(cost);
     ts.processingOn = ws;
     this.setState(ts, 'processing');
     if (ts.resourceRestrictions !== null) {
@@ -1117,7 +1118,7 @@ export class SchedulerState {
         const cost = avg + this.commCost(tts, wws);
         wws.processing.set(tts, cost);
         wws.occupancy += cost - old;
-        this.totalOccupancy += cost - old;
+        this.changeTotalOccupancy(cost - old);
       }
     }
   }
@@ -1374,20 +1375,28 @@ export class SchedulerState {
     this.unknownDurations.get(ts.prefix.name)?.delete(ts);
     if (this.workers.get(ws.address) !== ws) return null;
     if (ws.processing.size === 0) {
-      this.totalOccupancy -= ws.occupancy;
+      this.changeTotalOccupancy(-ws.occupancy);
       ws.occupancy = 0;
     } else {
-      this.totalOccupancy -= cost;
+      this.changeTotalOccupancy(-cost);
       ws.occupancy -= cost;
     }
-    // Rounding leaves a residue when everything has finished; a positive one made every worker
-    // with zero occupancy (tasks measured at 0 s) count as idle however many tasks it held.
-    if (this.totalOccupancy < 1e-12) this.totalOccupancy = 0;
     if (ts.resourceRestrictions !== null) {
       for (const [r, q] of Object.entries(ts.resourceRestrictions)) ws.usedResources[r] = (ws.usedResources[r] ?? 0) - q;
     }
     this.checkIdleSaturated(ws);
     return ws;
+  }
+
+  /**
+   * Every change of totalOccupancy goes through here. Adding and subtracting the same costs in
+   * other orders leaves a rounding residue once the queues are empty, and a positive one made each
+   * worker with zero occupancy (tasks measured at 0 s) count as idle however many tasks it held
+   * (checkIdleSaturated): anything under 1e-12 s is taken as 0.
+   */
+  private changeTotalOccupancy(delta: number): void {
+    const total = this.totalOccupancy + delta;
+    this.totalOccupancy = total < 1e-12 ? 0 : total;
   }
 
   /** Expected compute seconds: the prefix average, or the default guess (remembered for correction). */
@@ -1641,7 +1650,7 @@ export class SchedulerState {
       if (cost !== old) ws.processing.set(ts, cost);
       total += cost;
     }
-    this.totalOccupancy += total - ws.occupancy;
+    this.changeTotalOccupancy(total - ws.occupancy);
     ws.occupancy = total;
     this.checkIdleSaturated(ws);
   }

@@ -35,6 +35,8 @@ export class TaskRunner {
   private readonly uploadDirectory: string | undefined;
   /** The worker that tasks run by this runner see through getWorker() (task-context.ts), once known. */
   taskWorker: TaskWorker | undefined;
+  /** The latest stop reported (ms since the epoch, fractional). */
+  private lastStop = 0;
 
   constructor(options: TaskRunnerOptions) {
     this.cwd = path.resolve(options.cwd);
@@ -45,10 +47,12 @@ export class TaskRunner {
 
   /** Decodes, substitutes, loads and runs; never throws (failures become `{ok: false}`). */
   async run(spec: WireRunSpec, deps: Record<Key, unknown> | Map<Key, unknown>): Promise<TaskOutcome> {
-    // Wall-clock start, duration from the monotonic clock: Date.now() alone measured every task
-    // under a millisecond as 0, and the scheduler's duration estimates (occupancy, stealing)
-    // then knew nothing of tiny tasks.
-    const start = Date.now();
+    // The duration comes from the monotonic clock: with Date.now() alone a task under a
+    // millisecond measured 0 (or 1) ms, and the scheduler's estimates for tiny tasks (occupancy,
+    // stealing) decayed to 0. The start is wall-clock (whole ms), and not before the stop just
+    // recorded: with fractional stops, tasks that ran one after another would otherwise seem to
+    // overlap by up to 1 ms (task-stream rows). Neither moves an interval past the real one.
+    const start = Math.max(Date.now(), this.lastStop);
     const t0 = performance.now();
     let fnRef: FunctionRef | undefined;
     try {
@@ -60,11 +64,17 @@ export class TaskRunner {
       const worker = this.taskWorker;
       let value = worker === undefined ? fn(...args) : runAsTaskOf(worker, () => fn(...args));
       if (isThenable(value)) value = await value;
-      const stop = start + (performance.now() - t0);
+      const stop = this.stopped(start, t0);
       return { ok: true, value, nbytes: sizeof(value), type: typeName(value), start, stop };
     } catch (err) {
-      return { ok: false, error: this.toWireError(err, fnRef), start, stop: start + (performance.now() - t0) };
+      return { ok: false, error: this.toWireError(err, fnRef), start, stop: this.stopped(start, t0) };
     }
+  }
+
+  private stopped(start: number, t0: number): number {
+    const stop = start + (performance.now() - t0);
+    if (stop > this.lastStop) this.lastStop = stop;
+    return stop;
   }
 
   /** The function a FunctionRef names. */

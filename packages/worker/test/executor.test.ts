@@ -36,6 +36,21 @@ describe.each([
     expect(o.ok && o.type).toBe('number');
   });
 
+  test('compute times: fractional durations, and tasks that ran one after another do not overlap', async () => {
+    // Starts are whole wall-clock milliseconds and durations come from the monotonic clock; a
+    // start must not precede the previous stop, or the task stream draws back-to-back tiny tasks
+    // as overlapping (the performance report gave one row per task started in the same ms).
+    const f = src('function tiny(x) { return x + 1; }', 'tiny');
+    const outcomes: TaskOutcome[] = [];
+    for (let i = 0; i < 300; i++) outcomes.push(await ex.run(job(f, [i])));
+    expect(outcomes.some((o) => !Number.isInteger(o.stop - o.start))).toBe(true);
+    for (let i = 0; i < outcomes.length; i++) {
+      const o = outcomes[i]!;
+      expect(o.stop).toBeGreaterThanOrEqual(o.start);
+      if (i > 0) expect(o.start).toBeGreaterThanOrEqual(outcomes[i - 1]!.stop);
+    }
+  });
+
   test('awaits async functions', async () => {
     const f = src('async function later(x) { await new Promise((r) => setTimeout(r, 20)); return [x, "done"]; }', 'later');
     expect(value(await ex.run(job(f, [7])))).toEqual([7, 'done']);
