@@ -51,8 +51,10 @@ export class TaskRunner {
     // millisecond measured 0 (or 1) ms, and the scheduler's estimates for tiny tasks (occupancy,
     // stealing) decayed to 0. The start is wall-clock (whole ms), and not before the stop just
     // recorded: with fractional stops, tasks that ran one after another would otherwise seem to
-    // overlap by up to 1 ms (task-stream rows). Neither moves an interval past the real one.
-    const start = Math.max(Date.now(), this.lastStop);
+    // overlap by up to 1 ms (task-stream rows). Neither moves an interval past the real one. (Only
+    // within that millisecond: after the wall clock is set back, starts follow the clock again.)
+    const now = Date.now();
+    const start = this.lastStop > now && this.lastStop - now < 1 ? this.lastStop : now;
     const t0 = performance.now();
     let fnRef: FunctionRef | undefined;
     try {

@@ -200,3 +200,24 @@ describe('thread pool with a queue depth', () => {
     }
   });
 });
+
+test('compute times follow the wall clock again after it is set back', async () => {
+  const ex = new InlineExecutor({ nthreads: 1, cwd: FIXTURES });
+  const f = src('function tiny2(x) { return x; }', 'tiny2');
+  const realNow = Date.now.bind(Date);
+  try {
+    const before = await ex.run(job(f, [1]));
+    const setBack = realNow() - 10_000;
+    const spy = jest.spyOn(Date, 'now').mockImplementation(() => setBack);
+    try {
+      const after = await ex.run(job(f, [2]));
+      expect(after.start).toBe(setBack); // not held at the previous stop, 10 s ahead
+      expect(after.stop).toBeGreaterThanOrEqual(after.start);
+      expect(before.start).toBeGreaterThan(after.start);
+    } finally {
+      spy.mockRestore();
+    }
+  } finally {
+    await ex.close();
+  }
+});
