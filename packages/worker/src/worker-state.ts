@@ -26,7 +26,7 @@
 // TRANSITIONS; a pair that is not there goes through `released` when both halves exist, and is
 // otherwise an InvalidTransitionError carrying the key's story.
 
-import { TransitionLog, clearIfAny, isInlineValue, ownSet, sharedEmptySet, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
+import { TransitionLog, clearIfAny, isInlineValue, keySplit, ownSet, sharedEmptySet, type Address, type InlineValue, type Key, type StartStop, type StimulusId, type StoryEntry, type WireError, type WireRunSpec } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import { InvalidTransitionError, InvalidWorkerStateError, TransitionCounterMaxExceededError } from './errors';
 import type {
@@ -87,12 +87,6 @@ const QUEUED_WORK_MAX_MS = 8;
  */
 const QUEUED_DEPENDENCY_BYTES_MAX = 32 * 2 ** 20;
 
-/** `inc-3f2a...` -> `inc`: the kind of task, for duration estimates (the part before the last '-'). */
-function keyPrefix(key: Key): string {
-  const i = key.lastIndexOf('-');
-  return i > 0 ? key.slice(0, i) : key;
-}
-
 /** Priority of replicas asked for by `acquire-replicas`: after every task's dependencies. */
 const REPLICA_PRIORITY: readonly number[] = [Number.MAX_SAFE_INTEGER];
 
@@ -139,13 +133,17 @@ export class WorkerTask {
   /** A value waiting to be put in memory by the next `* -> memory` transition. */
   pendingValue: { value: unknown; nbytes: number | undefined; type: string | undefined } | null = null;
 
-  /** keyPrefix(key), once: a fresh slice per lookup cost a copy and a hash each time. */
+  /** keySplit(key), once: a fresh slice per lookup cost a copy and a hash each time. */
   private prefixCache: string | null = null;
 
   constructor(readonly key: Key) {}
 
+  /**
+   * The kind of task, for duration estimates: the scheduler's prefix (`inc-3f2a...` -> `inc`,
+   * `["g", 0, 5]` -> `g`). Cutting at the last '-' made every tuple key a prefix of its own.
+   */
   get prefix(): string {
-    return (this.prefixCache ??= keyPrefix(this.key));
+    return (this.prefixCache ??= keySplit(this.key));
   }
 
   addDependency(ts: WorkerTask): void {

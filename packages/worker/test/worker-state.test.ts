@@ -65,6 +65,23 @@ describe('WorkerState: extra execute slots (executor queue depth)', () => {
     expect(executes(s.handleStimulus(ok('sleep-2')))).toEqual(['inc-5']);
   });
 
+  test('tasks with tuple keys share their name\'s prefix, so a measured one lets the rest queue', () => {
+    // Keys of graphs are canonical tuples (["g", 0, 5]); the prefix was cut at the last '-', so
+    // each such key was a prefix of its own: never measured, never queued behind a running task
+    // (an executor thread idled between every two 1 ms tasks of a layered graph), and one map
+    // entry per task ever run.
+    const s = ws({ nthreads: 1, executeSlots: 4 });
+    const keys = Array.from({ length: 6 }, (_, i) => JSON.stringify(['g', 0, i]));
+    const first = executes(s.handleStimulus(...keys.map((k) => compute(k))));
+    expect(first).toHaveLength(1);
+    expect(executes(s.handleStimulus(ok(first[0]!)))).toHaveLength(4);
+    // The same for hashed names and names with dashes: one prefix per name, as the scheduler's.
+    const t = ws({ nthreads: 1, executeSlots: 4 });
+    const named = Array.from({ length: 6 }, (_, i) => JSON.stringify(['load-file-1f2e3d4c5b6a79881f2e3d4c5b6a7988', i]));
+    const run = executes(t.handleStimulus(...named.map((k) => compute(k))));
+    expect(executes(t.handleStimulus(ok(run[0]!)))).toHaveLength(4);
+  });
+
   test('queued tiny tasks together stay within the queued-work budget (8 ms)', () => {
     const s = ws({ nthreads: 1, executeSlots: 16 });
     const took = (key: string, ms: number): WorkerEvent => ({ type: 'execute-success', key, value: 1, nbytes: 8, start: 0, stop: ms, stimulusId: `s${++sid}` });
