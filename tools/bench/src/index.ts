@@ -105,16 +105,18 @@ function medianFigures(runs: readonly Figures[]): Figures {
   const out: Figures = {};
   const keys: string[] = [];
   for (const r of runs) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
-  for (const k of keys) {
-    const values = runs.flatMap((r) => (r[k] === undefined ? [] : [r[k]!]));
-    out[k] = median(values);
-  }
+  for (const k of keys) out[k] = median(valuesOf(runs, k));
   return out;
 }
 
 function rangeOf(runs: readonly Figures[], key: string): string {
-  const values = runs.flatMap((r) => (r[key] === undefined ? [] : [r[key]!]));
+  const values = valuesOf(runs, key);
   return values.length === 0 ? '-' : `${fmt(Math.min(...values))}-${fmt(Math.max(...values))}`;
+}
+
+/** A figure's values in the runs that measured it. */
+function valuesOf(runs: readonly Figures[], key: string): number[] {
+  return runs.flatMap((r) => (r[key] === undefined ? [] : [r[key]!]));
 }
 
 function round2(v: number): number {
