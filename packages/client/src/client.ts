@@ -2,7 +2,7 @@
 // moves data to and from workers directly (scatter, gather).
 
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import {
   encodeTaskSpec,
   type Address,
@@ -21,6 +21,7 @@ import {
   FutureLostError,
   GatherError,
   RemoteError,
+  SchedulerFileError,
 } from './errors';
 import { functionName, toFunctionRef, type ModuleFunction, type Runnable } from './function-ref';
 import { Future, FutureState, isFuture, withTimeout, type FutureOwner } from './future';
@@ -180,6 +181,8 @@ export class Client implements FutureOwner, AsyncDisposable {
   #link!: SchedulerLink;
   #publicAddress: string | undefined;
   #cluster: LocalCluster | undefined;
+  /** The scheduler file this client connected through or wrote (writeSchedulerFile). */
+  #schedulerFile: string | undefined;
   readonly #states = new Map<Key, FutureState>();
   readonly #refcount = new Map<Key, number>();
   readonly #registry = new FinalizationRegistry<Key>((key) => this.#decref(key));
@@ -232,6 +235,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       const info = JSON.parse(await readFile(target.schedulerFile, 'utf8')) as { address?: unknown };
       if (typeof info.address !== 'string') throw new TypeError(`scheduler file ${target.schedulerFile} has no "address"`);
       address = info.address;
+      client.#schedulerFile = target.schedulerFile;
     } else if (typeof target === 'object' && target !== null && typeof target.schedulerAddress === 'string') {
       address = target.schedulerAddress;
       if (typeof target.localSchedulerAddress === 'string') {
@@ -1075,6 +1079,39 @@ export class Client implements FutureOwner, AsyncDisposable {
   async schedulerInfo(): Promise<SchedulerIdentity> {
     this.#checkRunning();
     return await this.#call<SchedulerIdentity>('identity', {});
+  }
+
+  /** The scheduler file this client connected through (`{ schedulerFile }`) or wrote, if any. */
+  get schedulerFile(): string | undefined {
+    return this.#schedulerFile;
+  }
+
+  /**
+   * Writes the scheduler's identity (schedulerInfo(), with its `address`) to `path` as JSON, the
+   * file `Client.connect({ schedulerFile })` and `dd-worker --scheduler-file` read. As in the
+   * reference, a client writes at most one: SchedulerFileError when it already has one (written,
+   * or connected through). The file appears whole: it is written beside `path`, then renamed.
+   */
+  async writeSchedulerFile(path: string): Promise<void> {
+    this.#checkRunning();
+    if (typeof path !== 'string' || path === '') throw new TypeError('writeSchedulerFile(path): path must be a non-empty string');
+    const refuseIfSet = (): void => {
+      if (this.#schedulerFile !== undefined) throw new SchedulerFileError(`this client's scheduler file is already set (${this.#schedulerFile})`);
+    };
+    refuseIfSet();
+    const info = await this.schedulerInfo();
+    // Again after the await, and claimed before writing: of two calls racing, only one writes.
+    refuseIfSet();
+    this.#schedulerFile = path;
+    const partial = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+    try {
+      await writeFile(partial, `${JSON.stringify(info, null, 2)}\n`);
+      await rename(partial, path);
+    } catch (err) {
+      this.#schedulerFile = undefined;
+      await rm(partial, { force: true });
+      throw err;
+    }
   }
 
   /** Resolves once the scheduler has at least `n` workers. */

@@ -35,6 +35,11 @@ export class ClientClosedError extends DdError {
   override readonly code: string = 'DD_ERR_CLIENT_CLOSED';
 }
 
+/** A scheduler file cannot be written: this client already has one (written, or connected through). */
+export class SchedulerFileError extends DdError {
+  override readonly code: string = 'DD_ERR_SCHEDULER_FILE';
+}
+
 /** A client operation did not finish in the time it was given (@dd/comm's TimeoutError). */
 export { TimeoutError } from '@dd/comm';
 

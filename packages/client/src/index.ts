@@ -25,6 +25,7 @@ export {
   ClientClosedError,
   TimeoutError,
   GatherError,
+  SchedulerFileError,
 } from './errors';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster';
 export { InvalidGraphError, GraphCycleError } from './graph-errors';

@@ -1,8 +1,10 @@
 // Managing a cluster end to end: run, versions, the task stream, shutdown.
 
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Scheduler } from '@dd/scheduler';
-import { Client, RemoteError, VersionMismatchError, ref } from '../src/index';
+import { Client, RemoteError, SchedulerFileError, VersionMismatchError, ref } from '../src/index';
 import { startTestWorker, withCluster } from './harness';
 import { inc } from './task-functions';
 
@@ -129,6 +131,60 @@ describe('shutdown', () => {
       await Promise.all(workers.map((w) => w.close()));
       await scheduler.close();
     }
+  });
+});
+
+describe('scheduler files', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'dd-schedfile-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('writeSchedulerFile writes the identity another client connects through; one file per client', async () => {
+    await withCluster({ transport: 'tcp', workers: [inline] }, async ({ client, scheduler }) => {
+      const file = path.join(dir, 'scheduler.json');
+      expect(client.schedulerFile).toBeUndefined();
+      await client.writeSchedulerFile(file);
+      expect(client.schedulerFile).toBe(file);
+      const info = JSON.parse(readFileSync(file, 'utf8')) as { type: string; id: string; address: string; workers: Record<string, unknown> };
+      expect(info).toMatchObject({ type: 'Scheduler', id: scheduler.id, address: scheduler.address });
+      expect(Object.keys(info.workers)).toHaveLength(1);
+      expect(readdirSync(dir)).toEqual(['scheduler.json']); // no partial file left beside it
+
+      // As the reference: a second file from the same client is refused, and the first stays.
+      await expect(client.writeSchedulerFile(path.join(dir, 'other.json'))).rejects.toThrow(SchedulerFileError);
+      expect(existsSync(path.join(dir, 'other.json'))).toBe(false);
+
+      const second = await Client.connect({ schedulerFile: file }, { heartbeatIntervalMs: 0 });
+      try {
+        expect(second.schedulerFile).toBe(file);
+        expect(second.schedulerAddress).toBe(scheduler.address);
+        expect(await second.submit(inc, 41)).toBe(42);
+        await expect(second.writeSchedulerFile(path.join(dir, 'again.json'))).rejects.toThrow(/already set/);
+      } finally {
+        await second.close();
+      }
+      await expect(client.writeSchedulerFile('')).rejects.toThrow(TypeError);
+    });
+  });
+
+  test('bad scheduler files and paths: clear errors, nothing written', async () => {
+    await withCluster({ transport: 'tcp', workers: [] }, async ({ client }) => {
+      const noAddress = path.join(dir, 'no-address.json');
+      writeFileSync(noAddress, JSON.stringify({ type: 'Scheduler' }));
+      await expect(Client.connect({ schedulerFile: noAddress })).rejects.toThrow(/has no "address"/);
+      await expect(Client.connect({ schedulerFile: path.join(dir, 'missing.json') })).rejects.toThrow(/ENOENT/);
+      const notJson = path.join(dir, 'garbage.json');
+      writeFileSync(notJson, 'not json');
+      await expect(Client.connect({ schedulerFile: notJson })).rejects.toThrow(SyntaxError);
+
+      // A directory that does not exist: the write fails, and the client may write elsewhere.
+      await expect(client.writeSchedulerFile(path.join(dir, 'nowhere', 'scheduler.json'))).rejects.toThrow(/ENOENT/);
+      expect(client.schedulerFile).toBeUndefined();
+      await client.writeSchedulerFile(path.join(dir, 'scheduler.json'));
+      expect(readdirSync(dir).sort()).toEqual(['garbage.json', 'no-address.json', 'scheduler.json']);
+    });
   });
 });
 
