@@ -1100,16 +1100,18 @@ export class Client implements FutureOwner, AsyncDisposable {
     };
     refuseIfSet();
     const info = await this.schedulerInfo();
-    // Again after the await, and claimed before writing: of two calls racing, only one writes.
+    // Again after the await (the client may have closed meanwhile), and claimed before writing:
+    // of two calls racing, only one writes.
+    this.#checkRunning();
     refuseIfSet();
     this.#schedulerFile = path;
     const partial = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
     try {
-      await writeFile(partial, `${JSON.stringify(info, null, 2)}\n`);
+      await writeFile(partial, `${JSON.stringify(info, null, 2)}\n`, { flag: 'wx' });
       await rename(partial, path);
     } catch (err) {
       this.#schedulerFile = undefined;
-      await rm(partial, { force: true });
+      await rm(partial, { force: true }).catch(() => {}); // the write's error is the one to report
       throw err;
     }
   }

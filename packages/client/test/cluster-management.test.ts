@@ -1,10 +1,10 @@
 // Managing a cluster end to end: run, versions, the task stream, shutdown.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Scheduler } from '@dd/scheduler';
-import { Client, RemoteError, SchedulerFileError, VersionMismatchError, ref } from '../src/index';
+import { Client, ClientClosedError, RemoteError, SchedulerFileError, VersionMismatchError, ref } from '../src/index';
 import { startTestWorker, withCluster } from './harness';
 import { inc } from './task-functions';
 
@@ -182,8 +182,31 @@ describe('scheduler files', () => {
       // A directory that does not exist: the write fails, and the client may write elsewhere.
       await expect(client.writeSchedulerFile(path.join(dir, 'nowhere', 'scheduler.json'))).rejects.toThrow(/ENOENT/);
       expect(client.schedulerFile).toBeUndefined();
-      await client.writeSchedulerFile(path.join(dir, 'scheduler.json'));
-      expect(readdirSync(dir).sort()).toEqual(['garbage.json', 'no-address.json', 'scheduler.json']);
+      // The rename fails (the path is a directory): the partial file is removed, the error reported.
+      mkdirSync(path.join(dir, 'taken'));
+      await expect(client.writeSchedulerFile(path.join(dir, 'taken'))).rejects.toThrow(/EISDIR|EEXIST|ENOTEMPTY/);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      expect(client.schedulerFile).toBeUndefined();
+
+      // Two calls racing: one writes, the other is refused.
+      const outcomes = await Promise.allSettled([
+        client.writeSchedulerFile(path.join(dir, 'a.json')),
+        client.writeSchedulerFile(path.join(dir, 'b.json')),
+      ]);
+      expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+      expect((outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(SchedulerFileError);
+      expect(readdirSync(dir).filter((f) => f === 'a.json' || f === 'b.json')).toEqual([client.schedulerFile === path.join(dir, 'a.json') ? 'a.json' : 'b.json']);
+    });
+  });
+
+  test('a closed client writes nothing', async () => {
+    await withCluster({ transport: 'tcp', workers: [] }, async ({ client }) => {
+      const file = path.join(dir, 'scheduler.json');
+      const pending = client.writeSchedulerFile(file); // closes while its schedulerInfo() is in flight
+      await client.close();
+      await expect(pending).rejects.toThrow(/closed/); // the rpc's CommClosedError, or ClientClosedError
+      await expect(client.writeSchedulerFile(file)).rejects.toThrow(ClientClosedError);
+      expect(readdirSync(dir)).toEqual([]);
     });
   });
 });
