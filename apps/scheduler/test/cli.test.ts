@@ -73,6 +73,27 @@ describe('dd-scheduler', () => {
     expect(existsSync(file)).toBe(false);
   });
 
+  test('--protocol ws listens on a WebSocket address that answers rpc', async () => {
+    const p = startProcess(binaries.scheduler, ['--protocol', 'ws', '--port', '0', '--no-dashboard']);
+    const address = (await p.waitForLine(/^Scheduler at: /)).replace('Scheduler at: ', '');
+    expect(address).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    const r = rpc(address);
+    try {
+      expect(await r.call<{ type: string; address: string }>('identity')).toMatchObject({ type: 'Scheduler', address });
+    } finally {
+      await r.close();
+    }
+    p.child.kill('SIGTERM');
+    expect(await exitReport(p)).toEqual({ code: 0, signal: null });
+  });
+
+  test('--idle-timeout: with no clients and no tasks for that long, the scheduler closes itself', async () => {
+    const p = startProcess(binaries.scheduler, ['--port', '0', '--no-dashboard', '--idle-timeout', '1s']);
+    await p.waitForLine(/^Scheduler at: /);
+    expect(await exitReport(p)).toEqual({ code: 0, signal: null });
+    expect(p.lines.join('\n')).toMatch(/scheduler idle for \d+ ms \(no clients, no tasks; idle timeout 1000 ms\); closing/);
+  });
+
   test('bad options fail with a clear message and a non-zero exit', async () => {
     const badPort = startProcess(binaries.scheduler, ['--port', 'eighty']);
     expect((await badPort.exited).code).not.toBe(0);

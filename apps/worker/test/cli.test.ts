@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binaries, childPids, isAlive, killAll, startProcess, waitUntil, schedulerIdentity, startScheduler, exitReport } from '../../../tools/testing/processes';
+import { binaries, childPids, freePort, isAlive, killAll, startProcess, waitUntil, schedulerIdentity, startScheduler, exitReport } from '../../../tools/testing/processes';
 
 jest.setTimeout(60_000);
 
@@ -62,6 +62,23 @@ describe('dd-worker', () => {
     await waitUntil(async () => Object.values((await schedulerIdentity(scheduler)).workers).some((x) => x.nthreads === 2), 10_000, 'worker registered');
     w.child.kill('SIGINT');
     expect(await exitReport(w)).toEqual({ code: 0, signal: null });
+  });
+
+  test('--host, --worker-port and --local-directory place the worker; --lifetime closes it', async () => {
+    const scheduler = await startScheduler();
+    const dir = mkdtempSync(join(tmpdir(), 'dd-worker-dir-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const w = startProcess(binaries.worker, [scheduler, '--no-nanny', '--host', '127.0.0.1', '--worker-port', String(port),
+      '--local-directory', dir, '--lifetime', '3s']);
+    const address = (await w.waitForLine(/^Worker at: /)).replace('Worker at: ', '');
+    expect(address).toBe(`tcp://127.0.0.1:${port}`);
+    await waitUntil(async () => address in (await schedulerIdentity(scheduler)).workers, 10_000, 'the worker registered at its port');
+    const registered = (await schedulerIdentity(scheduler)).workers[address] as { localDirectory?: string };
+    expect(registered.localDirectory).toBe(dir); // spilled data and uploaded files go there
+    // --lifetime: the worker closes itself, the process ends cleanly and the scheduler forgets it.
+    expect(await exitReport(w)).toEqual({ code: 0, signal: null });
+    await waitUntil(async () => Object.keys((await schedulerIdentity(scheduler)).workers).length === 0, 10_000, 'the worker removed');
   });
 
   test('usage errors are clear', async () => {

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { silentLogger } from '@dd/comm';
 import { Scheduler } from '@dd/scheduler';
 import { Client, ClientClosedError, RemoteError, SchedulerFileError, VersionMismatchError, ref } from '../src/index';
 import { startTestWorker, withCluster } from './harness';
@@ -208,6 +209,31 @@ describe('scheduler files', () => {
       await expect(client.writeSchedulerFile(file)).rejects.toThrow(ClientClosedError);
       expect(readdirSync(dir)).toEqual([]);
     });
+  });
+});
+
+describe('idle timeout', () => {
+  test('a connected client keeps the scheduler up; once it leaves, the scheduler closes itself', async () => {
+    const scheduler = await Scheduler.start({ address: 'inproc://', idleTimeoutMs: 200, validate: true, logger: silentLogger });
+    let closed = false;
+    void scheduler.closed.then(() => (closed = true));
+    try {
+      const client = await Client.connect(scheduler.address, { heartbeatIntervalMs: 0 });
+      try {
+        await new Promise((r) => setTimeout(r, 600));
+        expect(closed).toBe(false);
+        expect((await client.schedulerInfo()).id).toBe(scheduler.id);
+      } finally {
+        await client.close();
+      }
+      await Promise.race([
+        scheduler.closed,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('scheduler still up 5 s after its last client left')), 5000).unref()),
+      ]);
+      expect(closed).toBe(true);
+    } finally {
+      await scheduler.close();
+    }
   });
 });
 

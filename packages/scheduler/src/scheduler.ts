@@ -944,7 +944,8 @@ export class Scheduler {
       else {
         this.idleSince ??= now;
         if (now - this.idleSince > idleTimeout) {
-          this.logger.info(`scheduler idle for ${now - this.idleSince} ms; closing`);
+          // A warning, so that an operator who set the timeout sees why the scheduler went away.
+          this.logger.warn(`scheduler idle for ${now - this.idleSince} ms (no clients, no tasks; idle timeout ${idleTimeout} ms); closing`);
           void this.close();
         }
       }

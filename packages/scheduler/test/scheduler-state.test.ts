@@ -46,6 +46,19 @@ describe('submit and dependency chains', () => {
     expect(s.workers.get(A)?.nbytes).toBe(28);
   });
 
+  test('annotations, resources and retries of a definition travel as the reference does', () => {
+    const s = newState();
+    s.handleStimulus(dummyWorker(A, { resources: { GPU: 1 } }), { kind: 'add-client', client: 'c1', stimulusId: sid_() });
+    const annotations = { team: 'data', attempt: 3 };
+    const out = s.handleStimulus(dummyGraph('c1', [dummyTask('inc-1', [], { annotations, resources: { GPU: 1 }, retries: 2 })]));
+    const msgs = out.flatMap((i) => (i.type === 'send-worker' ? i.msgs : []));
+    expect(msgs).toEqual([expect.objectContaining({ op: 'compute-task', key: 'inc-1', annotations, resources: { GPU: 1 } })]);
+    const ts = s.tasks.get('inc-1')!;
+    expect(ts.annotations).toEqual(annotations);
+    expect(ts.retries).toBe(2);
+    expect(s.workers.get(A)?.usedResources).toEqual({ GPU: 1 });
+  });
+
   test('an inline result in task-finished is forwarded in key-in-memory, not kept', () => {
     const s = newState();
     s.handleStimulus(dummyWorker(A), { kind: 'add-client', client: 'c1', stimulusId: sid_() });

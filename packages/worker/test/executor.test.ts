@@ -221,3 +221,23 @@ test('compute times follow the wall clock again after it is set back', async () 
     await ex.close();
   }
 });
+
+test.each([
+  ['threads', () => ThreadPoolExecutor.create({ nthreads: 1, cwd: FIXTURES })],
+  ['inline', async () => new InlineExecutor({ nthreads: 1, cwd: FIXTURES })],
+] as const)('%s executor: a function source is compiled once per hash, not once per task', async (_kind, make) => {
+  const ex: Executor = await make();
+  try {
+    // Evaluating the source creates a fresh counter: the count says how often it was compiled.
+    const source = '(() => { let calls = 0; return function counted() { calls += 1; return calls; }; })()';
+    const f = src(source, 'counted');
+    const runs: unknown[] = [];
+    for (let i = 0; i < 3; i++) runs.push(value(await ex.run(job(f, []))));
+    expect(runs).toEqual([1, 2, 3]);
+    // The same source under another hash is another function (another compile).
+    expect(value(await ex.run(job(src(source, 'counted'), [])))).toBe(1);
+    expect(value(await ex.run(job(f, [])))).toBe(4);
+  } finally {
+    await ex.close();
+  }
+});
