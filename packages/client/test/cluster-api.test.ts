@@ -69,6 +69,26 @@ describe('submit and map options', () => {
   });
 });
 
+/** Compiles only when A and B are the same type (not merely assignable, so `any` fails too). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+
+describe('typing', () => {
+  test('futures are typed by what the function returns, awaited', async () => {
+    await withCluster({ workers: [inline] }, async ({ client }) => {
+      const sync = client.submit(inc, 1);
+      const async_ = client.submit(sleepThen<string>, 1, 'x');
+      const mapped = client.map(add, [1, 2], [3, 4]);
+      const typedSync: Same<typeof sync, Future<number>> = true;
+      const typedAsync: Same<typeof async_, Future<string>> = true; // Promise<string> awaited
+      const typedMap: Same<typeof mapped, Future<number>[]> = true;
+      const value = await sync;
+      const typedValue: Same<typeof value, number> = true;
+      expect([typedSync, typedAsync, typedMap, typedValue]).toEqual([true, true, true, true]);
+      expect([value, await async_, ...(await client.gather(mapped))]).toEqual([2, 'x', 4, 6]);
+    });
+  });
+});
+
 describe('data', () => {
   test('scatter spreads values round-robin over threads (2 + 1 threads: 4 and 2 of 6)', async () => {
     await withCluster({ workers: [{ ...inline, nthreads: 2 }, { ...inline, nthreads: 1 }] }, async ({ client, workers }) => {
