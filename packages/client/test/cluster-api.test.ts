@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError, Client, delayed, RemoteError, type Future } from '../src/index';
 import { until, withCluster } from './harness';
-import { add, inc } from './task-functions';
+import { add, inc, sleepThen } from './task-functions';
 
 jest.setTimeout(60_000);
 
@@ -24,10 +24,6 @@ function failOnce(marker: string): string {
   return 'ok';
 }
 
-async function sleepThen<T>(ms: number, value: T): Promise<T> {
-  await new Promise((r) => setTimeout(r, ms));
-  return value;
-}
 
 describe('submit and map options', () => {
   let dir: string;
@@ -101,11 +97,17 @@ describe('data', () => {
     });
   });
 
-  test('gather through the scheduler (direct: false) gives what a direct gather gives', async () => {
-    await withCluster({ nWorkers: 2 }, async ({ client }) => {
+  test('gather through the scheduler (direct: false) asks the scheduler and gives what a direct gather gives', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, scheduler }) => {
+      const schedulerGathers = jest.spyOn(scheduler, 'gather');
       const xs = client.map(inc, [1, 2, 3, 4]);
       const big = client.submit((n: number) => new Uint8Array(n).fill(7), 1 << 20);
+      await client.gather([...xs, big]); // computed (direct: the scheduler's gather is not asked)
+      expect(schedulerGathers).not.toHaveBeenCalled();
       const viaScheduler = await client.gather({ xs, big }, { direct: false });
+      expect(schedulerGathers).toHaveBeenCalledTimes(1);
+      // Only the large result: small ones came with key-in-memory and are already here.
+      expect(schedulerGathers.mock.calls[0]![0]).toEqual([big.key]);
       expect(viaScheduler.xs).toEqual([2, 3, 4, 5]);
       expect(viaScheduler.big.byteLength).toBe(1 << 20);
       expect(viaScheduler.big[12345]).toBe(7);

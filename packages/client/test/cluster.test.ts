@@ -4,14 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asCompleted, CancelledError, Client, ref, RemoteError, wait } from '../src/index';
 import { until, withCluster, workerKeys } from './harness';
-import { inc, add } from './task-functions';
+import { inc, add, sleepThen } from './task-functions';
 
 jest.setTimeout(60_000);
 
-async function sleepThen<T>(ms: number, value: T): Promise<T> {
-  await new Promise((r) => setTimeout(r, ms));
-  return value;
-}
 
 describe('cluster end to end', () => {
   test('submit, map, gather with nested shapes', async () => {

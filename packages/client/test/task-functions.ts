@@ -10,3 +10,8 @@ export function add(a: number, b: number): number {
 export function sum(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0);
 }
+/** Resolves with `value` after `ms` (an async task that takes a while). */
+export async function sleepThen<T>(ms: number, value: T): Promise<T> {
+  await new Promise((r) => setTimeout(r, ms));
+  return value;
+}

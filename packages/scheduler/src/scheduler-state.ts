@@ -1389,7 +1389,8 @@ export class SchedulerState {
   }
 
   /**
-   * Every change of totalOccupancy goes through here. Adding and subtracting the same costs in
+   * Every change of totalOccupancy goes through here (removeWorker also resets it to 0 with the
+   * last worker). Adding and subtracting the same costs in
    * other orders leaves a rounding residue once the queues are empty, and a positive one made each
    * worker with zero occupancy (tasks measured at 0 s) count as idle however many tasks it held
    * (checkIdleSaturated): anything under 1e-12 s is taken as 0.
