@@ -74,7 +74,7 @@ export async function main(args: string[]): Promise<void> {
   if (args.includes('--json')) {
     const steal = ddSteal === undefined ? {} : { host_steal_percent: { dd: round2(ddSteal), ...(daskSteal === undefined ? {} : { dask: round2(daskSteal) }) } };
     const runs = repeat > 1 ? { runs: { dd: ddRuns, ...(daskRuns.length > 0 ? { dask: daskRuns } : {}) } } : {};
-    console.log(JSON.stringify({ dd, ...(dask ? { dask } : {}), ...steal, ...runs }));
+    console.log(JSON.stringify({ dd, ...(dask ? { dask } : {}), ...steal, node: process.version, ...runs }));
     return;
   }
   const rows = [['workload', 'dd', ...(repeat > 1 ? ['dd range'] : []), 'dask', 'dd/dask', 'target', 'met']];
@@ -87,7 +87,8 @@ export async function main(args: string[]): Promise<void> {
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
-  console.log(`(${nWorkers} worker processes, 1 thread each; roundtrip: lower is better, others: higher)`);
+  // The first pass is largely V8 warming up, so the Node version moves every tiny-task figure.
+  console.log(`(${nWorkers} worker processes, 1 thread each, Node ${process.version}; roundtrip: lower is better, others: higher)`);
   if (repeat > 1) console.log(`(medians of ${repeat} runs, each on a fresh cluster${daskRuns.length > 0 ? `; dask: of ${daskRuns.length} runs, alternating with dd's` : ''})`);
   if (ddSteal !== undefined) {
     const of = (p: number) => `${p.toFixed(1)}%`;
