@@ -29,7 +29,7 @@ import { dataKey, randomToken, taskKey, typeName } from './keys';
 import { LocalCluster, type LocalClusterOptions } from './local-cluster';
 import { commLink, type CallOptions, type LinkFactory, type LinkHandlers, type LinkOptions, type SchedulerLink } from './link';
 import type { CommOptions } from '@dd/comm';
-import { mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
+import { checkTaskOptions, mergeOptions, toList, type ClientOptions, type ScatterOptions, type TaskOptions } from './options';
 import { collectFutures, replaceFutures, SKIP, substituteFutures } from './structure';
 import { getGraph, type GetOptions, type Graph, type GraphOptions, type KeysSpec } from './graph';
 import { computeDelayed, persistDelayed, type Delayed } from './delayed';
@@ -145,6 +145,7 @@ export class ClientView {
   }
 
   options(options: ClientOptions): ClientView {
+    checkTaskOptions(options, 'options()');
     return new ClientView(this.client, mergeOptions(this._options, options));
   }
 
@@ -199,6 +200,12 @@ export class Client implements FutureOwner, AsyncDisposable {
    * arrive after the same key was submitted again, and must not cancel the new future.
    */
   readonly #cancelEchoes = new Map<Key, number>();
+  /**
+   * Keys whose cancel rpc is in flight, with its settling: a submission of such a key is a new
+   * computation, and its update-graph waits until the scheduler has handled the cancel (sent
+   * earlier, it would only add this client's wish to the task being cancelled).
+   */
+  readonly #cancelling = new Map<Key, Promise<void>>();
   /** Stream barriers waiting for the scheduler's answer, by id (#streamBarrier). */
   readonly #barriers = new Map<number, () => void>();
   #nextBarrier = 0;
@@ -312,6 +319,7 @@ export class Client implements FutureOwner, AsyncDisposable {
 
   /** A view with options bound for submit/map/scatter. */
   options(options: ClientOptions): ClientView {
+    checkTaskOptions(options, 'options()');
     return new ClientView(this, options);
   }
 
@@ -522,9 +530,9 @@ export class Client implements FutureOwner, AsyncDisposable {
     let sent = 0;
     for (const o of out) {
       if (o.kind === 'graph') {
-        const scattering = this.#scatterPendingFor(o.tasks);
-        if (scattering !== undefined) {
-          void scattering.then(() => this.#scheduleFlush());
+        const pending = this.#pendingBeforeSending(o.tasks);
+        if (pending !== undefined) {
+          void pending.then(() => this.#scheduleFlush());
           break;
         }
       }
@@ -550,8 +558,17 @@ export class Client implements FutureOwner, AsyncDisposable {
     if (msgs.length > 0) this.#link.sendAll(msgs);
   }
 
-  /** A scatter still registering data that one of `tasks` depends on, if any. */
-  #scatterPendingFor(tasks: readonly TaskDefinition[]): Promise<void> | undefined {
+  /**
+   * What must happen before `tasks` can be sent, if anything: a cancel of one of their keys in
+   * flight, or a scatter still registering data that one of them depends on.
+   */
+  #pendingBeforeSending(tasks: readonly TaskDefinition[]): Promise<void> | undefined {
+    if (this.#cancelling.size > 0) {
+      for (const task of tasks) {
+        const cancelling = this.#cancelling.get(task.key);
+        if (cancelling !== undefined) return cancelling;
+      }
+    }
     for (const task of tasks) {
       for (const dep of task.dependencies) {
         const scattering = this.#states.get(dep)?.scattering;
@@ -1018,15 +1035,41 @@ export class Client implements FutureOwner, AsyncDisposable {
     if (fs.length === 0) return;
     this.#checkRunning();
     const keys = [...new Set(fs.map((f) => f.key))];
-    await this.#call('cancel', { client: this.id, keys, force: options.force ?? false });
+    // Marked before the rpc: the echo comes on the stream, which may deliver before the reply.
     const now = Date.now();
     if (this.#cancelEchoes.size > 10_000) {
       for (const [k, t] of this.#cancelEchoes) if (now - t > 10_000) this.#cancelEchoes.delete(k);
     }
     for (const key of keys) this.#cancelEchoes.set(key, now);
+    // The cancelled futures leave the client's books now, so that submitting the same key while
+    // the cancel is in flight makes a new future instead of joining the one being cancelled.
+    const detached: FutureState[] = [];
     for (const f of fs) {
       const st = f._state;
-      if (this.#states.get(f.key) === st) this.#states.delete(f.key);
+      if (this.#states.get(f.key) === st) {
+        this.#states.delete(f.key);
+        detached.push(st);
+      }
+    }
+    const call = this.#call('cancel', { client: this.id, keys, force: options.force ?? false });
+    const settled = call.then(
+      () => {},
+      () => {},
+    );
+    for (const key of keys) this.#cancelling.set(key, settled);
+    void settled.then(() => {
+      for (const key of keys) if (this.#cancelling.get(key) === settled) this.#cancelling.delete(key);
+    });
+    try {
+      await call;
+    } catch (err) {
+      // Not cancelled: the futures are this client's again, unless the key was submitted anew.
+      for (const st of detached) if (!this.#states.has(st.key) && st.status === 'pending') this.#states.set(st.key, st);
+      for (const key of keys) this.#cancelEchoes.delete(key);
+      throw err;
+    }
+    for (const f of fs) {
+      const st = f._state;
       if (st.status !== 'cancelled') st.cancel('cancelled by the client');
     }
   }

@@ -27,7 +27,7 @@ import { functionName, isModuleFunction, toFunctionRef, type Runnable } from './
 import { isFuture, type Future } from './future';
 import { InvalidGraphError } from './graph-errors';
 import { orderGraph } from './order';
-import { toList, type TaskOptions } from './options';
+import { checkTaskOptions, toList, type TaskOptions } from './options';
 import { isPlainObject, mapChildren } from './structure';
 
 /** A graph key: a string, or a tuple of strings and numbers such as `['x', 0]`. */
@@ -239,6 +239,7 @@ export function lowerGraph(entries: ReadonlyMap<Key, unknown>): { tasks: Map<Key
  * restrictions on every task. Throws GraphCycleError / InvalidGraphError naming the key.
  */
 export function graphDefinitions(tasks: ReadonlyMap<Key, GraphTask>, wanted: readonly Key[], options: GraphOptions = {}): TaskDefinition[] {
+  checkTaskOptions(options, 'graph options');
   const deps = new Map<Key, Key[]>();
   for (const t of tasks.values()) deps.set(t.key, t.dependencies);
   const rank = orderGraph(deps);

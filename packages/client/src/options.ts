@@ -50,3 +50,38 @@ export function mergeOptions(base: ClientOptions, extra: ClientOptions): ClientO
   }
   return out;
 }
+
+/**
+ * Rejects option values the scheduler would refuse, when they are given rather than when the
+ * task reaches the scheduler: a refused update-graph only cancels its futures, with the reason
+ * far from the call that caused it.
+ */
+export function checkTaskOptions(options: TaskOptions, where: string): void {
+  const fail = (name: string, expected: string, value: unknown): never => {
+    throw new TypeError(`${where}: option ${name} must be ${expected}, got ${describeOption(value)}`);
+  };
+  const { priority, retries, fifoTimeout, resources, workers, annotations } = options;
+  if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) fail('priority', 'a finite number', priority);
+  if (retries !== undefined && (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0)) fail('retries', 'a non-negative integer', retries);
+  if (fifoTimeout !== undefined && (typeof fifoTimeout !== 'number' || !Number.isFinite(fifoTimeout) || fifoTimeout < 0)) {
+    fail('fifoTimeout', 'a finite number of milliseconds >= 0', fifoTimeout);
+  }
+  if (resources !== undefined) {
+    if (typeof resources !== 'object' || resources === null || Array.isArray(resources)) fail('resources', 'an object like { GPU: 1 }', resources);
+    for (const [name, amount] of Object.entries(resources)) {
+      if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) fail(`resources.${name}`, 'a finite number >= 0', amount);
+    }
+  }
+  if (workers !== undefined && typeof workers !== 'string' && !(Array.isArray(workers) && workers.every((w) => typeof w === 'string'))) {
+    fail('workers', 'a string or an array of strings', workers);
+  }
+  if (annotations !== undefined && (typeof annotations !== 'object' || annotations === null || Array.isArray(annotations))) {
+    fail('annotations', 'an object', annotations);
+  }
+}
+
+function describeOption(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? 'an array' : typeof value;
+}

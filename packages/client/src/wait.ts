@@ -5,6 +5,12 @@ import { isFuture, type Future } from './future';
 
 export type ReturnWhen = 'ALL_COMPLETED' | 'FIRST_COMPLETED' | 'FIRST_EXCEPTION';
 
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
+  return `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
 export interface WaitOptions {
   /** Milliseconds; ALL_COMPLETED rejects with TimeoutError when it runs out, FIRST_* too. */
   timeout?: number;
@@ -22,6 +28,8 @@ export interface WaitResult<T = unknown> {
  */
 export function wait<T>(futures: Iterable<Future<T>> | Future<T>, options: WaitOptions = {}): Promise<WaitResult<T>> {
   const list = isFuture(futures) ? [futures as Future<T>] : [...futures];
+  const notFuture = list.findIndex((f) => !isFuture(f));
+  if (notFuture >= 0) return Promise.reject(new TypeError(`wait: expected Futures, got ${describe(list[notFuture])} at index ${notFuture}`));
   const returnWhen = options.returnWhen ?? 'ALL_COMPLETED';
   if (returnWhen !== 'ALL_COMPLETED' && returnWhen !== 'FIRST_COMPLETED' && returnWhen !== 'FIRST_EXCEPTION') {
     return Promise.reject(new TypeError(`wait: unknown returnWhen ${String(returnWhen)}`));
@@ -86,6 +94,7 @@ export class AsCompleted<T = unknown, Y = Future<T>> implements AsyncIterable<Y>
 
   /** Adds a future to watch (also during iteration). */
   add(future: Future<T>): void {
+    if (!isFuture(future)) throw new TypeError(`asCompleted: expected Futures, got ${describe(future)}`);
     this.#pending++;
     future._state.onDone(() => {
       this.#pending--;
@@ -118,10 +127,9 @@ export class AsCompleted<T = unknown, Y = Future<T>> implements AsyncIterable<Y>
     return true;
   }
 
-  async #yieldable(f: Future<T>): Promise<Y> {
-    if (!this.#withResults) return f as unknown as Y;
+  /** What to yield for a completed future: the Future itself, or a [future, value] pair. */
+  async #pair(f: Future<T>): Promise<Y> {
     try {
-      // Each call wraps in an array: never resolve to a bare Future.
       return [f, await f.result()] as unknown as Y;
     } catch (err) {
       if (this.#raiseErrors) throw err;
@@ -129,11 +137,17 @@ export class AsCompleted<T = unknown, Y = Future<T>> implements AsyncIterable<Y>
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Y> {
-    while (await this.#next()) {
-      const f = this.#queue.shift()!;
-      yield await this.#yieldable(f);
-    }
+  // Written out rather than as an async generator: a generator's `yield` awaits a thenable, and
+  // a Future is one, so it would yield the Future's value (and throw for a failed task) instead
+  // of the Future, which is what the reference's as_completed yields.
+  [Symbol.asyncIterator](): AsyncIterator<Y> {
+    return {
+      next: async (): Promise<IteratorResult<Y>> => {
+        if (!(await this.#next())) return { done: true, value: undefined };
+        const f = this.#queue.shift()!;
+        return { done: false, value: this.#withResults ? await this.#pair(f) : (f as unknown as Y) };
+      },
+    };
   }
 
   /** Arrays of everything completed since the previous batch. */
@@ -141,7 +155,7 @@ export class AsCompleted<T = unknown, Y = Future<T>> implements AsyncIterable<Y>
     while (await this.#next()) {
       const fs = this.#queue.splice(0, this.#queue.length);
       const out: Y[] = [];
-      for (const f of fs) out.push(await this.#yieldable(f));
+      for (const f of fs) out.push(this.#withResults ? await this.#pair(f) : (f as unknown as Y));
       yield out;
     }
   }

@@ -73,6 +73,22 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('option values the scheduler would refuse are rejected when given, naming the option', async () => {
+    await withFake(async (client) => {
+      expect(() => client.options({ priority: NaN })).toThrow('options(): option priority must be a finite number, got NaN');
+      expect(() => client.options({ priority: 'high' as unknown as number })).toThrow('option priority must be a finite number, got "high"');
+      expect(() => client.options({ retries: -1 })).toThrow('option retries must be a non-negative integer');
+      expect(() => client.options({ fifoTimeout: Infinity })).toThrow('option fifoTimeout');
+      expect(() => client.options({ resources: { GPU: '1' as unknown as number } })).toThrow('option resources.GPU must be a finite number >= 0, got "1"');
+      expect(() => client.options({ workers: [1] as unknown as string[] })).toThrow('option workers');
+      expect(() => client.options({ annotations: 'x' as unknown as Record<string, unknown> })).toThrow('option annotations');
+      expect(() => client.options({ priority: 1 }).options({ priority: Infinity })).toThrow('option priority');
+      await expect(client.get({ a: [inc, 1] }, 'a', { priority: NaN })).rejects.toThrow('graph options: option priority');
+      // Valid ones still work.
+      expect(client.options({ priority: -3, retries: 2, fifoTimeout: 0, resources: { GPU: 1 }, workers: 'w', annotations: {} })).toBeDefined();
+    });
+  });
+
   test('pure submissions dedupe; pure: false gives fresh keys', async () => {
     await withFake(async (client, fake) => {
       const a = client.submit(inc, 10);
@@ -289,6 +305,9 @@ describe('Client with a fake scheduler', () => {
       const { done, notDone } = await first;
       expect([...done]).toEqual([a]);
       expect([...notDone]).toEqual([b]);
+      // Something other than a Future is named, not met with "f.done is not a function".
+      await expect(wait([a!, 1 as unknown as Future])).rejects.toThrow('wait: expected Futures, got number 1 at index 1');
+      expect(() => asCompleted(['x' as unknown as Future])).toThrow('asCompleted: expected Futures, got string x');
     });
   });
 

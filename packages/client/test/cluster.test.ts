@@ -2,7 +2,7 @@
 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { asCompleted, CancelledError, Client, ref, RemoteError, wait } from '../src/index';
+import { asCompleted, CancelledError, Client, Future, ref, RemoteError, wait } from '../src/index';
 import { until, withCluster, workerKeys } from './harness';
 import { inc, add, sleepThen } from './task-functions';
 
@@ -148,6 +148,32 @@ describe('cluster end to end', () => {
     });
   });
 
+  test('a result dd cannot send fails its task with the reason, and its dependents with it', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const circular = client.submit(function makeCycle() {
+        const node: { name: string; self?: unknown } = { name: 'n' };
+        node.self = node;
+        return node;
+      });
+      // Before, the result stayed on its worker and every fetch of it failed as if that worker
+      // were gone: a dependent placed elsewhere made the scheduler recompute the task forever.
+      const elsewhere = client.options({ workers: workers[1]!.address }).submit((n: { name: string }) => n.name, circular);
+      const dependent = client.submit((n: { name: string }) => n.name, circular);
+      const err = (await circular.exception()) as RemoteError;
+      expect(err.remoteName).toBe('SerializationError');
+      expect(err.remoteMessage).toContain("the task's result cannot be sent");
+      expect(err.remoteMessage).toContain('value.self is the same object as an enclosing one (a cycle)');
+      await expect(dependent.result({ timeout: 10_000 })).rejects.toMatchObject({ remoteName: 'SerializationError' });
+      await expect(elsewhere.result({ timeout: 10_000 })).rejects.toMatchObject({ remoteName: 'SerializationError' });
+
+      const protoKey = JSON.parse('{"__proto__": {"polluted": true}}') as unknown;
+      const returned = client.submit((text: string) => JSON.parse(text) as unknown, '{"x": {"__proto__": 1}}');
+      await expect(returned.result({ timeout: 10_000 })).rejects.toThrow('own key "__proto__" (at value.x.__proto__)');
+      // As an argument it is refused at once, where it is given.
+      expect(() => client.submit((v: unknown) => v, protoKey)).toThrow('"__proto__"');
+    });
+  });
+
   test('retry reruns a failed task and its failed dependency', async () => {
     await withCluster({ nWorkers: 2 }, async ({ client }) => {
       const marker = join(tmpdir(), `dd-retry-${process.pid}-${Date.now()}`);
@@ -193,6 +219,23 @@ describe('cluster end to end', () => {
       await slow.cancel();
       expect(slow.cancelled()).toBe(true);
       expect(await client.submit(inc, 1)).toBe(2);
+    });
+  });
+
+  test('submitting a key again while its cancel is in flight makes a new computation', async () => {
+    await withCluster({ workers: [{ nthreads: 2 }] }, async ({ client }) => {
+      for (const resubmitAfter of ['the same tick', 'a later tick']) {
+        const first = client.submit(sleepThen<string>, 300, resubmitAfter);
+        await new Promise((r) => setTimeout(r, 50));
+        const cancelling = first.cancel();
+        if (resubmitAfter === 'a later tick') await new Promise((r) => setImmediate(r));
+        const again = client.submit(sleepThen<string>, 300, resubmitAfter);
+        expect(again.key).toBe(first.key);
+        await cancelling;
+        expect(first.status).toBe('cancelled');
+        expect(again.status).toBe('pending');
+        expect(await again.result({ timeout: 10_000 })).toBe(resubmitAfter);
+      }
     });
   });
 
@@ -273,6 +316,35 @@ describe('cluster end to end', () => {
       const seen: number[] = [];
       for await (const [, v] of asCompleted(fs, { withResults: true })) seen.push(v);
       expect(seen).toEqual([10, 600, 1200]);
+    });
+  });
+
+  test('asCompleted yields the Futures themselves, failed ones included, as the reference does', async () => {
+    await withCluster({ workers: [{ nthreads: 2 }] }, async ({ client }) => {
+      const ok = client.submit(inc, 1);
+      const bad = client.submit((): number => {
+        throw new Error('boom');
+      });
+      const yielded: unknown[] = [];
+      for await (const f of asCompleted([ok, bad])) yielded.push(f);
+      expect(new Set(yielded)).toEqual(new Set([ok, bad]));
+      expect(bad.status).toBe('error');
+
+      const batched: unknown[] = [];
+      for await (const batch of asCompleted([client.submit(inc, 2)]).batches()) batched.push(...batch);
+      expect(batched).toHaveLength(1);
+      expect(batched[0]).toBeInstanceOf(Future);
+
+      // With results, a failure throws by default, and comes as the pair's second half without raiseErrors.
+      await expect(
+        (async () => {
+          for await (const pair of asCompleted([bad], { withResults: true })) void pair;
+        })(),
+      ).rejects.toThrow(RemoteError);
+      const pairs: Array<[unknown, unknown]> = [];
+      for await (const pair of asCompleted([bad], { withResults: true, raiseErrors: false })) pairs.push(pair);
+      expect(pairs[0]![0]).toBe(bad);
+      expect(pairs[0]![1]).toBeInstanceOf(RemoteError);
     });
   });
 
