@@ -32,6 +32,7 @@ import { FIRE_AND_FORGET_CLIENT } from './state-types';
 import { builtinExtensions, extensionClientStreamHandlers, extensionHandlers, type SchedulerExtension } from './extensions';
 import { clusterExtensions, PluginsExtension, type ClusterHost, type SchedulerPlugin } from './extensions/cluster';
 import {
+  findDependencyCycle,
   isObj,
   num,
   numRecord,
@@ -633,19 +634,26 @@ export class Scheduler {
       case 'update-graph': {
         const keys = strArray(m, 'keys', op);
         let tasks: TaskDefinition[];
+        let userPriority: number | undefined;
+        let fifoTimeoutMs: number | undefined;
         try {
           if (!Array.isArray(m['tasks'])) throw new BadMessageError(`${op}: field "tasks" must be an array`);
           tasks = (m['tasks'] as unknown[]).map((t, i) => taskDefinition(t, i));
+          userPriority = optNum(m, 'userPriority', op);
+          fifoTimeoutMs = optNum(m, 'fifoTimeoutMs', op);
+          const cycle = findDependencyCycle(tasks);
+          if (cycle !== undefined) {
+            const shown = cycle.length > 6 ? [...cycle.slice(0, 3), '...', ...cycle.slice(-2)] : cycle;
+            throw new BadMessageError(`${op}: the tasks' dependencies form a cycle (${cycle.length - 1} tasks): ${shown.join(' -> ')}`);
+          }
         } catch (err) {
           // Tell the client its futures will not complete.
           this.dispatch([{ type: 'send-client', client, msgs: [{ op: 'cancelled-keys', keys, reason: (err as Error).message }] }]);
           throw err;
         }
         const ev: UpdateGraphEvent = { kind: 'update-graph', client, tasks, keys, stimulusId };
-        const up = optNum(m, 'userPriority', op);
-        if (up !== undefined) ev.userPriority = up;
-        const fifo = optNum(m, 'fifoTimeoutMs', op);
-        if (fifo !== undefined) ev.fifoTimeoutMs = fifo;
+        if (userPriority !== undefined) ev.userPriority = userPriority;
+        if (fifoTimeoutMs !== undefined) ev.fifoTimeoutMs = fifoTimeoutMs;
         const slices = sliceIndependentGraph(ev);
         for (let i = 0; i < slices.length; i++) {
           const slice = slices[i]!;

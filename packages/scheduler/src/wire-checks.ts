@@ -94,3 +94,57 @@ export function taskDefinition(v: unknown, i: number): TaskDefinition {
   }
   return v as unknown as TaskDefinition;
 }
+
+/**
+ * A dependency cycle among one update-graph's tasks, as its keys in order (the first repeated at
+ * the end), or undefined. dd's client rejects cycles itself; a graph from another peer with one
+ * would leave its tasks waiting on each other forever. Only this update's tasks can form one: a
+ * task the scheduler already knows never depends on a key submitted after it.
+ */
+export function findDependencyCycle(tasks: readonly TaskDefinition[]): string[] | undefined {
+  let anyDependencies = false;
+  for (const t of tasks) {
+    if (t.dependencies.length > 0) {
+      anyDependencies = true;
+      break;
+    }
+  }
+  if (!anyDependencies) return undefined; // a map: nothing to walk
+  const index = new Map<string, number>();
+  for (let i = 0; i < tasks.length; i++) index.set(tasks[i]!.key, i);
+  // Iterative depth-first search (graphs can be deeper than the call stack): 0 unseen, 1 on the
+  // current path, 2 finished.
+  const mark = new Uint8Array(tasks.length);
+  const path: number[] = [];
+  const next: number[] = [];
+  for (let root = 0; root < tasks.length; root++) {
+    if (mark[root] !== 0) continue;
+    path.push(root);
+    next.push(0);
+    mark[root] = 1;
+    while (path.length > 0) {
+      const top = path.length - 1;
+      const node = path[top]!;
+      const deps = tasks[node]!.dependencies;
+      const d = next[top]!;
+      if (d === deps.length) {
+        mark[node] = 2;
+        path.pop();
+        next.pop();
+        continue;
+      }
+      next[top] = d + 1;
+      const dep = index.get(deps[d]!);
+      if (dep === undefined || mark[dep] === 2) continue;
+      if (mark[dep] === 1) {
+        const cycle = path.slice(path.indexOf(dep)).map((i) => tasks[i]!.key);
+        cycle.push(tasks[dep]!.key);
+        return cycle;
+      }
+      mark[dep] = 1;
+      path.push(dep);
+      next.push(0);
+    }
+  }
+  return undefined;
+}

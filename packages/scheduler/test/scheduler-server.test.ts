@@ -195,6 +195,21 @@ describe.each([
     const c = await fakeClient(s.address, 'c');
     await c.write([{ op: 'update-graph', tasks: [{ key: 'k' }], keys: ['k'] }, { op: 'client-releases-keys' }, 42, { op: 'no-such-op' }]);
     expect(await readUntil(c, (m) => m['op'] === 'cancelled-keys')).toMatchObject({ op: 'cancelled-keys', keys: ['k'] });
+    // so does one with a priority that is not a number, or whose tasks wait on each other
+    await c.write({ op: 'update-graph', tasks: [{ key: 'p', spec: SPEC, dependencies: [] }], keys: ['p'], userPriority: 'high' });
+    expect(await readUntil(c, (m) => m['op'] === 'cancelled-keys')).toMatchObject({ keys: ['p'], reason: expect.stringContaining('userPriority') });
+    const cyclic = [
+      { key: 'a', spec: SPEC, dependencies: ['b'] },
+      { key: 'b', spec: SPEC, dependencies: ['c'] },
+      { key: 'c', spec: SPEC, dependencies: ['a'] },
+      { key: 'd', spec: SPEC, dependencies: [] },
+    ];
+    await c.write({ op: 'update-graph', tasks: cyclic, keys: ['a', 'd'] });
+    expect(await readUntil(c, (m) => m['op'] === 'cancelled-keys')).toMatchObject({
+      keys: ['a', 'd'],
+      reason: expect.stringContaining('cycle (3 tasks): a -> b -> c -> a'),
+    });
+    expect(s.state.tasks.size).toBe(0);
     // a stream barrier without an id is dropped; one with an id is answered with it
     await c.write([{ op: 'stream-barrier', client: 'c' }, { op: 'stream-barrier', client: 'c', id: 7 }]);
     expect(await readUntil(c, (m) => m['op'] === 'stream-barrier')).toEqual({ op: 'stream-barrier', id: 7 });
