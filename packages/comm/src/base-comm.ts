@@ -41,6 +41,11 @@ export abstract class BaseComm implements Comm {
   protected pauseTransport(): void {}
   protected resumeTransport(): void {}
 
+  /** Transports that read a byte stream override this (see ConfigurableComm). */
+  get partialMessageBytes(): number {
+    return 0;
+  }
+
   setCompression(compression: Compression): void {
     this.compression = compression;
   }

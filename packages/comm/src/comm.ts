@@ -43,6 +43,11 @@ export interface Refusal {
 export interface ConfigurableComm extends Comm {
   /** Set by a backend that accepted a connection only to refuse it in the handshake (e.g. an unauthorized TLS client). */
   refusal: Refusal | undefined;
+  /**
+   * Bytes received of a message not yet complete (0 for transports that deliver whole messages).
+   * Before the handshake, above 0 means the peer sent something, just not a whole message.
+   */
+  readonly partialMessageBytes: number;
   setCompression(compression: Compression): void;
   setPeerInfo(info: PeerInfo): void;
 }
@@ -89,8 +94,13 @@ export interface ListenOptions extends CommOptions {
    * refuse it. An admitted comm may be counted until its onClose fires.
    */
   admit?: (comm: Comm) => string | undefined;
-  /** Reports connections that failed before or during their handshake (bad input, refused, timeout). */
-  onHandshakeError?: (error: Error, peerAddress: string) => void;
+  /**
+   * Reports connections that failed before or during their handshake (bad input, refused,
+   * timeout). `peerSentData` is false when, as far as the transport can tell, no bytes came from
+   * the peer: it only opened the connection and closed it or went quiet (port scanners, TCP
+   * health checks), or it was refused at the connection limit before anything was read.
+   */
+  onHandshakeError?: (error: Error, peerAddress: string, peerSentData: boolean) => void;
 }
 
 /** Callback a listener calls with each comm whose handshake succeeded. */

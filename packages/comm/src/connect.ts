@@ -103,9 +103,9 @@ export function listen(address: string, handler: CommHandler, options: ListenOpt
   const [scheme, location] = parseAddress(address);
   const backend = getBackend(scheme);
   const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  const report = (err: Error, peer: string): void => {
+  const report = (err: Error, peer: string, peerSentData: boolean): void => {
     try {
-      options.onHandshakeError?.(err, peer);
+      options.onHandshakeError?.(err, peer, peerSentData);
     } catch {
       // Reporting must not break accepting.
     }
@@ -124,7 +124,10 @@ export function listen(address: string, handler: CommHandler, options: ListenOpt
         () => comm.abort(),
       );
       const message = `refused ${comm.peerAddress}: ${refusal.reason}`;
-      report(refusal.code === 'DD_ERR_TLS' ? new TlsError(message) : new ConnectionLimitError(message), comm.peerAddress);
+      // A TLS refusal follows a TLS handshake (the peer sent data); a connection-limit one is
+      // decided before anything is read.
+      const tls = refusal.code === 'DD_ERR_TLS';
+      report(tls ? new TlsError(message) : new ConnectionLimitError(message), comm.peerAddress, tls);
       return;
     }
     performHandshake(comm, { compression: options.compression, timeoutMs: handshakeTimeout }).then(
@@ -132,13 +135,16 @@ export function listen(address: string, handler: CommHandler, options: ListenOpt
         try {
           handler(comm);
         } catch (err) {
-          report(err as Error, comm.peerAddress);
+          report(err as Error, comm.peerAddress, true);
           comm.abort();
         }
       },
       (err: Error) => {
+        // A ProtocolError comes from the peer's bytes (garbage, not a handshake, another
+        // version, a message cut off); a timeout or a close may follow part of a message.
+        const peerSentData = err instanceof ProtocolError || comm.partialMessageBytes > 0;
         comm.abort();
-        report(err, comm.peerAddress);
+        report(err, comm.peerAddress, peerSentData);
       },
     );
   };

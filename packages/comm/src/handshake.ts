@@ -96,11 +96,53 @@ function onThisHost(localAddress: string, peerAddress: string): boolean {
   return peer === hostOf(localAddress);
 }
 
+/**
+ * The error for a peer whose first bytes are not a dd prelude (see StreamComm): the usual cause
+ * is a wrong address, e.g. a dd client pointed at an HTTP port, or a browser or HTTP health
+ * check pointed at a scheduler. Without it the reader only sees the limit error of those bytes
+ * read as a frame count ("frame count 3543824036068086856 exceeds the limit of 65536").
+ * `connecting`: this side opened the connection (so the peer should have been a dd server).
+ */
+export function notADdPeerError(peerAddress: string, bytes: Uint8Array, connecting: boolean, cause: unknown): ProtocolError {
+  const sent = `it sent ${describeBytes(bytes)}`;
+  return new ProtocolError(
+    connecting
+      ? `${peerAddress} did not answer as a dd server (${sent}): is this the right address and port?`
+      : `${peerAddress} did not start with a dd handshake (${sent}): is a client that does not speak dd pointed at this port?`,
+    { cause },
+  );
+}
+
+const PREVIEW_BYTES = 48;
+
+/** The start of `bytes` for an error message: quoted text if it is text (HTTP, ...), else hex. */
+function describeBytes(bytes: Uint8Array): string {
+  const head = bytes.subarray(0, PREVIEW_BYTES);
+  let text = true;
+  for (let i = 0; i < head.length && text; i++) {
+    const b = head[i]!;
+    text = (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d;
+  }
+  if (text) {
+    // The first line is what identifies the protocol ("HTTP/1.1 400 Bad Request", "GET / HTTP/1.1").
+    const all = Buffer.from(head).toString('latin1');
+    const line = all.split(/\r?\n/, 1)[0]!;
+    return JSON.stringify(line.length < all.length || head.length < bytes.length ? `${line}...` : line);
+  }
+  // (No byte count: `bytes` is what one read returned, not all the peer sent.)
+  const hex = Buffer.from(head.subarray(0, 16)).toString('hex').replace(/(..)(?!$)/g, '$1 ');
+  return `bytes ${hex}${bytes.byteLength > 16 ? ' ...' : ''}`;
+}
+
 /** Reads with a time bound; on timeout the comm is aborted (so the read settles too). */
 export function readWithTimeout(comm: ConfigurableComm, timeoutMs: number, what: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new TimeoutError(`${what}: no reply from ${comm.peerAddress} within ${timeoutMs} ms`));
+      // Bytes of an incomplete message tell a peer that sent something (garbage, a slow or
+      // truncated peer) from one that only opened the connection (port scanner, TCP health check).
+      const partial = comm.partialMessageBytes;
+      const got = partial > 0 ? ` (${partial} bytes of an incomplete message received)` : '';
+      reject(new TimeoutError(`${what}: no reply from ${comm.peerAddress} within ${timeoutMs} ms${got}`));
       comm.abort();
     }, timeoutMs);
     comm.read().then(

@@ -103,11 +103,25 @@ export class Server {
     const listener = listen(address, (comm) => this.handleComm(comm), {
       ...this.options,
       admit: (comm) => this.admit(comm),
-      onHandshakeError: (err, peer) => this.logger.debug(`connection from ${peer} failed before being served: ${err.message}`),
+      onHandshakeError: (err, peer, peerSentData) => this.logHandshakeError(err, peer, peerSentData),
     });
     await listener.start();
     this.listeners.push(listener);
     return listener;
+  }
+
+  /**
+   * One line per failed connection, no stack (the stack is comm's, not the peer's). Bytes that
+   * are not dd (an HTTP client or a misconfigured dd client at this port, another dd version,
+   * garbage) are a warning: the operator should see them. A peer that sent nothing (port
+   * scanners, health checks that only open a TCP connection) and refusals at the connection
+   * limit (peerSentData false: clients back off and retry, so one per attempt under load) stay
+   * at debug.
+   */
+  private logHandshakeError(err: Error, peer: string, peerSentData: boolean): void {
+    const line = `connection from ${peer} failed before being served: ${err.name}: ${err.message}`;
+    if (peerSentData) this.logger.warn(line);
+    else this.logger.debug(line);
   }
 
   /** The contact address of the first listener. */
@@ -192,7 +206,9 @@ export class Server {
       } finally {
         conn.busy = false;
       }
-      if ((msg as { close?: unknown }).close === true) {
+      // `?.`: a null request (msgpack nil) was answered with a BadRequestError above and must
+      // not end the loop (reading .close on it would throw and reset the connection).
+      if ((msg as { close?: unknown } | null | undefined)?.close === true) {
         await comm.close();
         return;
       }

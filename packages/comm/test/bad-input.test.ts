@@ -64,12 +64,74 @@ async function stillServes(server: Server): Promise<void> {
 }
 
 test('random bytes instead of a handshake: that connection is closed', async () => {
-  const { server, debug } = await start();
+  const { server, warnings } = await start();
   const s = await rawConnect(server.address, res);
   s.write(randomBytes(4096));
   await waitForClose(s);
-  expect(debug.join('\n')).toMatch(/Error|limit|handshake/i);
+  expect(warnings.join('\n')).toMatch(/Error|limit|handshake/i);
   await stillServes(server);
+});
+
+// Garbage before the handshake is an operator's business (an HTTP client or a misconfigured
+// client at the scheduler port): one warning per connection naming the peer and the error.
+test.each([
+  ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), /ProtocolError: tcp:\/\/127\.0\.0\.1:\d+ did not start with a dd handshake \(it sent "GET \/ HTTP\/1\.1\.\.\."\)/],
+  ['0xff bytes', Buffer.alloc(64, 0xff), /ProtocolError: .*did not start with a dd handshake \(it sent bytes ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff \.\.\.\)/],
+  ['a huge frame length', Buffer.concat([u64(1n), u64(2n ** 40n)]), /FrameLimitError: frame length 1099511627776 exceeds the limit/],
+  ['invalid msgpack', Buffer.concat([u64(1n), u64(4n), Buffer.from([0xc1, 0xc1, 0xc1, 0xff])]), /DeserializationError: /],
+  ['random bytes', randomBytes(100_000), /ProtocolError: .*did not start with a dd handshake \(it sent bytes ([0-9a-f]{2} ){16}\.\.\.\): is a client that does not speak dd pointed at this port\?$/],
+  ['part of a message, then FIN', Buffer.from([1, 0, 0, 0, 0]), /ProtocolError: connection from .* closed in the middle of a message \(5 bytes/],
+])('garbage before the handshake (%s) is logged as one warning naming the peer and the error', async (_what, bytes, expected) => {
+  const { server, warnings, debug } = await start();
+  const s = await rawConnect(server.address, res);
+  const peer = `tcp://127.0.0.1:${s.localPort}`;
+  s.end(bytes);
+  await waitForClose(s);
+  await new Promise((r) => setTimeout(r, 20));
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain(`connection from ${peer} failed before being served: `);
+  expect(warnings[0]).toMatch(expected);
+  expect(warnings[0]).not.toMatch(/\n\s+at /); // no stack
+  expect(debug).toEqual([]);
+  await stillServes(server);
+});
+
+test('a peer that sends a few bytes and then nothing: the handshake timeout is a warning that says so', async () => {
+  const warnings: string[] = [];
+  const server = res.server(new Server({ logger: { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) }, handshakeTimeout: 100 }));
+  await server.listen('tcp://127.0.0.1:0');
+  const s = await rawConnect(server.address, res);
+  s.write(Buffer.from('hi\n'));
+  await waitForClose(s, 2000);
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/^connection from tcp:\/\/127\.0\.0\.1:\d+ failed before being served: TimeoutError: .*within 100 ms \(3 bytes of an incomplete message received\)$/);
+});
+
+test('a peer that connects and closes without sending anything is logged at debug only', async () => {
+  const { server, warnings, debug } = await start();
+  const s = await rawConnect(server.address, res);
+  const peer = `tcp://127.0.0.1:${s.localPort}`;
+  s.end();
+  await waitForClose(s);
+  await new Promise((r) => setTimeout(r, 20));
+  expect(warnings).toEqual([]);
+  expect(debug.join('\n')).toContain(`connection from ${peer} failed before being served: CommClosedError`);
+  await stillServes(server);
+});
+
+test('a null request gets a BadRequestError reply and the comm stays open', async () => {
+  const { server, warnings } = await start();
+  const comm = res.comm(await connect(server.address));
+  await comm.write(null);
+  expect(await comm.read()).toMatchObject({ status: 'error', error: { name: 'BadRequestError', code: 'DD_ERR_BAD_REQUEST' } });
+  for (const bad of [[], 7, 'ping', { close: false }]) {
+    await comm.write(bad);
+    expect(await comm.read()).toMatchObject({ status: 'error', error: { code: 'DD_ERR_BAD_REQUEST' } });
+  }
+  await comm.write({ op: 'ping' });
+  expect(await comm.read()).toEqual({ status: 'OK', result: 'pong' });
+  expect(comm.closed).toBe(false);
+  expect(warnings).toEqual([]);
 });
 
 test('random bytes after a valid handshake', async () => {
@@ -165,13 +227,15 @@ test('unknown ops over a raw socket get an error reply and the connection stays 
   expect(encodeMessage).toBeDefined();
 });
 
-test('a peer that connects and says nothing is dropped after the handshake timeout', async () => {
+test('a peer that connects and says nothing is dropped after the handshake timeout (logged at debug only)', async () => {
+  const debug: string[] = [];
   const warnings: string[] = [];
-  const server = res.server(new Server({ logger: { debug: (m) => warnings.push(m), info() {}, warn() {}, error() {} }, handlers: { ping: () => 'pong' }, handshakeTimeout: 100 }));
+  const server = res.server(new Server({ logger: { debug: (m) => debug.push(m), info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) }, handlers: { ping: () => 'pong' }, handshakeTimeout: 100 }));
   await server.listen('tcp://127.0.0.1:0');
   const s = await rawConnect(server.address, res);
   await waitForClose(s, 2000);
-  expect(warnings.join('\n')).toMatch(/handshake/);
+  expect(debug.join('\n')).toMatch(/handshake/);
+  expect(warnings).toEqual([]);
   await stillServes(server);
 });
 
@@ -194,4 +258,42 @@ test('messages that arrive in the same chunk before bad bytes are still read, th
   expect(await comm.read()).toEqual({ n: 2 });
   await expect(comm.read()).rejects.toBeInstanceOf(FrameLimitError);
   expect(comm.closed).toBe(true);
+});
+
+/** A plain `net` server that runs `onSocket` for each connection; returns its tcp:// address. */
+async function rawServer(onSocket: (socket: import('node:net').Socket) => void): Promise<string> {
+  const { createServer } = await import('node:net');
+  const raw = createServer((socket) => {
+    res.socket(socket);
+    socket.on('error', () => {});
+    onSocket(socket);
+  });
+  res.add(() => new Promise((r) => raw.close(r)));
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+  return `tcp://127.0.0.1:${(raw.address() as import('node:net').AddressInfo).port}`;
+}
+
+test('connecting to a server that answers HTTP says it is not a dd server, at once', async () => {
+  const address = await rawServer((socket) => {
+    socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+  });
+  const started = Date.now();
+  const err = await connect(address, { timeout: 5000 }).catch((e: unknown) => e);
+  expect(err).toMatchObject({ name: 'ProtocolError', code: 'DD_ERR_PROTOCOL' });
+  expect((err as Error).message).toBe(
+    `${address} did not answer as a dd server (it sent "HTTP/1.1 400 Bad Request..."): is this the right address and port?`,
+  );
+  // The decoder's own error stays reachable; and it was not retried until the timeout.
+  expect((err as Error).cause).toMatchObject({ name: 'FrameLimitError' });
+  expect(Date.now() - started).toBeLessThan(2000);
+});
+
+test('a first message whose prelude is plausible but over the limits keeps the FrameLimitError', async () => {
+  const { FrameLimitError } = await import('@dd/protocol');
+  const address = await rawServer((socket) => {
+    socket.once('data', () => socket.write(Buffer.concat([u64(1n), u64(2n ** 40n)])));
+  });
+  const err = await connect(address, { timeout: 2000 }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(FrameLimitError);
+  expect((err as Error).message).toMatch(/frame length 1099511627776 exceeds the limit/);
 });

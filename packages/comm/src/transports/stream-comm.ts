@@ -2,9 +2,10 @@
 // incremental FrameDecoder; writes send the prelude and the frames with one gathered write.
 
 import type { Socket } from 'node:net';
-import { FrameDecoder, ProtocolError, encodePrelude, packFramesInto, packedSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
+import { DEFAULT_FRAME_LIMITS, FrameDecoder, ProtocolError, encodePrelude, packFramesInto, packedSize, type DecodeOptions, type FrameLimits } from '@dd/protocol';
 import { BaseComm, RESOLVED } from '../base-comm';
 import { decodeFrames, encodeFrames } from '../codec';
+import { notADdPeerError } from '../handshake';
 
 /**
  * Messages below this size are packed into one buffer (one small copy, one write call), which
@@ -89,11 +90,16 @@ export class StreamComm extends BaseComm {
   private drainWait: Promise<void> | undefined;
   private socketError: Error | undefined;
 
+  /**
+   * `connecting`: this side opened the connection (only changes the wording of the error for a
+   * peer that does not speak dd at all, see notDd).
+   */
   constructor(
     private readonly socket: Socket,
     localAddress: string,
     peerAddress: string,
     limits: Partial<FrameLimits> | undefined,
+    private readonly connecting: boolean,
     reads?: DirectReads,
   ) {
     super(localAddress, peerAddress);
@@ -106,6 +112,10 @@ export class StreamComm extends BaseComm {
       this.socketError ??= err;
     });
     socket.on('close', () => this.onSocketClose());
+  }
+
+  override get partialMessageBytes(): number {
+    return this.decoder.partialMessageBytes;
   }
 
   /** @internal DirectReads: where the socket may read next (see FrameDecoder.directTarget). */
@@ -132,7 +142,7 @@ export class StreamComm extends BaseComm {
       // The Buffer itself: protocol copies misaligned typed-array payloads even out of a Buffer.
       messages = this.decoder.push(chunk);
     } catch (err) {
-      this.fail(err as Error);
+      this.fail(this.peerInfo === undefined ? this.notDd(err as Error, chunk) : (err as Error));
       return;
     }
     this.onMessages(messages);
@@ -152,6 +162,21 @@ export class StreamComm extends BaseComm {
     }
     // Bad bytes after whole messages in this chunk: those were delivered, now the stream is dead.
     if (this.decoder.error !== undefined) this.fail(this.decoder.error);
+  }
+
+  /**
+   * Before the handshake (only on this error path, so the message path pays nothing): bytes
+   * that cannot even start a dd message mean the peer does not speak dd, and the reader gets a
+   * ProtocolError that says so and quotes them (cause: the decoder's error). A plausible frame
+   * count keeps the decoder's own error: a dd peer can break this side's limits. (No message
+   * came out of this chunk, as push() threw; one from an earlier chunk would have been the
+   * handshake, and peerInfo is set before the next chunk is read.)
+   */
+  private notDd(error: Error, chunk: Buffer): Error {
+    if (chunk.byteLength < 8) return error;
+    const maxFrames = this.decodeOptions?.maxFrames ?? DEFAULT_FRAME_LIMITS.maxFrames;
+    if (chunk.readUInt32LE(4) === 0 && chunk.readUInt32LE(0) <= maxFrames) return error;
+    return notADdPeerError(this.peerAddress, chunk, this.connecting, error);
   }
 
   private onSocketClose(): void {

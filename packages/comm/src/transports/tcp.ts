@@ -27,7 +27,7 @@ export const tcpBackend: Backend = {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         const { local, peer } = socketAddresses('tcp', socket);
-        resolve(new StreamComm(socket, local, peer, options.limits, reads));
+        resolve(new StreamComm(socket, local, peer, options.limits, true, reads));
       });
     });
   },
@@ -35,7 +35,7 @@ export const tcpBackend: Backend = {
   createListener(location: string, onComm: (comm: ConfigurableComm) => void, options: ListenOptions): Listener {
     const server = createServer({ noDelay: true }, (socket) => {
       const { local, peer } = socketAddresses('tcp', socket);
-      onComm(new StreamComm(socket, local, peer, options.limits));
+      onComm(new StreamComm(socket, local, peer, options.limits, false));
     });
     return new IpListener('tcp', location, server);
   },

@@ -51,6 +51,14 @@ export function unauthorizedReason(socket: TLSSocket): string | undefined {
   return `TLS client certificate rejected (${why}); a certificate signed by the cluster CA is required`;
 }
 
+/**
+ * For a 'tlsClientError': whether the peer sent anything. A TCP connection closed before a
+ * ClientHello (port scanner, TCP health check) shows up as ECONNRESET ("socket hang up").
+ */
+export function tlsPeerSentData(err: Error): boolean {
+  return (err as { code?: unknown }).code !== 'ECONNRESET';
+}
+
 export const tlsBackend: Backend = {
   ...ipAddressing,
 
@@ -71,7 +79,7 @@ export const tlsBackend: Backend = {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         const { local, peer } = socketAddresses('tls', socket);
-        resolve(new StreamComm(socket, local, peer, options.limits));
+        resolve(new StreamComm(socket, local, peer, options.limits, true));
       });
     });
   },
@@ -80,13 +88,17 @@ export const tlsBackend: Backend = {
     requireTlsMaterial('tls', options);
     const server = createServer(serverTlsOptions(options), (socket) => {
       const { local, peer } = socketAddresses('tls', socket);
-      const comm = new StreamComm(socket, local, peer, options.limits);
+      const comm = new StreamComm(socket, local, peer, options.limits, false);
       const reason = unauthorizedReason(socket);
       if (reason !== undefined) comm.refusal = { code: 'DD_ERR_TLS', reason };
       onComm(comm);
     });
     server.on('tlsClientError', (err, socket) => {
-      options.onHandshakeError?.(new TlsError(`TLS negotiation failed: ${err.message}`, { cause: err }), `tls://${socket.remoteAddress}:${socket.remotePort}`);
+      options.onHandshakeError?.(
+        new TlsError(`TLS negotiation failed: ${err.message}`, { cause: err }),
+        `tls://${socket.remoteAddress}:${socket.remotePort}`,
+        tlsPeerSentData(err),
+      );
     });
     return new IpListener('tls', location, server);
   },

@@ -14,7 +14,7 @@ import type { ConfigurableComm, ListenOptions, Listener } from '../comm';
 import { unparseAddress, unparseHostPort } from '../addressing';
 import type { Backend, BackendConnectOptions } from '../registry';
 import { IpListener, codedError, hostPortForConnect, ipAddressing } from './ip';
-import { clientTlsOptions, requireTlsMaterial, serverTlsOptions, unauthorizedReason } from './tls';
+import { clientTlsOptions, requireTlsMaterial, serverTlsOptions, tlsPeerSentData, unauthorizedReason } from './tls';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { TlsError } from '../errors';
@@ -208,8 +208,12 @@ function makeWsBackend(scheme: 'ws' | 'wss'): Backend {
         onComm(new WsComm(ws, local, peer, options.limits));
       });
       if (secure) {
-        http.on('tlsClientError', (err: Error) => {
-          options.onHandshakeError?.(err, `${scheme}://?`);
+        http.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+          options.onHandshakeError?.(
+            new TlsError(`TLS negotiation failed: ${err.message}`, { cause: err }),
+            unparseAddress(scheme, unparseHostPort(socket.remoteAddress ?? '?', socket.remotePort)),
+            tlsPeerSentData(err),
+          );
         });
       }
       return new WsListener(scheme, location, http, wss);
