@@ -1,6 +1,7 @@
 // Public surface of @dd/protocol.
 
 export * from './errors';
+export { checkSendable, MAX_SENDABLE_DEPTH } from './sendable';
 export * from './frames';
 
 export { encodeMessage, decodeMessage, MAX_PAYLOAD_NESTING } from './message';

@@ -261,6 +261,8 @@ export class MessageEncoder {
     this.writeHeader(n, 0x80, 16, 0, 0xde, 0xdf, 'map');
     for (let i = 0; i < n; i++) {
       const key = keys[i]!;
+      // Receivers refuse it (it would set the decoded object's prototype): fail here, naming it.
+      if (key === '__proto__') throw new SerializationError('an object with an own "__proto__" key cannot be sent (receivers refuse it); rename the key or use a Map');
       this.writeString(key);
       this.write(value[key], depth + 1);
     }
