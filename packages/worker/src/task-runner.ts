@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
-import { decodeTaskCall, type FunctionRef, type Key, type WireError, type WireRunSpec } from '@dd/protocol';
+import { checkSendable, decodeTaskCall, SerializationError, type FunctionRef, type Key, type WireError, type WireRunSpec } from '@dd/protocol';
 import { ClosureVariableError } from './errors';
 import { sizeof } from './sizeof';
 import { runAsTaskOf, type TaskWorker } from './task-context';
@@ -67,6 +67,7 @@ export class TaskRunner {
       let value = worker === undefined ? fn(...args) : runAsTaskOf(worker, () => fn(...args));
       if (isThenable(value)) value = await value;
       const stop = this.stopped(start, t0);
+      if (typeof value === 'object' && value !== null) checkResultSendable(value);
       return { ok: true, value, nbytes: sizeof(value), type: typeName(value), start, stop };
     } catch (err) {
       return { ok: false, error: this.toWireError(err, fnRef), start, stop: this.stopped(start, t0) };
@@ -142,7 +143,7 @@ export class TaskRunner {
       fn = attempt(`({ ${ref.source} \n})[${JSON.stringify(ref.name)}]`);
     }
     if (typeof fn !== 'function') throw new TypeError(`the source of task function ${ref.name} is not a function`);
-    return fn as AnyFn;
+    return callable(fn as AnyFn);
   }
 
   private async importFunction(specifier: string, exportName: string): Promise<AnyFn> {
@@ -154,7 +155,7 @@ export class TaskRunner {
     if (typeof fn !== 'function') {
       throw new TypeError(`module ${JSON.stringify(specifier)} has no function export ${JSON.stringify(exportName)}`);
     }
-    return fn as AnyFn;
+    return callable(fn as AnyFn);
   }
 
   /**
@@ -192,6 +193,25 @@ export class TaskRunner {
       }
     }
     return wireError(err);
+  }
+}
+
+/**
+ * A class runs as its constructor (`new C(...args)`, the instance is the result), as calling a
+ * class does in the reference; called plainly it would only throw "cannot be invoked without 'new'".
+ */
+function callable(fn: AnyFn): AnyFn {
+  if (!/^class\b/.test(Function.prototype.toString.call(fn))) return fn;
+  const Class = fn as unknown as new (...args: unknown[]) => unknown;
+  return (...args: unknown[]) => new Class(...args);
+}
+
+/** A result that could not leave this worker fails its task now rather than its first transfer. */
+function checkResultSendable(value: object): void {
+  try {
+    checkSendable(value);
+  } catch (err) {
+    throw new SerializationError(`the task's result cannot be sent to other workers or clients: ${(err as Error).message}`);
   }
 }
 

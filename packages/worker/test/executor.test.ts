@@ -96,6 +96,23 @@ describe.each([
     expect(o.error.stack).toMatch(/at fails \(.*dd-task-fails-/);
   });
 
+  test('a class runs as its constructor; its instance is the result', async () => {
+    const f = src('class Point { constructor(x, y) { this.x = x; this.y = y; } norm() { return Math.hypot(this.x, this.y); } }', 'Point');
+    const o = await ex.run(job(f, [3, 4]));
+    expect({ ...(value(o) as object) }).toEqual({ x: 3, y: 4 });
+  });
+
+  test('a result that dd could not send fails its task with the reason, not its first transfer', async () => {
+    const f = src('function cyclic() { const a = { b: [] }; a.b.push(a); return a; }', 'cyclic');
+    const o = await ex.run(job(f, []));
+    expect(o.ok).toBe(false);
+    if (o.ok) return;
+    expect(o.error.name).toBe('SerializationError');
+    expect(o.error.message).toBe(
+      "the task's result cannot be sent to other workers or clients: the value refers to itself: value.b[0] is the same object as an enclosing one (a cycle); dd sends plain data (msgpack), which has no references, so return or pass data without cycles",
+    );
+  });
+
   test('Buffers stay Buffers', async () => {
     const f = src('function cat(a) { return Buffer.concat([a, Buffer.alloc(8192, 1)]); }', 'cat');
     const o = await ex.run(job(f, [keyRef('b')], { b: Buffer.from('hi') }));
