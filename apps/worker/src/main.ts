@@ -7,6 +7,9 @@ import { Worker } from '@dd/worker';
 import { buildCommand, compileWorkerCli, type WorkerCliArgs } from './options';
 import { WorkerSupervisor } from './supervisor';
 
+/** How long after SIGINT/SIGTERM a --no-nanny worker may take to close (the nanny's closeTimeoutMs). */
+const STOP_TIMEOUT_MS = 10_000;
+
 function onSignals(stop: (signal: NodeJS.Signals) => void): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
@@ -34,16 +37,35 @@ export async function main(argv: string[]): Promise<number> {
     const options = cli.workers[0]!;
     // Signals first: whoever sees the address printed may stop us at once, and without a
     // handler the default action would kill the process without closing the worker. A signal
-    // during start closes the worker as soon as it exists.
+    // during start aborts it (Worker.start closes what it made and rejects); a worker that
+    // does not close within STOP_TIMEOUT_MS of the signal (stuck in a preload's ddSetup, say)
+    // does not keep the process alive: the signal always ends it, as the nanny's SIGKILL does.
     let worker: Worker | undefined;
-    let stopRequested = false;
+    const startAbort = new AbortController();
     onSignals(() => {
-      stopRequested = true;
-      void worker?.close();
+      setTimeout(() => {
+        console.error(`dd-worker: the worker did not close within ${STOP_TIMEOUT_MS / 1000} s; exiting`);
+        process.exit(1);
+      }, STOP_TIMEOUT_MS).unref();
+      if (worker === undefined) startAbort.abort(new Error('stopped by a signal while starting'));
+      else void worker.close();
     });
-    const started = await Worker.start(options);
+    let started: Worker;
+    try {
+      started = await Worker.start(options, { signal: startAbort.signal });
+    } catch (err) {
+      if (startAbort.signal.aborted) {
+        console.log('Worker closed');
+        return 0;
+      }
+      // It could not start (an unusable --local-directory, a failing --preload, no scheduler
+      // within --death-timeout): Worker.start closed everything it had made; the binary prints
+      // `dd-worker: <message>` and exits 1.
+      throw err;
+    }
     worker = started;
-    if (stopRequested) {
+    if (startAbort.signal.aborted) {
+      // The signal came as the start completed, too late to abort it.
       void started.close();
     } else {
       console.log(`Worker at: ${started.address}`);

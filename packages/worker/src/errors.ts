@@ -69,3 +69,17 @@ function formatStory(story: StoryEntry[]): string {
     .map((e) => `  ${JSON.stringify(e)}`)
     .join('\n');
 }
+
+/**
+ * The worker's local directory (`localDirectory`, `dd-worker --local-directory`; or, without one,
+ * a fresh directory under the system's temporary directory) cannot be created or written to.
+ */
+export class LocalDirectoryError extends DdError {
+  override readonly code: string = 'DD_ERR_LOCAL_DIRECTORY';
+  constructor(
+    readonly directory: string,
+    cause: unknown,
+  ) {
+    super(`Worker: cannot use local directory ${directory}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}

@@ -5,7 +5,7 @@ export { sizeof } from './sizeof';
 export { MemoryStore, type DataStore } from './data-store';
 export { SpillStore, type SpillStoreOptions, type SpillStats } from './spill-store';
 export { MemoryMonitor, DEFAULT_MEMORY_FRACTIONS, type MemoryFractions, type MemoryMonitorOptions } from './memory-monitor';
-export { createLocalDirectory, purgeStaleLocalDirectories } from './local-directory';
+export { createLocalDirectory, prepareLocalDirectory, purgeStaleLocalDirectories } from './local-directory';
 export { GarbageDebt, garbageCollector, garbageDebtSettings, workerProcessEnv, type GarbageDebtOptions } from './garbage';
 export {
   InlineExecutor,

@@ -27,11 +27,21 @@ function readOptions(): WorkerOptions {
 export async function main(): Promise<void> {
   let worker: Worker | undefined;
   let exiting = false;
+  // A shutdown while the worker starts aborts the start, which closes what it made (threads,
+  // sockets, its own local directory) before it rejects.
+  const startAbort = new AbortController();
+  let starting: Promise<Worker> | undefined;
   const shutdown = async (code: number): Promise<void> => {
     if (exiting) return;
     exiting = true;
     try {
-      await worker?.close('process shutdown');
+      if (worker !== undefined) {
+        await worker.close('process shutdown');
+      } else {
+        startAbort.abort(new Error('process shutdown while starting'));
+        // (A start that completed meanwhile gives a worker, closed like any other.)
+        await (await starting?.catch(() => undefined))?.close('process shutdown');
+      }
     } finally {
       if (process.connected) process.disconnect();
       process.exit(code);
@@ -45,9 +55,11 @@ export async function main(): Promise<void> {
   process.on('disconnect', () => void shutdown(0));
 
   try {
-    worker = await Worker.start(readOptions());
+    starting = Worker.start(readOptions(), { signal: startAbort.signal });
+    worker = await starting;
     worker.warnIfLimitLeavesLittleRoom();
   } catch (err) {
+    if (startAbort.signal.aborted) return; // shutdown() is exiting
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`dd worker failed to start: ${message}\n`);
     if (process.send) process.send({ type: 'error', message }, () => void shutdown(1));

@@ -37,7 +37,7 @@ import { MemoryStore, type DataStore } from './data-store';
 import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
 import { GarbageDebt, garbageDebtSettings } from './garbage';
-import { createLocalDirectory } from './local-directory';
+import { createLocalDirectory, prepareLocalDirectory } from './local-directory';
 import { MemoryMonitor } from './memory-monitor';
 import { SpillStore } from './spill-store';
 import { WorkerHttpServer } from './http-server';
@@ -97,6 +97,8 @@ export class Worker {
   private outcomes: WorkerEvent[] = [];
   private outcomesScheduled = false;
   private closePromise: Promise<void> | undefined;
+  /** The start-up step running now (startStep); close() lets it finish before tearing down. */
+  private runningStep: Promise<unknown> | undefined;
   private resolveClosed!: () => void;
   private ownsLocalDirectory = false;
   private localDirectory = '';
@@ -188,15 +190,32 @@ export class Worker {
     this.state = undefined as unknown as WorkerState;
   }
 
-  /** Starts a worker: listens, starts its executor, registers with the scheduler. */
-  static async start(options: WorkerOptions): Promise<Worker> {
+  /**
+   * Starts a worker: makes its local directory, starts its executor, listens, registers with the
+   * scheduler. If it cannot (LocalDirectoryError, PreloadError, no scheduler within
+   * deathTimeoutMs, ...), or `signal` aborts first (rejecting with its reason), the worker is
+   * closed (nothing left running) before the promise rejects.
+   */
+  static async start(options: WorkerOptions, { signal }: { signal?: AbortSignal } = {}): Promise<Worker> {
     const compiled = compileWorkerOptions(options);
+    signal?.throwIfAborted();
     const worker = new Worker(compiled);
+    const starting = worker.startup();
+    starting.catch(() => {}); // observed below (or outrun by an abort, after which it fails too)
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(signal?.reason ?? new Error('Worker: start aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
     try {
-      await worker.startup();
+      // A start that waits on something close() cannot interrupt (a preload's ddSetup) still
+      // gives way to the signal.
+      await Promise.race([starting, aborted]);
     } catch (err) {
       await worker.close('failed to start');
       throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort!);
     }
     return worker;
   }
@@ -224,24 +243,49 @@ export class Worker {
     return this.outgoing;
   }
 
+  /**
+   * Runs one bounded start-up step (it keeps what it makes on `this`, so that close() releases
+   * it). close() waits for the step running, then tears down; no step starts once closing.
+   */
+  private async startStep(step: () => Promise<void>): Promise<void> {
+    if (this.closing) throw new CommClosedError('Worker: closed while starting');
+    const running = step();
+    this.runningStep = running;
+    try {
+      await running;
+    } finally {
+      if (this.runningStep === running) this.runningStep = undefined;
+    }
+  }
+
   private async startup(): Promise<void> {
     const o = this.options;
-    if (o.localDirectory) {
-      this.localDirectory = path.resolve(o.localDirectory);
-      await fs.promises.mkdir(this.localDirectory, { recursive: true });
-    } else {
-      this.localDirectory = await createLocalDirectory();
-      this.ownsLocalDirectory = true;
-    }
-    this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth, uploadDirectory: this.uploadDirectory, garbage: this.garbageSettings });
-    await this.server.listen(o.listen);
+    // The directory first: a worker that cannot use it starts nothing (no threads, no sockets).
+    await this.startStep(async () => {
+      if (o.localDirectory) {
+        this.localDirectory = await prepareLocalDirectory(o.localDirectory);
+      } else {
+        this.localDirectory = await createLocalDirectory();
+        this.ownsLocalDirectory = true;
+      }
+    });
+    await this.startStep(async () => {
+      this.executor = await createExecutor(o.executor, { nthreads: o.nthreads, cwd: o.cwd, queueDepth: o.executorQueueDepth, uploadDirectory: this.uploadDirectory, garbage: this.garbageSettings });
+    });
+    await this.startStep(async () => {
+      await this.server.listen(o.listen);
+    });
+    if (!this.executor) throw new Error('unreachable: no executor after start-up');
     this.addressValue = this.server.address;
     this.nameValue = o.name ?? this.addressValue;
     // getWorker() inside tasks: this worker's address and name, and logEvent to the scheduler.
     this.executor?.setTaskWorker?.(taskWorkerHandle(this.addressValue, this.nameValue, (topic, msg) => this.sendToScheduler({ op: 'log-event', topic, msg })));
     if (o.dashboardAddress !== undefined) {
       const host = /^(tcp|tls|ws|wss):/.test(this.addressValue) ? getAddressHost(this.addressValue) : '127.0.0.1';
-      this.http = await WorkerHttpServer.start(this, parseListenAddress(o.dashboardAddress, host));
+      const listen = parseListenAddress(o.dashboardAddress, host);
+      await this.startStep(async () => {
+        this.http = await WorkerHttpServer.start(this, listen);
+      });
     }
     (this as { state: WorkerState }).state = new WorkerState({
       address: this.addressValue,
@@ -253,8 +297,15 @@ export class Worker {
       transferIncomingCountLimit: o.transferIncomingCountLimit,
       transferIncomingBytesLimit: o.transferIncomingBytesLimit,
     });
-    if (o.preload.length > 0) this.preloadTeardowns = await runPreloads(this, o.preload, this.runner.taskRunner());
+    if (o.preload.length > 0) {
+      if (this.closing) throw new CommClosedError('Worker: closed while starting');
+      this.preloadTeardowns = await runPreloads(this, o.preload, this.runner.taskRunner());
+      // Closed while ddSetup ran: close() has run the teardowns it knew of, not these.
+      if (this.closing) await this.runPreloadTeardowns();
+    }
     await this.connectToScheduler(true);
+    // Closed meanwhile (close(), an aborted start): no heartbeats or memory watch for a closed worker.
+    if (this.closing) throw new CommClosedError('Worker: closed while starting');
     this.status = 'running';
     this.scheduleHeartbeat();
     this.memoryMonitor.start(o.memory.monitorIntervalMs);
@@ -781,15 +832,12 @@ export class Worker {
   private async doClose(_reason: string): Promise<void> {
     this.status = 'closing';
     this.closeAbort.abort(); // a registration still retrying stops now
+    // A start-up step under way (threads starting, a socket being bound) finishes first, so that
+    // what it makes is released below.
+    await this.runningStep?.catch(() => undefined);
     this.memoryMonitor.stop();
     await this.plugins.close().catch(() => undefined);
-    for (const { specifier, teardown } of this.preloadTeardowns.splice(0)) {
-      try {
-        await teardown(this);
-      } catch (err) {
-        this.options.logger.warn(`preload module ${JSON.stringify(specifier)}: ddTeardown failed: ${(err as Error)?.message ?? String(err)}`);
-      }
-    }
+    await this.runPreloadTeardowns();
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -815,6 +863,16 @@ export class Worker {
     for (const l of this.registeredListeners.splice(0)) l();
     this.status = 'closed';
     this.resolveClosed();
+  }
+
+  private async runPreloadTeardowns(): Promise<void> {
+    for (const { specifier, teardown } of this.preloadTeardowns.splice(0)) {
+      try {
+        await teardown(this);
+      } catch (err) {
+        this.options.logger.warn(`preload module ${JSON.stringify(specifier)}: ddTeardown failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
   }
 
   /** A timer that close() cuts short. */

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createLocalDirectory, purgeStaleLocalDirectories } from '@dd/worker';
+import { createLocalDirectory, LocalDirectoryError, prepareLocalDirectory, purgeStaleLocalDirectories } from '@dd/worker';
 
 let root: string;
 beforeEach(() => {
@@ -32,4 +32,52 @@ test('a new local directory records its owner and removes those of processes tha
   expect(fs.existsSync(stale)).toBe(false);
   for (const d of [live, unowned, other, mine]) expect(fs.existsSync(d)).toBe(true);
   expect(await purgeStaleLocalDirectories(root)).toBe(0);
+});
+
+describe('prepareLocalDirectory', () => {
+  /** Settles within `ms`, or fails saying so (Node's own recursive mkdir never settles under /proc). */
+  function within<T>(ms: number, p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
+  test('makes missing parents, accepts an existing directory, resolves relative paths', async () => {
+    const nested = path.join(root, 'a', 'b', 'c');
+    expect(await prepareLocalDirectory(nested)).toBe(nested);
+    expect(fs.statSync(nested).isDirectory()).toBe(true);
+    expect(await prepareLocalDirectory(nested)).toBe(nested);
+    expect(await prepareLocalDirectory(path.relative(process.cwd(), nested))).toBe(nested);
+    fs.symlinkSync(nested, path.join(root, 'link'));
+    expect(await prepareLocalDirectory(path.join(root, 'link'))).toBe(path.join(root, 'link'));
+  });
+
+  test('a directory that cannot be made fails at once, naming it and the cause (also for root)', async () => {
+    const file = path.join(root, 'a-file');
+    fs.writeFileSync(file, 'x');
+    fs.symlinkSync(path.join(root, 'nowhere'), path.join(root, 'dangling'));
+    const cases: Array<[string, RegExp]> = [
+      [path.join(file, 'sub'), /ENOTDIR/],
+      [path.join(file, 'sub', 'deeper'), /ENOTDIR/],
+      [file, /ENOTDIR/],
+      [path.join(root, 'dangling'), /ENOENT/],
+      [path.join(root, 'dangling', 'sub'), /ENOENT/],
+    ];
+    // /proc: mkdir of a missing child is ENOENT although /proc exists, where Node's recursive
+    // mkdir loops forever.
+    if (fs.existsSync('/proc/self')) cases.push(['/proc/forbidden', /ENOENT/], ['/proc/forbidden/a/b', /ENOENT/]);
+    for (const [dir, cause] of cases) {
+      const err = await within(2_000, prepareLocalDirectory(dir)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(LocalDirectoryError);
+      expect((err as LocalDirectoryError).directory).toBe(dir);
+      expect((err as Error).message).toContain(`Worker: cannot use local directory ${dir}: `);
+      expect((err as Error).message).toMatch(cause);
+    }
+    expect(fs.readFileSync(file, 'utf8')).toBe('x');
+  });
 });
