@@ -232,7 +232,8 @@ export class WorkerSupervisor extends EventEmitter {
       const rss = pid === undefined ? undefined : this.settings.processMemory(pid);
       if (rss === undefined || rss <= fraction * limit) continue;
       slot.killedFor = `exceeded ${Math.round(fraction * 100)}% of its memory limit (RSS ${formatBytes(rss)} of ${formatBytes(limit)})`;
-      this.log(`Worker process ${slot.index} (${slot.address ?? 'not yet registered'}) ${slot.killedFor}; terminating and restarting it`);
+      // Before it registered it is not restarted (see the exit handler).
+      this.log(`Worker process ${slot.index} (${slot.address ?? 'not yet registered'}) ${slot.killedFor}; terminating ${slot.address === undefined ? 'it' : 'and restarting it'}`);
       slot.child!.kill('SIGKILL');
     }
   }
@@ -266,6 +267,14 @@ export class WorkerSupervisor extends EventEmitter {
         // timeout): starting it again would fail the same way, so this slot ends here.
         this.failedToStart++;
         this.endSlot(slot, `could not start (${slot.startError})`);
+        return;
+      }
+      if (slot.killedFor !== undefined && slot.address === undefined) {
+        // Over its memory limit before it even registered: a new process would start the same
+        // way and be killed again, forever (seen with --memory-limit 50MB, below what a bare
+        // worker process uses).
+        this.failedToStart++;
+        this.endSlot(slot, `could not start: it ${slot.killedFor} before registering with the scheduler; the limit leaves no room to start a worker process, raise --memory-limit`);
         return;
       }
       if (code === 0 && slot.killedFor === undefined) {

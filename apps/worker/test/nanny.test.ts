@@ -50,6 +50,16 @@ describe('nanny', () => {
     expect(childPids(w.child.pid!)).toHaveLength(1);
   });
 
+  test('a worker process over its memory limit before it registered is not restarted: dd-worker exits 1 saying why', async () => {
+    const scheduler = await startScheduler();
+    // A bare worker process uses ~50 MB: this limit cannot hold one.
+    const w = startProcess(binaries.worker, [scheduler, '--nthreads', '1', '--memory-limit', '20MB', '--no-dashboard']);
+    await w.waitForLine(/could not start: it exceeded 95% of its memory limit .* before registering with the scheduler; .*raise --memory-limit; not restarting it/, 30_000);
+    const exit = await Promise.race([exitReport(w), new Promise<string>((r) => setTimeout(() => r('still running after 15 s'), 15_000).unref())]);
+    expect(exit).toMatchObject({ code: 1 });
+    expect(w.lines.filter((l) => /Restarting|restarting in/.test(l))).toEqual([]);
+  });
+
   test('restart over rpc replaces every worker process with a fresh one that registers', async () => {
     const scheduler = await startScheduler();
     const w = startProcess(binaries.worker, [scheduler, '--nworkers', '2', '--nthreads', '1', '--no-dashboard']);
