@@ -800,7 +800,9 @@ export class Client implements FutureOwner, AsyncDisposable {
       return;
     }
     for (const [key, ws] of batch) {
-      if (data.has(key)) for (const w of ws) w.resolve(data.get(key));
+      const v = data.get(key);
+      if (v instanceof Unsendable) for (const w of ws) w.reject(new RemoteError(v.error, { key }));
+      else if (data.has(key)) for (const w of ws) w.resolve(v);
       else for (const w of ws) w.reject(new FutureLostError(key, 'no worker holds its data'));
     }
   }
@@ -830,10 +832,12 @@ export class Client implements FutureOwner, AsyncDisposable {
       await Promise.all(
         [...byWorker].map(async ([worker, wkeys]) => {
           try {
-            const reply = await this.#link.callWorker<{ status?: string; data?: Record<Key, unknown> }>(worker, 'get-data', { keys: wkeys });
+            const reply = await this.#link.callWorker<{ status?: string; data?: Record<Key, unknown>; unsendable?: Record<Key, WireError> }>(worker, 'get-data', { keys: wkeys });
             if (reply?.status === 'busy') return; // try again after a pause
             const d = reply?.data ?? {};
             for (const k of wkeys) if (Object.prototype.hasOwnProperty.call(d, k)) out.set(k, d[k]);
+            // Held but impossible to send: asking another holder or the scheduler would fail the same way.
+            for (const [k, error] of Object.entries(reply?.unsendable ?? {})) out.set(k, new Unsendable(error));
           } catch {
             badWorkers.add(worker);
           }
@@ -877,7 +881,12 @@ export class Client implements FutureOwner, AsyncDisposable {
         throw st.error ?? new Error(`future ${f.key} is ${st.status}`);
       }
       if (cached.has(f.key)) return cached.get(f.key);
-      if (data.has(f.key)) return data.get(f.key);
+      const v = data.get(f.key);
+      if (v instanceof Unsendable) {
+        if (errors === 'skip') return SKIP;
+        throw new RemoteError(v.error, { key: f.key });
+      }
+      if (data.has(f.key)) return v;
       if (errors === 'skip') return SKIP;
       throw new FutureLostError(f.key, 'no worker holds its data');
     }) as Gathered<T>;
@@ -1454,3 +1463,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 export { GatherError };
+
+/** A key its holder could not send (GetDataReply.unsendable): gathering it fails with the reason. */
+class Unsendable {
+  constructor(readonly error: WireError) {}
+}

@@ -174,6 +174,25 @@ describe('cluster end to end', () => {
     });
   });
 
+  test('a value a worker holds but cannot send (inline executor) fails where it is needed, and is not recomputed', async () => {
+    await withCluster({ workers: [{ executor: 'inline' }, { executor: 'inline' }] }, async ({ client, scheduler, workers }) => {
+      // With the inline executor a result may be anything: a function is fine for tasks on its worker.
+      const holder = client.options({ workers: workers[0]!.address }).submit(function makeFn() {
+        return { f: (): number => 1 };
+      });
+      const here = client.options({ workers: workers[0]!.address }).submit((o: { f: () => number }) => o.f() + 1, holder);
+      expect(await here.result({ timeout: 10_000 })).toBe(2);
+      // Elsewhere it would have to travel: the dependent fails with why, the client's fetch too.
+      const elsewhere = client.options({ workers: workers[1]!.address }).submit((o: { f: unknown }) => typeof o.f, holder);
+      await expect(elsewhere.result({ timeout: 10_000 })).rejects.toMatchObject({ remoteName: 'SerializationError' });
+      await expect(holder.result({ timeout: 10_000 })).rejects.toMatchObject({ remoteName: 'SerializationError' });
+      expect(holder.status).toBe('finished');
+      // Before, each failed fetch looked like a lost worker and the task ran again, hundreds of times a second.
+      const runs = scheduler.state.story(holder.key).filter((e) => e[0] === holder.key && e[2] === 'processing').length;
+      expect(runs).toBe(1);
+    });
+  });
+
   test('retry reruns a failed task and its failed dependency', async () => {
     await withCluster({ nWorkers: 2 }, async ({ client }) => {
       const marker = join(tmpdir(), `dd-retry-${process.pid}-${Date.now()}`);

@@ -478,7 +478,12 @@ export interface GetDataRequest {
   /** The requesting worker's address, for transfer logs; absent for clients. */
   who?: Address;
 }
-export type GetDataReply = { status: 'OK'; data: Record<Key, unknown> } | { status: 'busy' };
+/**
+ * `unsendable`: keys the holder has but cannot send (their values fail to encode: a function or a
+ * class instance held by a worker with the inline executor), with why. Not retried elsewhere:
+ * every holder would fail the same way.
+ */
+export type GetDataReply = { status: 'OK'; data: Record<Key, unknown>; unsendable?: Record<Key, WireError> } | { status: 'busy' };
 /** Store data directly on the worker (scatter). Reply `{nbytes: Record<Key, number>}`. */
 export interface WorkerUpdateDataRequest {
   op: 'update-data';

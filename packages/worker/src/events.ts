@@ -59,6 +59,8 @@ export interface GatherDepSuccessEvent {
   type: 'gather-dep-success';
   worker: Address;
   data: Record<Key, unknown>;
+  /** Keys the peer holds but could not send, with why (GetDataReply): they fail here. */
+  unsendable?: Record<Key, WireError>;
   /** Bytes per key if known (else estimated by the store). */
   nbytes?: Record<Key, number>;
   start?: number;

@@ -610,7 +610,14 @@ export class WorkerState {
       ? { action: 'transfer', start: ev.start, stop: ev.stop, source: ev.worker }
       : undefined;
     for (const ts of tasks) {
-      if (Object.prototype.hasOwnProperty.call(ev.data, ts.key)) {
+      const unsendable = ev.unsendable?.[ts.key];
+      if (unsendable !== undefined) {
+        // Every holder would fail to send it the same way: an error here, not missing data
+        // (which made the scheduler recompute the task again and again).
+        ts.exception = unsendable;
+        if (ts.state === 'flight') recs.set(ts, 'error');
+        else this.afterJob(ts, false, recs, ev.stimulusId);
+      } else if (Object.prototype.hasOwnProperty.call(ev.data, ts.key)) {
         if (transfer !== undefined) ts.startstops.push(transfer);
         ts.pendingValue = { value: ev.data[ts.key], nbytes: ev.nbytes?.[ts.key], type: undefined };
         this.afterJob(ts, true, recs, ev.stimulusId);

@@ -30,9 +30,10 @@ import type {
   WorkerIdentity,
   WorkerMetrics,
   WorkerToSchedulerMsg,
+  WireError,
   WorkerUpdateDataRequest,
 } from '@dd/protocol';
-import { checkTaskDependencies, formatBytes, setSharedReassembly } from '@dd/protocol';
+import { SerializationError, checkTaskDependencies, encodeMessage, formatBytes, setSharedReassembly } from '@dd/protocol';
 import { MemoryStore, type DataStore } from './data-store';
 import type { Instruction, WorkerEvent } from './events';
 import { createExecutor, type Executor } from './executor';
@@ -744,6 +745,7 @@ export class Worker {
       } else {
         this.busyCounts.delete(worker);
         const data = (reply as { data?: Record<Key, unknown> })?.data ?? {};
+        const unsendable = (reply as { unsendable?: Record<Key, WireError> })?.unsendable;
         let nbytes = 0;
         for (const k in data) nbytes += this.state.tasks.get(k)?.nbytes ?? 0;
         this.transfers.incoming(nbytes);
@@ -751,6 +753,7 @@ export class Worker {
           type: 'gather-dep-success',
           worker,
           data,
+          ...(unsendable !== undefined ? { unsendable } : {}),
           start,
           stop: Date.now(),
           stimulusId: this.nextStimulus('gather-dep-success'),
@@ -796,7 +799,25 @@ export class Worker {
       }
       this.transfers.outgoing(nbytes);
       // Write the reply here so the outgoing count covers the transfer itself.
-      await ctx.comm.write({ status: 'OK', result: { status: 'OK', data } });
+      try {
+        await ctx.comm.write({ status: 'OK', result: { status: 'OK', data } });
+      } catch (err) {
+        if (!(err instanceof SerializationError)) throw err;
+        // Nothing was written (a message is encoded whole first). A value that cannot be encoded
+        // (a function or class instance kept by the inline executor) is answered as unsendable,
+        // so that the asker fails its task instead of taking this worker for gone.
+        const unsendable: Record<Key, WireError> = {};
+        for (const key of Object.keys(data)) {
+          try {
+            encodeMessage(data[key], { compression: null });
+          } catch (e) {
+            unsendable[key] = wireError(e);
+            delete data[key];
+            this.options.logger.warn(`the value of ${key} cannot be sent to ${msg.who ?? 'a peer'}: ${(e as Error).message}`);
+          }
+        }
+        await ctx.comm.write({ status: 'OK', result: { status: 'OK', data, unsendable } });
+      }
     } finally {
       this.outgoing--;
     }
