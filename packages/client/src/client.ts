@@ -199,13 +199,17 @@ export class Client implements FutureOwner, AsyncDisposable {
    * Keys this client just cancelled, with the time: the scheduler's cancelled-keys echo may
    * arrive after the same key was submitted again, and must not cancel the new future.
    */
-  readonly #cancelEchoes = new Map<Key, number>();
+  readonly #cancelEchoes = new Map<Key, { at: number }>();
   /**
    * Keys whose cancel rpc is in flight, with its settling: a submission of such a key is a new
    * computation, and its update-graph waits until the scheduler has handled the cancel (sent
    * earlier, it would only add this client's wish to the task being cancelled).
    */
   readonly #cancelling = new Map<Key, Promise<void>>();
+  /** States a cancel() in flight is for: a submission of their key makes a new state. */
+  readonly #cancelRequested = new WeakSet<FutureState>();
+  /** Tasks queued before a cancel() of their key: they go out as they would have, not after it. */
+  readonly #queuedBeforeCancel = new WeakSet<TaskDefinition>();
   /** Stream barriers waiting for the scheduler's answer, by id (#streamBarrier). */
   readonly #barriers = new Map<number, () => void>();
   #nextBarrier = 0;
@@ -362,7 +366,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
     }
     let state = this.#states.get(key);
-    if (state === undefined || state.status === 'cancelled' || state.status === 'lost') {
+    if (!this.#reusable(state)) {
       const depStates = this.#checkDependencies(deps);
       state = new FutureState(key);
       this.#states.set(key, state);
@@ -425,6 +429,11 @@ export class Client implements FutureOwner, AsyncDisposable {
     }
   }
 
+  /** Whether a submission of the state's key joins it (else it is a new computation). */
+  #reusable(state: FutureState | undefined): state is FutureState {
+    return state !== undefined && state.status !== 'cancelled' && state.status !== 'lost' && !this.#cancelRequested.has(state);
+  }
+
   #checkDependencies(deps: Future[]): FutureState[] {
     const out: FutureState[] = [];
     for (const f of deps) {
@@ -448,7 +457,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     let fresh = false;
     const states = wanted.map((key) => {
       let state = this.#states.get(key);
-      if (state === undefined || state.status === 'cancelled' || state.status === 'lost') {
+      if (!this.#reusable(state)) {
         state = new FutureState(key);
         this.#states.set(key, state);
         state.userPriority = opts.priority;
@@ -566,7 +575,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     if (this.#cancelling.size > 0) {
       for (const task of tasks) {
         const cancelling = this.#cancelling.get(task.key);
-        if (cancelling !== undefined) return cancelling;
+        if (cancelling !== undefined && !this.#queuedBeforeCancel.has(task)) return cancelling;
       }
     }
     for (const task of tasks) {
@@ -668,7 +677,7 @@ export class Client implements FutureOwner, AsyncDisposable {
           const echo = this.#cancelEchoes.get(key);
           if (echo !== undefined) {
             this.#cancelEchoes.delete(key);
-            if (now - echo < 10_000) continue;
+            if (now - echo.at < 10_000) continue;
           }
           const st = this.#states.get(key);
           if (st === undefined) continue;
@@ -847,9 +856,10 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (unheld > 0 && byWorker.size === 0) break;
     }
     if (remaining.length > 0) {
-      const reply = await this.#call<{ status: string; data?: Record<Key, unknown>; keys?: Key[] }>('gather', { keys: remaining });
+      const reply = await this.#call<{ status: string; data?: Record<Key, unknown>; keys?: Key[]; unsendable?: Record<Key, WireError> }>('gather', { keys: remaining });
       const d = reply?.data ?? {};
       for (const k of remaining) if (Object.prototype.hasOwnProperty.call(d, k)) out.set(k, d[k]);
+      for (const [k, error] of Object.entries(reply?.unsendable ?? {})) out.set(k, new Unsendable(error));
     }
     return out;
   }
@@ -1044,22 +1054,18 @@ export class Client implements FutureOwner, AsyncDisposable {
     if (fs.length === 0) return;
     this.#checkRunning();
     const keys = [...new Set(fs.map((f) => f.key))];
+    const states = [...new Set(fs.map((f) => f._state))];
     // Marked before the rpc: the echo comes on the stream, which may deliver before the reply.
     const now = Date.now();
     if (this.#cancelEchoes.size > 10_000) {
-      for (const [k, t] of this.#cancelEchoes) if (now - t > 10_000) this.#cancelEchoes.delete(k);
+      for (const [k, t] of this.#cancelEchoes) if (now - t.at > 10_000) this.#cancelEchoes.delete(k);
     }
-    for (const key of keys) this.#cancelEchoes.set(key, now);
-    // The cancelled futures leave the client's books now, so that submitting the same key while
-    // the cancel is in flight makes a new future instead of joining the one being cancelled.
-    const detached: FutureState[] = [];
-    for (const f of fs) {
-      const st = f._state;
-      if (this.#states.get(f.key) === st) {
-        this.#states.delete(f.key);
-        detached.push(st);
-      }
-    }
+    const echo = { at: now };
+    for (const key of keys) this.#cancelEchoes.set(key, echo);
+    // The same key submitted from now on is a new computation (#reusable), sent after the cancel.
+    for (const st of states) this.#cancelRequested.add(st);
+    const cancelled = new Set(keys);
+    for (const o of this.#outgoing) if (o.kind === 'graph') for (const t of o.tasks) if (cancelled.has(t.key)) this.#queuedBeforeCancel.add(t);
     const call = this.#call('cancel', { client: this.id, keys, force: options.force ?? false });
     const settled = call.then(
       () => {},
@@ -1072,13 +1078,18 @@ export class Client implements FutureOwner, AsyncDisposable {
     try {
       await call;
     } catch (err) {
-      // Not cancelled: the futures are this client's again, unless the key was submitted anew.
-      for (const st of detached) if (!this.#states.has(st.key) && st.status === 'pending') this.#states.set(st.key, st);
-      for (const key of keys) this.#cancelEchoes.delete(key);
+      for (const key of keys) if (this.#cancelEchoes.get(key) === echo) this.#cancelEchoes.delete(key);
+      for (const st of states) {
+        this.#cancelRequested.delete(st);
+        // Submitted again meanwhile: the new future has the key now, and nothing would reach this one.
+        if (this.#states.get(st.key) !== st && st.status === 'pending') {
+          st.lost(`its cancel failed (${(err as Error).message}) after the key was submitted again; the newer future follows the key`);
+        }
+      }
       throw err;
     }
-    for (const f of fs) {
-      const st = f._state;
+    for (const st of states) {
+      if (this.#states.get(st.key) === st) this.#states.delete(st.key);
       if (st.status !== 'cancelled') st.cancel('cancelled by the client');
     }
   }
@@ -1294,7 +1305,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (st === undefined) continue;
       this.#states.delete(key);
       // Its cancelled-keys, if still on the way, must not cancel a resubmission of the key.
-      this.#cancelEchoes.set(key, Date.now());
+      this.#cancelEchoes.set(key, { at: Date.now() });
       st.cancel(reason);
     }
     return { workers: reply.workers ?? [], notRestarted: reply.notRestarted ?? [] };

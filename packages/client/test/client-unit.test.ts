@@ -275,6 +275,34 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('a cancel whose rpc fails leaves no future hanging: the futures go on, or are lost if their key was submitted again', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const fakeCalls = fake as unknown as { onCall(op: string, args: Record<string, unknown>): unknown };
+      const onCall = fakeCalls.onCall.bind(fake);
+      let failCancel: (err: Error) => void = () => {};
+      fakeCalls.onCall = (op, args) => (op === 'cancel' ? new Promise((_resolve, reject) => (failCancel = reject)) : onCall(op, args));
+
+      const kept = client.submit(inc, 5);
+      const resubmitted = client.submit(inc, 1);
+      await tick();
+      const cancelling = client.cancel([kept, resubmitted]);
+      const again = client.submit(inc, 1); // while the cancel is in flight: a new computation of the key
+      expect(again.key).toBe(resubmitted.key);
+      await tick();
+      expect(fake.ops('update-graph')).toHaveLength(1); // the new one waits for the cancel
+      failCancel(new Error('connection reset'));
+      await expect(cancelling).rejects.toThrow('connection reset');
+      expect(resubmitted.status).toBe('lost');
+      await expect(resubmitted.result()).rejects.toThrow(/its cancel failed \(connection reset\) after the key was submitted again/);
+      await tick();
+      expect(fake.ops('update-graph')).toHaveLength(2);
+      fake.run();
+      expect(await again.result({ timeout: 5_000 })).toBe(2);
+      expect(await kept.result({ timeout: 5_000 })).toBe(6); // not cancelled, still followed
+    });
+  });
+
   test('retry reruns an erred task', async () => {
     await withFake(async (client, fake) => {
       const f = client.submit(() => {

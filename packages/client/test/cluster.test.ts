@@ -186,6 +186,7 @@ describe('cluster end to end', () => {
       const elsewhere = client.options({ workers: workers[1]!.address }).submit((o: { f: unknown }) => typeof o.f, holder);
       await expect(elsewhere.result({ timeout: 10_000 })).rejects.toMatchObject({ remoteName: 'SerializationError' });
       await expect(holder.result({ timeout: 10_000 })).rejects.toMatchObject({ remoteName: 'SerializationError' });
+      await expect(client.gather(holder, { direct: false })).rejects.toMatchObject({ remoteName: 'SerializationError' });
       expect(holder.status).toBe('finished');
       // Before, each failed fetch looked like a lost worker and the task ran again, hundreds of times a second.
       const runs = scheduler.state.story(holder.key).filter((e) => e[0] === holder.key && e[2] === 'processing').length;

@@ -136,8 +136,8 @@ export interface GatherRequest {
   keys: Key[];
 }
 export type GatherReply =
-  | { status: 'OK'; data: Record<Key, unknown> }
-  | { status: 'missing'; keys: Key[] };
+  | { status: 'OK'; data: Record<Key, unknown>; unsendable?: Record<Key, WireError> }
+  | { status: 'missing'; keys: Key[]; unsendable?: Record<Key, WireError> };
 
 // Query rpcs of the scheduler (replies in brackets):
 //   'who-has' {keys?} [Record<Key, Address[]>]        'has-what' {workers?} [Record<Address, Key[]>]

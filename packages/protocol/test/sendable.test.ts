@@ -55,6 +55,12 @@ describe('checkSendable', () => {
     const proto = JSON.parse('{"ok": 1, "inner": {"__proto__": {"polluted": true}}}') as unknown;
     expect(() => checkSendable(proto)).toThrow('own key "__proto__" (at value.inner.__proto__)');
     expect(() => checkSendable({ __Serialized__: 0 })).toThrow('the protocol reserves it');
+    // Maps and Sets are payloads of their own, which nest at most MAX_PAYLOAD_NESTING deep.
+    const trie = (levels: number): unknown => (levels === 0 ? 1 : new Map([['k', trie(levels - 1)]]));
+    expect(() => checkSendable(trie(50))).not.toThrow();
+    expect(() => encodeMessage({ data: { key: trie(50) } })).not.toThrow();
+    expect(() => encodeMessage({ data: { key: trie(70) } })).toThrow(SerializationError);
+    expect(() => checkSendable(trie(70))).toThrow('Maps or Sets nested more than');
   });
 
   test('the encoder refuses an own "__proto__" key when sending, instead of the receiver failing to decode it', () => {

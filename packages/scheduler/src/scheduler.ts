@@ -840,6 +840,9 @@ export class Scheduler {
   /** Fetch keys from the workers holding them (the fallback gather path). */
   async gather(keys: Key[]): Promise<GatherReply> {
     const data: Record<Key, unknown> = {};
+    // Held but impossible to send (GetDataReply.unsendable): not missing, not worth another holder.
+    const unsendable: Record<Key, WireError> = {};
+    let anyUnsendable = false;
     const tried = new Map<Key, Set<Address>>();
     let remaining = [...new Set(keys)];
     for (let round = 0; round < 3 && remaining.length > 0; round++) {
@@ -871,16 +874,20 @@ export class Scheduler {
       await Promise.all(
         [...byWorker].map(async ([worker, wkeys]) => {
           try {
-            const reply = await this.pool.call<{ status: string; data?: Record<Key, unknown> }>(
+            const reply = await this.pool.call<{ status: string; data?: Record<Key, unknown>; unsendable?: Record<Key, WireError> }>(
               worker,
               'get-data',
               { keys: wkeys },
               { timeout: this.options.rpcTimeoutMs },
             );
             const got = reply?.status === 'OK' && isObj(reply.data) ? reply.data : undefined;
+            const cannot = reply?.status === 'OK' && isObj(reply.unsendable) ? reply.unsendable : undefined;
             for (const k of wkeys) {
               if (got !== undefined && k in got) data[k] = got[k];
-              else {
+              else if (cannot !== undefined && k in cannot) {
+                unsendable[k] = cannot[k]!;
+                anyUnsendable = true;
+              } else {
                 next.push(k);
                 if (got !== undefined && !this.closing) {
                   // The worker answered but lacks the key: correct who_has.
@@ -896,8 +903,9 @@ export class Scheduler {
       );
       remaining = next;
     }
-    if (remaining.length > 0) return { status: 'missing', keys: remaining };
-    return { status: 'OK', data };
+    const extra = anyUnsendable ? { unsendable } : {};
+    if (remaining.length > 0) return { status: 'missing', keys: remaining, ...extra };
+    return { status: 'OK', data, ...extra };
   }
 
   /** Forward an rpc to workers and collect replies (`onError`: 'raise' default, 'return', 'ignore'). */

@@ -614,9 +614,10 @@ export class WorkerState {
       if (unsendable !== undefined) {
         // Every holder would fail to send it the same way: an error here, not missing data
         // (which made the scheduler recompute the task again and again).
-        ts.exception = unsendable;
-        if (ts.state === 'flight') recs.set(ts, 'error');
-        else this.afterJob(ts, false, recs, ev.stimulusId);
+        if (ts.state === 'flight') {
+          ts.exception = unsendable;
+          recs.set(ts, 'error');
+        } else this.afterJob(ts, false, recs, ev.stimulusId);
       } else if (Object.prototype.hasOwnProperty.call(ev.data, ts.key)) {
         if (transfer !== undefined) ts.startstops.push(transfer);
         ts.pendingValue = { value: ev.data[ts.key], nbytes: ev.nbytes?.[ts.key], type: undefined };
