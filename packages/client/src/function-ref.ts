@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { FunctionRef } from '@dd/protocol';
 import { FunctionSerializationError } from './errors';
+import { typeOfValue } from './describe';
 
 const MODULE_REF = Symbol.for('dd.client.moduleRef');
 
@@ -59,7 +60,7 @@ const cache = new WeakMap<object, FunctionRef>();
 export function toFunctionRef(fn: Runnable): FunctionRef {
   if (isModuleFunction(fn)) return { kind: 'module', module: fn.module, export: fn.export };
   if (typeof fn !== 'function') {
-    throw new TypeError(`expected a function or ref(module, export), got ${describe(fn)}`);
+    throw new TypeError(`expected a function or ref(module, export), got ${typeOfValue(fn)}`);
   }
   const cached = cache.get(fn);
   if (cached !== undefined) return cached;
@@ -87,12 +88,6 @@ function baseName(specifier: string): string {
 
 function sanitize(name: string): string {
   return name.replace(/^bound /, '').replace(/[^A-Za-z0-9_.$-]/g, '_').slice(0, 64);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
-  return typeof value;
 }
 
 /**

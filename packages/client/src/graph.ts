@@ -29,6 +29,7 @@ import { InvalidGraphError } from './graph-errors';
 import { orderGraph } from './order';
 import { checkTaskOptions, toList, type TaskOptions } from './options';
 import { isPlainObject, mapChildren } from './structure';
+import { typeOfValue } from './describe';
 
 /** A graph key: a string, or a tuple of strings and numbers such as `['x', 0]`. */
 export type GraphKey = string | readonly (string | number)[];
@@ -80,13 +81,6 @@ function tupleKey(value: readonly unknown[]): Key | undefined {
   return JSON.stringify(value);
 }
 
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
-  return typeof value;
-}
-
 /** The graph's entries with wire keys; duplicates (`['x', 0]` and `'["x",0]'`) are refused. */
 export function graphEntries(graph: Graph): Map<Key, unknown> {
   const out = new Map<Key, unknown>();
@@ -97,7 +91,7 @@ export function graphEntries(graph: Graph): Map<Key, unknown> {
       else if (Array.isArray(k)) key = tupleKey(k);
       if (key === undefined) {
         throw new InvalidGraphError(
-          `graph keys must be strings or arrays of strings and numbers starting with a string, got ${Array.isArray(k) ? JSON.stringify(k) : describe(k)}`,
+          `graph keys must be strings or arrays of strings and numbers starting with a string, got ${Array.isArray(k) ? JSON.stringify(k) : typeOfValue(k)}`,
         );
       }
       if (out.has(key)) throw new InvalidGraphError(`graph key ${key} appears twice`, key);
@@ -106,7 +100,7 @@ export function graphEntries(graph: Graph): Map<Key, unknown> {
     return out;
   }
   if (typeof graph !== 'object' || graph === null || Array.isArray(graph) || !isPlainObject(graph)) {
-    throw new InvalidGraphError(`a graph is a plain object or a Map of key -> task, got ${Array.isArray(graph) ? 'an array' : describe(graph)}`);
+    throw new InvalidGraphError(`a graph is a plain object or a Map of key -> task, got ${Array.isArray(graph) ? 'an array' : typeOfValue(graph)}`);
   }
   for (const k of Object.keys(graph)) out.set(k, (graph as Record<string, unknown>)[k]);
   return out;
@@ -120,7 +114,7 @@ export function resolveKeys(spec: KeysSpec, has: (key: Key) => boolean, depth = 
     if (!has(spec)) throw new InvalidGraphError(`key ${spec} is not in the graph`, spec);
     return { key: spec };
   }
-  if (!Array.isArray(spec)) throw new InvalidGraphError(`keys must be a key or a list of keys, got ${describe(spec)}`);
+  if (!Array.isArray(spec)) throw new InvalidGraphError(`keys must be a key or a list of keys, got ${typeOfValue(spec)}`);
   if (depth > MAX_DEPTH) throw new InvalidGraphError('keys are nested too deeply (or circular)');
   const tuple = tupleKey(spec);
   if (tuple !== undefined) {

@@ -1,5 +1,7 @@
 // Per-call options for submit/map/scatter, and their compiled form.
 
+import { describeValue } from './describe';
+
 export interface TaskOptions {
   /** The key (submit) or keys / key prefix (map). Default: derived from function and arguments. */
   key?: string | string[];
@@ -58,7 +60,7 @@ export function mergeOptions(base: ClientOptions, extra: ClientOptions): ClientO
  */
 export function checkTaskOptions(options: TaskOptions, where: string): void {
   const fail = (name: string, expected: string, value: unknown): never => {
-    throw new TypeError(`${where}: option ${name} must be ${expected}, got ${describeOption(value)}`);
+    throw new TypeError(`${where}: option ${name} must be ${expected}, got ${describeValue(value)}`);
   };
   const { priority, retries, fifoTimeout, resources, workers, annotations } = options;
   if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) fail('priority', 'a finite number', priority);
@@ -78,10 +80,4 @@ export function checkTaskOptions(options: TaskOptions, where: string): void {
   if (annotations !== undefined && (typeof annotations !== 'object' || annotations === null || Array.isArray(annotations))) {
     fail('annotations', 'an object', annotations);
   }
-}
-
-function describeOption(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
-  return Array.isArray(value) ? 'an array' : typeof value;
 }

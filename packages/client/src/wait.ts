@@ -1,15 +1,10 @@
 // wait, asCompleted, fireAndForget: coordinating many Futures.
 
 import { TimeoutError } from './errors';
+import { describeValue } from './describe';
 import { isFuture, type Future } from './future';
 
 export type ReturnWhen = 'ALL_COMPLETED' | 'FIRST_COMPLETED' | 'FIRST_EXCEPTION';
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
-  return `${typeof value} ${String(value).slice(0, 40)}`;
-}
 
 export interface WaitOptions {
   /** Milliseconds; ALL_COMPLETED rejects with TimeoutError when it runs out, FIRST_* too. */
@@ -29,7 +24,7 @@ export interface WaitResult<T = unknown> {
 export function wait<T>(futures: Iterable<Future<T>> | Future<T>, options: WaitOptions = {}): Promise<WaitResult<T>> {
   const list = isFuture(futures) ? [futures as Future<T>] : [...futures];
   const notFuture = list.findIndex((f) => !isFuture(f));
-  if (notFuture >= 0) return Promise.reject(new TypeError(`wait: expected Futures, got ${describe(list[notFuture])} at index ${notFuture}`));
+  if (notFuture >= 0) return Promise.reject(new TypeError(`wait: expected Futures, got ${describeValue(list[notFuture])} at index ${notFuture}`));
   const returnWhen = options.returnWhen ?? 'ALL_COMPLETED';
   if (returnWhen !== 'ALL_COMPLETED' && returnWhen !== 'FIRST_COMPLETED' && returnWhen !== 'FIRST_EXCEPTION') {
     return Promise.reject(new TypeError(`wait: unknown returnWhen ${String(returnWhen)}`));
@@ -94,7 +89,7 @@ export class AsCompleted<T = unknown, Y = Future<T>> implements AsyncIterable<Y>
 
   /** Adds a future to watch (also during iteration). */
   add(future: Future<T>): void {
-    if (!isFuture(future)) throw new TypeError(`asCompleted: expected Futures, got ${describe(future)}`);
+    if (!isFuture(future)) throw new TypeError(`asCompleted: expected Futures, got ${describeValue(future)}`);
     this.#pending++;
     future._state.onDone(() => {
       this.#pending--;

@@ -334,8 +334,8 @@ describe('Client with a fake scheduler', () => {
       expect([...done]).toEqual([a]);
       expect([...notDone]).toEqual([b]);
       // Something other than a Future is named, not met with "f.done is not a function".
-      await expect(wait([a!, 1 as unknown as Future])).rejects.toThrow('wait: expected Futures, got number 1 at index 1');
-      expect(() => asCompleted(['x' as unknown as Future])).toThrow('asCompleted: expected Futures, got string x');
+      await expect(wait([a!, 1 as unknown as Future])).rejects.toThrow('wait: expected Futures, got 1 at index 1');
+      expect(() => asCompleted(['x' as unknown as Future])).toThrow('asCompleted: expected Futures, got "x"');
     });
   });
 
