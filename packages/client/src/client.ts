@@ -92,10 +92,24 @@ export type FutureArgs<A extends readonly unknown[]> = { [K in keyof A]: Futuriz
 type AnyFn = (...args: any[]) => unknown;
 type ResultOf<F> = F extends (...args: any[]) => infer R ? Awaited<R> : unknown;
 
+/**
+ * Tasks going out as one update-graph. `sealed`: a cancel was requested after these were queued,
+ * so tasks queued later go in a new batch (they must reach the scheduler after that cancel, these
+ * before it).
+ */
+interface GraphBatch {
+  kind: 'graph';
+  userPriority: number | undefined;
+  fifoTimeoutMs: number | undefined;
+  tasks: TaskDefinition[];
+  keys: Key[];
+  sealed: boolean;
+}
+
 // The scheduler's view of one outgoing stream message, queued until the next flush so that
 // many submits in one tick become one update-graph (and releases stay in program order).
 type Outgoing =
-  | { kind: 'graph'; userPriority: number | undefined; fifoTimeoutMs: number | undefined; tasks: TaskDefinition[]; keys: Key[] }
+  | GraphBatch
   | { kind: 'release'; keys: Key[] }
   | { kind: 'desire'; keys: Key[] };
 
@@ -467,14 +481,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       return state;
     });
     if (fresh) {
-      const last = this.#lastOutgoing();
-      let batch: Extract<Outgoing, { kind: 'graph' }>;
-      if (last !== undefined && last.kind === 'graph' && last.userPriority === opts.priority && last.fifoTimeoutMs === opts.fifoTimeout) {
-        batch = last;
-      } else {
-        batch = { kind: 'graph', userPriority: opts.priority, fifoTimeoutMs: opts.fifoTimeout, tasks: [], keys: [] };
-        this.#outgoing.push(batch);
-      }
+      const batch = this.#graphBatch(opts.priority, opts.fifoTimeout);
       for (const t of tasks) batch.tasks.push(t);
       for (const k of new Set(wanted)) batch.keys.push(k);
       this.#scheduleFlush();
@@ -492,14 +499,19 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   #queueTask(def: TaskDefinition, userPriority: number | undefined, fifoTimeoutMs: number | undefined): void {
-    const last = this.#lastOutgoing();
-    if (last !== undefined && last.kind === 'graph' && last.userPriority === userPriority && last.fifoTimeoutMs === fifoTimeoutMs) {
-      last.tasks.push(def);
-      last.keys.push(def.key);
-    } else {
-      this.#outgoing.push({ kind: 'graph', userPriority, fifoTimeoutMs, tasks: [def], keys: [def.key] });
-    }
+    const batch = this.#graphBatch(userPriority, fifoTimeoutMs);
+    batch.tasks.push(def);
+    batch.keys.push(def.key);
     this.#scheduleFlush();
+  }
+
+  /** The batch that tasks with these options join: the last one queued if it fits, else a new one. */
+  #graphBatch(userPriority: number | undefined, fifoTimeoutMs: number | undefined): GraphBatch {
+    const last = this.#lastOutgoing();
+    if (last !== undefined && last.kind === 'graph' && !last.sealed && last.userPriority === userPriority && last.fifoTimeoutMs === fifoTimeoutMs) return last;
+    const batch: GraphBatch = { kind: 'graph', userPriority, fifoTimeoutMs, tasks: [], keys: [], sealed: false };
+    this.#outgoing.push(batch);
+    return batch;
   }
 
   #queueKeys(kind: 'release' | 'desire', key: Key): void {
@@ -1065,8 +1077,17 @@ export class Client implements FutureOwner, AsyncDisposable {
     // The same key submitted from now on is a new computation (#reusable), sent after the cancel.
     for (const st of states) this.#cancelRequested.add(st);
     const cancelled = new Set(keys);
-    for (const o of this.#outgoing) if (o.kind === 'graph') for (const t of o.tasks) if (cancelled.has(t.key)) this.#queuedBeforeCancel.add(t);
-    const call = this.#call('cancel', { client: this.id, keys, force: options.force ?? false });
+    const queued = new Set<TaskDefinition>();
+    for (const o of this.#outgoing) {
+      if (o.kind !== 'graph') continue;
+      o.sealed = true;
+      for (const t of o.tasks) {
+        if (!cancelled.has(t.key)) continue;
+        this.#queuedBeforeCancel.add(t);
+        queued.add(t);
+      }
+    }
+    const call = this.#untilSubmissionsRead(queued).then(() => this.#call('cancel', { client: this.id, keys, force: options.force ?? false }));
     const settled = call.then(
       () => {},
       () => {},
@@ -1092,6 +1113,29 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (this.#states.get(st.key) === st) this.#states.delete(st.key);
       if (st.status !== 'cancelled') st.cancel('cancelled by the client');
     }
+  }
+
+  /**
+   * Resolves once the scheduler has read every submission made so far, `queued` ones included
+   * (tasks not sent yet, e.g. held back until a scatter they depend on is registered). A cancel
+   * goes after that: its rpc travels on another connection than the stream, so it could reach
+   * the scheduler before the tasks it cancels, find nothing to cancel, and let them run.
+   */
+  async #untilSubmissionsRead(queued: ReadonlySet<TaskDefinition>): Promise<void> {
+    while (queued.size > 0 && this.#status === 'running') {
+      if (this.#reconnecting !== undefined) {
+        await this.#reconnecting;
+        continue;
+      }
+      this.#flush();
+      // #flush stops at the first batch that must wait; everything after it waits too.
+      const first = this.#outgoing[0];
+      if (first === undefined || !this.#outgoing.some((o) => o.kind === 'graph' && o.tasks.some((t) => queued.has(t)))) break;
+      const pending = first.kind === 'graph' ? this.#pendingBeforeSending(first.tasks) : undefined;
+      if (pending === undefined) break;
+      await pending;
+    }
+    if (this.#status === 'running') await this.#streamBarrier();
   }
 
   /**

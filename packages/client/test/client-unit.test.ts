@@ -303,6 +303,81 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('a cancel reaches the scheduler after the tasks it cancels, also ones held back until a scatter is stored', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const hooks = fake as unknown as {
+        onWorkerCall(op: string, args: Record<string, unknown>): unknown;
+        onCall(op: string, args: Record<string, unknown>): unknown;
+      };
+      const onWorkerCall = hooks.onWorkerCall.bind(fake);
+      const onCall = hooks.onCall.bind(fake);
+      let storeData: () => void = () => {};
+      const stored = new Promise<void>((resolve) => (storeData = resolve));
+      hooks.onWorkerCall = async (op, args) => {
+        if (op === 'update-data') await stored;
+        return onWorkerCall(op, args);
+      };
+      const graphsAtCancel: string[][] = [];
+      hooks.onCall = (op, args) => {
+        if (op === 'cancel') graphsAtCancel.push(fake.ops('update-graph').flatMap((m) => (m.op === 'update-graph' ? m.keys : [])));
+        return onCall(op, args);
+      };
+
+      const [data] = client.scatter([41]);
+      const f = client.submit(inc, data);
+      await tick();
+      expect(fake.ops('update-graph')).toHaveLength(0); // held back: the scheduler does not know the data yet
+      const cancelling = client.cancel([f]);
+      await tick();
+      expect(fake.calls.filter((c) => c.op === 'cancel')).toHaveLength(0);
+      storeData();
+      await cancelling;
+      expect(graphsAtCancel).toEqual([[f.key]]); // the task went out first, so the cancel found it
+      expect(f.status).toBe('cancelled');
+      fake.run();
+      expect(fake.runs).toBe(0);
+    });
+  });
+
+  test('submitting a key again while its cancel waits for earlier tasks to go out: those go before the cancel, the new one after', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const hooks = fake as unknown as { onWorkerCall(op: string, args: Record<string, unknown>): unknown; onCall(op: string, args: Record<string, unknown>): unknown };
+      const onWorkerCall = hooks.onWorkerCall.bind(fake);
+      const onCall = hooks.onCall.bind(fake);
+      let storeData: () => void = () => {};
+      const stored = new Promise<void>((resolve) => (storeData = resolve));
+      hooks.onWorkerCall = async (op, args) => {
+        if (op === 'update-data') await stored;
+        return onWorkerCall(op, args);
+      };
+      const order: string[] = [];
+      hooks.onCall = (op, args) => {
+        if (op === 'cancel') order.push('cancel');
+        return onCall(op, args);
+      };
+      const onStream = (fake as unknown as { onStream(msg: { op: string }): void }).onStream.bind(fake);
+      (fake as unknown as { onStream(msg: { op: string }): void }).onStream = (msg) => {
+        if (msg.op === 'update-graph') order.push('update-graph');
+        onStream(msg);
+      };
+
+      const [data] = client.scatter([1]);
+      const held = client.submit(inc, data);
+      const cancelling = client.cancel([held]);
+      const again = client.submit(inc, data); // the same key, in the same tick: a new computation
+      expect(again.key).toBe(held.key);
+      storeData();
+      await cancelling;
+      await tick();
+      expect(order).toEqual(['update-graph', 'cancel', 'update-graph']);
+      expect(held.status).toBe('cancelled');
+      fake.run();
+      expect(await again.result({ timeout: 5_000 })).toBe(2);
+    });
+  });
+
   test('retry reruns an erred task', async () => {
     await withFake(async (client, fake) => {
       const f = client.submit(() => {

@@ -100,6 +100,9 @@ export class FakeScheduler {
           if (this.data.has(k)) this.report({ op: 'key-in-memory', key: k });
         }
         break;
+      case 'stream-barrier':
+        this.report({ op: 'stream-barrier', id: msg.id });
+        break;
       default:
         break;
     }
