@@ -324,7 +324,7 @@ describe('Client with a fake scheduler', () => {
         return onCall(op, args);
       };
 
-      const [data] = client.scatter([41]);
+      const data = client.scatter(41);
       const f = client.submit(inc, data);
       await tick();
       expect(fake.ops('update-graph')).toHaveLength(0); // held back: the scheduler does not know the data yet
@@ -363,7 +363,7 @@ describe('Client with a fake scheduler', () => {
         onStream(msg);
       };
 
-      const [data] = client.scatter([1]);
+      const data = client.scatter(1);
       const held = client.submit(inc, data);
       const cancelling = client.cancel([held]);
       const again = client.submit(inc, data); // the same key, in the same tick: a new computation
