@@ -75,7 +75,12 @@ async function makeDirectory(dir: string): Promise<void> {
 async function checkIsDirectory(dir: string): Promise<void> {
   const stat = await fs.promises.stat(dir); // a dangling link: ENOENT, stat
   if (stat.isDirectory()) return;
-  throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR', errno: -os.constants.errno.ENOTDIR, syscall: 'mkdir', path: dir });
+  throw notADirectoryError(dir);
+}
+
+/** The error mkdir would give for `dir` if it knew that `dir` exists but is not a directory. */
+export function notADirectoryError(dir: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR', errno: -os.constants.errno.ENOTDIR, syscall: 'mkdir', path: dir });
 }
 
 function isRunning(pid: number): boolean {

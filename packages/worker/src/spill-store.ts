@@ -14,6 +14,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeMessage, encodeMessage, encodePrelude, unpackFrames, type StartStop } from '@dd/protocol';
 import type { DataStore } from './data-store';
+import { LocalDirectoryError } from './errors';
+import { notADirectoryError } from './local-directory';
 import { sizeof } from './sizeof';
 
 export interface SpillStoreOptions {
@@ -76,11 +78,11 @@ export class SpillStore implements DataStore {
     this.logger = options.logger ?? { warn: (m, ...r) => console.warn(m, ...r) };
   }
 
-  /** Where spilled files go (created on first use). */
+  /** Where spilled files go (created on first use); LocalDirectoryError naming it if it cannot be made. */
   get directory(): string {
     if (this.dir === undefined) {
       const d = typeof this.directoryOption === 'function' ? this.directoryOption() : this.directoryOption;
-      fs.mkdirSync(d, { recursive: true });
+      makeSpillDirectory(d);
       this.dir = d;
     }
     return this.dir;
@@ -263,6 +265,33 @@ export class SpillStore implements DataStore {
     this.pinned.clear();
     this.pinnedBytes = 0;
   }
+}
+
+/**
+ * Makes the spill directory, one level only: it lives inside the worker's local directory, which
+ * was made and checked when the worker started (local-directory.ts). Not
+ * `mkdirSync(dir, { recursive: true })`: Node's recursive mkdir retries forever, freezing the
+ * thread, when mkdir of a path fails with ENOENT although its parent exists (under /proc or /sys);
+ * and a local directory removed under a running worker should be reported, not quietly made again.
+ */
+function makeSpillDirectory(dir: string): void {
+  try {
+    fs.mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LocalDirectoryError(dir, err);
+    checkIsDirectory(dir);
+  }
+}
+
+/** After EEXIST: fine if `dir` is a directory (or a link to one). */
+function checkIsDirectory(dir: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir); // a dangling link: ENOENT
+  } catch (err) {
+    throw new LocalDirectoryError(dir, err);
+  }
+  if (!stat.isDirectory()) throw new LocalDirectoryError(dir, notADirectoryError(dir));
 }
 
 function writeAll(file: string, pieces: Uint8Array[]): void {

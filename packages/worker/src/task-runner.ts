@@ -199,11 +199,58 @@ export class TaskRunner {
 /**
  * A class runs as its constructor (`new C(...args)`, the instance is the result), as calling a
  * class does in the reference; called plainly it would only throw "cannot be invoked without 'new'".
+ * So does a native constructor such as `Map` (by module reference), once its call says it needs `new`.
  */
 function callable(fn: AnyFn): AnyFn {
-  if (!/^class\b/.test(Function.prototype.toString.call(fn))) return fn;
-  const Class = fn as unknown as new (...args: unknown[]) => unknown;
-  return (...args: unknown[]) => new Class(...args);
+  const source = Function.prototype.toString.call(fn);
+  if (/^class\b/.test(source)) {
+    const Class = fn as unknown as new (...args: unknown[]) => unknown;
+    return (...args: unknown[]) => new Class(...args);
+  }
+  if (/\{\s*\[native code\]\s*\}$/.test(source)) return constructedIfNeeded(fn);
+  return fn;
+}
+
+/**
+ * A native function, called plainly, and constructed instead if that call throws V8's TypeError
+ * for a constructor called without `new`. Its source text is `function Map() { [native code] }`
+ * for a constructor and for a callable such as `Number` alike, so only the call tells them apart
+ * (`Number('5')` stays 5, not a Number object). V8 throws that error on entry, before the
+ * constructor runs any code, so nothing runs twice.
+ */
+function constructedIfNeeded(fn: AnyFn): AnyFn {
+  const Constructor = fn as unknown as new (...args: unknown[]) => unknown;
+  // A `function`, not an arrow: the `run` rpc calls it with the Worker as `this`.
+  return function (this: unknown, ...args: unknown[]): unknown {
+    try {
+      return Reflect.apply(fn, this, args);
+    } catch (err) {
+      if (!requiresNew(err, fn)) throw err;
+    }
+    return new Constructor(...args);
+  };
+}
+
+/** V8's messages for a constructor called without `new`; each captures the name it gives. */
+const REQUIRES_NEW_MESSAGES = [
+  /^Constructor (\S*) requires 'new'$/, // Map, Set, typed arrays, Intl.Locale
+  /^Class constructor (\S*) cannot be invoked without 'new'$/, // a bound class (native by its text)
+  /^(\S+) constructor cannot be invoked without 'new'$/, // Promise
+];
+
+/**
+ * Whether `err` is V8's TypeError for calling `fn` itself without `new`. The name in the message
+ * must be fn's: a native that runs other code (a bound function of the task's own, Array.from with
+ * a mapper) may only pass on that error from a constructor called inside, and constructing fn
+ * then would run that code a second time.
+ */
+function requiresNew(err: unknown, fn: AnyFn): boolean {
+  // By name, not instanceof: under jest the error comes from another realm.
+  if (!isError(err) || err.name !== 'TypeError') return false;
+  const named = REQUIRES_NEW_MESSAGES.map((re) => re.exec(err.message)?.[1]).find((name) => name !== undefined);
+  if (named === undefined) return false;
+  const ownName = fn.name.replace(/^(bound )+/, ''); // bound Map is named "bound Map", its error "Map"
+  return named.split('.').pop() === ownName; // Intl.Locale is named "Locale"
 }
 
 /** A result that could not leave this worker fails its task now rather than its first transfer. */

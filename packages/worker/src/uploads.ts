@@ -22,7 +22,11 @@ export function checkUploadName(filename: unknown): string {
  */
 export async function saveUpload(dir: string, filename: unknown, data: unknown, runner?: TaskRunner, files?: unknown): Promise<string> {
   const name = checkUploadName(filename);
-  await fs.promises.mkdir(dir, { recursive: true });
+  // One level: `dir` is inside the local directory checked at start (local-directory.ts explains
+  // why not a recursive mkdir there).
+  await fs.promises.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
   const target = path.join(dir, name);
   const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
   if (files !== undefined && files !== null) {

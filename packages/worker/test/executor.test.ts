@@ -102,6 +102,36 @@ describe.each([
     expect({ ...(value(o) as object) }).toEqual({ x: 3, y: 4 });
   });
 
+  test('a native constructor by module reference is constructed; callable natives stay plain calls', async () => {
+    const native = (name: string, args: unknown[]) => ex.run(job({ kind: 'module', module: './fixtures/natives.js', export: name }, args));
+    // Map and Set throw "Constructor Map requires 'new'" when called: they run as `new Map(...)`.
+    const map = value(await native('Map', [[['a', 1], ['b', 2]]]));
+    expect(map).toBeInstanceOf(Map);
+    expect(map).toEqual(new Map([['a', 1], ['b', 2]]));
+    const set = value(await native('Set', [[1, 2, 2, 3]]));
+    expect(set).toBeInstanceOf(Set);
+    expect(set).toEqual(new Set([1, 2, 3]));
+    // Callable natives are called: Number('5') is the number 5, not a Number object.
+    const five = await native('Number', ['5']);
+    expect(value(five)).toBe(5);
+    expect(five.ok && five.type).toBe('number');
+    expect(value(await native('String', [5]))).toBe('5');
+  }, 10_000);
+
+  test('a native function\'s other errors are its task\'s, and it is not constructed after them', async () => {
+    const native = (name: string, args: unknown[]) => ex.run(job({ kind: 'module', module: './fixtures/natives.js', export: name }, args));
+    const failure = async (name: string, args: unknown[]) => {
+      const o = await native(name, args);
+      if (o.ok) throw new Error(`${name} succeeded with ${JSON.stringify(o.value)}`);
+      return o.error;
+    };
+    expect(await failure('BigInt', ['x'])).toMatchObject({ name: 'SyntaxError', message: 'Cannot convert x to a BigInt' });
+    // Constructed, Map(5) fails as `new Map(5)` does: the constructor's own error.
+    expect(await failure('Map', [5])).toMatchObject({ name: 'TypeError', message: expect.stringContaining('is not iterable') });
+    // A bound function passing on "requires 'new'" from a Map() inside: failed, not run again with `new`.
+    expect(await failure('callsMapWithoutNew', [])).toMatchObject({ name: 'TypeError', message: "Constructor Map requires 'new'" });
+  }, 10_000);
+
   test('a result that dd could not send fails its task with the reason, not its first transfer', async () => {
     const f = src('function cyclic() { const a = { b: [] }; a.b.push(a); return a; }', 'cyclic');
     const o = await ex.run(job(f, []));

@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GarbageDebt, MemoryMonitor, SpillStore, garbageCollector, garbageDebtSettings, workerProcessEnv, type MemoryFractions } from '@dd/worker';
+import { GarbageDebt, LocalDirectoryError, MemoryMonitor, SpillStore, garbageCollector, garbageDebtSettings, workerProcessEnv, type MemoryFractions } from '@dd/worker';
 
 let dir: string;
 beforeEach(() => {
@@ -112,6 +113,63 @@ describe('SpillStore', () => {
     expect(fs.existsSync(storage)).toBe(false);
     expect(store.size).toBe(0);
   });
+});
+
+describe('SpillStore: a spill directory that cannot be made', () => {
+  /** What spilling one value into `directory` throws (the value stays in the store, in memory). */
+  function spillError(directory: string): unknown {
+    const store = new SpillStore({ directory, targetBytes: 0, logger: { warn: () => {} } });
+    try {
+      store.set('a', 'kept');
+    } catch (err) {
+      expect(store.get('a')).toBe('kept');
+      return err;
+    }
+    throw new Error(`spilling into ${directory} did not fail`);
+  }
+
+  test('fails with LocalDirectoryError naming it and the cause, and never makes its parents', () => {
+    const removed = path.join(dir, 'removed'); // the local directory, removed under the worker
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, 'x');
+    fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    const cases: Array<[string, RegExp]> = [
+      [path.join(removed, 'storage'), /ENOENT/],
+      [path.join(file, 'storage'), /ENOTDIR/],
+      [file, /ENOTDIR/],
+      [path.join(dir, 'dangling'), /ENOENT/],
+    ];
+    const unwritable = path.join(dir, 'unwritable');
+    fs.mkdirSync(unwritable, 0o500);
+    if (process.getuid?.() !== 0) cases.push([path.join(unwritable, 'storage'), /EACCES/]); // root may write anyway
+    for (const [directory, cause] of cases) {
+      const err = spillError(directory);
+      expect(err).toBeInstanceOf(LocalDirectoryError);
+      expect((err as LocalDirectoryError).directory).toBe(directory);
+      expect((err as Error).message).toContain(`Worker: cannot use local directory ${directory}: `);
+      expect((err as Error).message).toMatch(cause);
+    }
+    expect(fs.existsSync(removed)).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'nowhere'))).toBe(false);
+    expect(fs.readFileSync(file, 'utf8')).toBe('x');
+  }, 10_000);
+
+  test('fails at once where Node\'s recursive mkdir would spin forever (under /proc)', () => {
+    if (!fs.existsSync('/proc/self')) return;
+    // mkdir /proc/forbidden is ENOENT although /proc exists: mkdirSync(..., { recursive: true })
+    // retries that pair forever and freezes its thread, which no jest timeout can interrupt. So
+    // the store runs in a child process (from dist/, as executor threads do), killed if it hangs.
+    const spillStore = path.join(__dirname, '..', 'dist', 'spill-store.js');
+    const script = `
+      const { SpillStore } = require(${JSON.stringify(spillStore)});
+      const store = new SpillStore({ directory: '/proc/forbidden/storage', targetBytes: 0 });
+      try { store.set('a', 'x'); console.log('no error'); } catch (err) { console.log(err.name + ': ' + err.message); }`;
+    const started = Date.now();
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 5_000, killSignal: 'SIGKILL' });
+    expect({ signal: child.signal, stderr: child.stderr }).toEqual({ signal: null, stderr: '' });
+    expect(child.stdout.trim()).toBe("LocalDirectoryError: Worker: cannot use local directory /proc/forbidden/storage: ENOENT: no such file or directory, mkdir '/proc/forbidden/storage'");
+    expect(Date.now() - started).toBeLessThan(5_000);
+  }, 15_000);
 });
 
 describe('SpillStore: what it lets go of', () => {
