@@ -129,8 +129,7 @@ export function listenHttp(server: NetServer, host: string, port: number, scheme
     server.listen(port, host, () => {
       server.off('error', reject);
       const a = server.address() as AddressInfo;
-      const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
-      resolve(`${scheme}://${h}:${a.port}`);
+      resolve(unparseAddress(scheme, unparseHostPort(a.address, a.port)));
     });
   });
 }

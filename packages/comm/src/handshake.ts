@@ -105,12 +105,18 @@ function onThisHost(localAddress: string, peerAddress: string): boolean {
  */
 export function notADdPeerError(peerAddress: string, bytes: Uint8Array, connecting: boolean, cause: unknown): ProtocolError {
   const sent = `it sent ${describeBytes(bytes)}`;
-  return new ProtocolError(
-    connecting
-      ? `${peerAddress} did not answer as a dd server (${sent}): is this the right address and port?`
-      : `${peerAddress} did not start with a dd handshake (${sent}): is a client that does not speak dd pointed at this port?`,
-    { cause },
-  );
+  return connecting
+    ? notADdServerError(peerAddress, sent, cause)
+    : new ProtocolError(`${peerAddress} did not start with a dd handshake (${sent}): is a client that does not speak dd pointed at this port?`, { cause });
+}
+
+/**
+ * The connecting side's error for a server that is something else than dd (`what` says what it
+ * answered). A ProtocolError, so connect() fails at once instead of retrying until its timeout:
+ * asking again will not turn an HTTP server into a dd one.
+ */
+export function notADdServerError(address: string, what: string, cause?: unknown): ProtocolError {
+  return new ProtocolError(`${address} did not answer as a dd server (${what}): is this the right address and port?`, { cause });
 }
 
 const PREVIEW_BYTES = 48;

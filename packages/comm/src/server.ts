@@ -10,7 +10,8 @@ import { RESOLVED } from './base-comm';
 import { listen } from './connect';
 import { BadRequestError, CommClosedError, UnknownOpError, errorToWire, type WireError } from './errors';
 import { consoleLogger, type Logger } from './logger';
-import { unparseHostPort } from './addressing';
+import { getAddressHost, unparseHostPort } from './addressing';
+import { WarningThrottle, type WarningDecision } from './warning-throttle';
 
 /** Return this from a handler to send no reply (the handler wrote on ctx.comm itself, or took it over). */
 export const NO_REPLY: unique symbol = Symbol.for('dd.comm.no-reply') as never;
@@ -74,6 +75,8 @@ export class Server {
   private admitted = 0;
   private closing = false;
   private closedPromise: Promise<void> | undefined;
+  /** Warnings about peers that are not dd: at most one per host and minute (see logHandshakeError). */
+  private readonly handshakeWarnings = new WarningThrottle();
 
   constructor(options: ServerOptions = {}) {
     this.options = options;
@@ -117,10 +120,19 @@ export class Server {
    * scanners, health checks that only open a TCP connection) and refusals at the connection
    * limit (peerSentData false: clients back off and retry, so one per attempt under load) stay
    * at debug.
+   *
+   * The warnings are throttled per peer host (not per port: every connection has a new one):
+   * a scanner or a misconfigured health check that keeps connecting gets one warning a
+   * minute, the next one saying how many were dropped; the dropped ones go to debug.
    */
   private logHandshakeError(err: Error, peer: string, peerSentData: boolean): void {
     const line = `connection from ${peer} failed before being served: ${err.name}: ${err.message}`;
-    if (peerSentData) this.logger.warn(line);
+    if (!peerSentData) {
+      this.logger.debug(line);
+      return;
+    }
+    const decision = this.handshakeWarnings.decide(hostOf(peer));
+    if (decision.log) this.logger.warn(line + suppressedNote(decision));
     else this.logger.debug(line);
   }
 
@@ -323,6 +335,21 @@ export class Server {
     clearTimeout(timer);
     for (const conn of this.connections) conn.comm.abort();
   }
+}
+
+/** The peer's host, the key of the warning throttle; the whole address if it cannot be parsed. */
+function hostOf(peerAddress: string): string {
+  try {
+    return getAddressHost(peerAddress);
+  } catch {
+    return peerAddress;
+  }
+}
+
+/** E.g. " (and 37 more from this host in the last 61 s)"; empty when none were dropped. */
+function suppressedNote(decision: Extract<WarningDecision, { log: true }>): string {
+  if (decision.suppressed === 0) return '';
+  return ` (and ${decision.suppressed} more from this host in the last ${Math.round(decision.sinceMs / 1000)} s)`;
 }
 
 export function errorReply(err: unknown): Reply {

@@ -4,8 +4,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { encodeMessage } from '@dd/protocol';
-import { ConnectionPool, Server, connect, type Logger } from '../src/index';
-import { HANDSHAKE, Resources, packed, rawConnect, waitForClose } from './helpers';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConnectionPool, Server, TimeoutError, connect, type Logger } from '../src/index';
+import { HANDSHAKE, Resources, packed, rawConnect, waitForClose, waitUntil } from './helpers';
 
 jest.setTimeout(20_000);
 
@@ -296,4 +298,81 @@ test('a first message whose prelude is plausible but over the limits keeps the F
   const err = await connect(address, { timeout: 2000 }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(FrameLimitError);
   expect((err as Error).message).toMatch(/frame length 1099511627776 exceeds the limit/);
+});
+
+/**
+ * An ordinary HTTP server (no WebSocket support) answering every request, WebSocket upgrades
+ * included, with `status`. Returns its port and a count of the requests it got.
+ */
+async function httpServer(status: number): Promise<{ port: number; requests: () => number }> {
+  let requests = 0;
+  const server = createHttpServer((_req, reply) => {
+    requests++;
+    reply.writeHead(status).end();
+  });
+  res.add(() => new Promise((r) => {
+    server.closeAllConnections();
+    server.close(r);
+  }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, requests: () => requests };
+}
+
+test.each([
+  [404, 'HTTP 404 Not Found'],
+  [400, 'HTTP 400 Bad Request'],
+  [426, 'HTTP 426 Upgrade Required'],
+])('ws:// to an HTTP server answering %i says it is not a dd server, at once', async (status, answer) => {
+  const { port, requests } = await httpServer(status);
+  const address = `ws://127.0.0.1:${port}`;
+  const started = Date.now();
+  const err = await connect(address, { timeout: 10_000 }).catch((e: unknown) => e);
+  // Not retried until the 10 s timeout: one request, one clear error.
+  expect(Date.now() - started).toBeLessThan(3000);
+  expect(err).toMatchObject({ name: 'ProtocolError', code: 'DD_ERR_PROTOCOL' });
+  expect((err as Error).message).toBe(
+    `${address} did not answer as a dd server (${answer} to the WebSocket upgrade): is this the right address and port?`,
+  );
+  expect(requests()).toBe(1);
+});
+
+test('ws:// to a server answering 503 (say a proxy whose dd server is not up yet) is retried until the timeout', async () => {
+  const { port, requests } = await httpServer(503);
+  const started = Date.now();
+  const err = await connect(`ws://127.0.0.1:${port}`, { timeout: 800 }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(TimeoutError);
+  expect((err as Error).message).toMatch(/timed out after 800 ms .*last error: .*HTTP 503 Service Unavailable/);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(750);
+  expect(requests()).toBeGreaterThan(1);
+});
+
+describe('warnings about peers that are not dd are throttled per host', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  test('several garbage connections from one host give one warning; the next one after 60 s counts the others', async () => {
+    const { server, warnings, debug } = await start();
+    const sendGarbage = async (): Promise<void> => {
+      const s = await rawConnect(server.address, res);
+      s.end('GET / HTTP/1.1\r\n\r\n');
+      await waitForClose(s);
+    };
+    // Each from its own port: the throttle is per host.
+    for (let i = 0; i < 4; i++) await sendGarbage();
+    await waitUntil(() => warnings.length + debug.length === 4, 'four connections to be logged');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^connection from tcp:\/\/127\.0\.0\.1:\d+ failed before being served: ProtocolError: .*did not start with a dd handshake/);
+    expect(warnings[0]).not.toMatch(/more from this host/);
+    // The dropped ones are still there for whoever runs with debug logging.
+    expect(debug).toHaveLength(3);
+    expect(debug[0]).toMatch(/did not start with a dd handshake/);
+
+    // Date.now only (the throttle reads the clock when a warning comes; it has no timers).
+    const realNow = Date.now.bind(Date);
+    jest.spyOn(Date, 'now').mockImplementation(() => realNow() + 61_000);
+    await sendGarbage();
+    await waitUntil(() => warnings.length === 2, 'a second warning');
+    expect(warnings[1]).toMatch(/did not start with a dd handshake .* \(and 3 more from this host in the last 6[12] s\)$/);
+    jest.restoreAllMocks();
+    await stillServes(server);
+  });
 });

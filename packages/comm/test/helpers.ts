@@ -135,3 +135,12 @@ export function waitForClose(socket: Socket, ms = 5000): Promise<void> {
 }
 
 export type { ConnectionPool };
+
+/** Resolves once `condition()` holds (polled every 5 ms); rejects naming `what` after ms. */
+export async function waitUntil(condition: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

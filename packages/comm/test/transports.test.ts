@@ -1,7 +1,8 @@
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { FrameDecoder, decodeMessage } from '@dd/protocol';
 import { CommClosedError, connect, getAddressHostPort, listen, type Comm, type ConnectOptions, type ListenOptions } from '../src/index';
-import { Resources, makeTlsMaterial } from './helpers';
+import { Resources, makeTlsMaterial, waitUntil } from './helpers';
 
 jest.setTimeout(20_000);
 
@@ -208,6 +209,32 @@ describe('tls mutual authentication', () => {
     await listener.start();
     const err = await connect(listener.contactAddress, { timeout: 3000, ca: m.ca, cert: m.clientCert, key: m.clientKey }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'DD_ERR_TLS' });
+  });
+
+  // The peer address of a failed TLS negotiation must parse back (the Server throttles its
+  // warnings by the peer's host): an IPv6 host needs brackets, tls://[::1]:port.
+  test.each(['tls', 'wss'])('%s: a peer on IPv6 that does not speak TLS is reported as [::1]:port', async (scheme) => {
+    const m = tls();
+    const reported: Array<{ error: Error; peer: string }> = [];
+    const listener = res.listener(listen(`${scheme}://[::1]:0`, (c) => res.comm(c), {
+      ca: m.ca, cert: m.serverCert, key: m.serverKey,
+      onHandshakeError: (error, peer) => reported.push({ error, peer }),
+    }));
+    try {
+      await listener.start();
+    } catch {
+      return; // no IPv6 on this machine
+    }
+    const [, port] = getAddressHostPort(listener.listenAddress);
+    const socket = res.socket(netConnect({ host: '::1', port }));
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const localPort = socket.localPort; // (undefined once the server has closed it)
+    socket.write('GET / HTTP/1.1\r\n\r\n');
+    await waitUntil(() => reported.length > 0, 'the TLS failure to be reported');
+    expect(reported[0]!.error).toMatchObject({ code: 'DD_ERR_TLS' });
+    expect(reported[0]!.peer).toBe(`${scheme}://[::1]:${localPort}`);
+    expect(getAddressHostPort(reported[0]!.peer)).toEqual(['::1', localPort]);
   });
 
   test('wss rejects a client certificate from another CA', async () => {

@@ -18,8 +18,17 @@ export function hostPortForConnect(scheme: string, location: string): [string, n
 export function socketAddresses(scheme: string, socket: Socket): { local: string; peer: string } {
   return {
     local: unparseAddress(scheme, unparseHostPort(socket.localAddress ?? '?', socket.localPort)),
-    peer: unparseAddress(scheme, unparseHostPort(socket.remoteAddress ?? '?', socket.remotePort)),
+    peer: peerAddressOf(scheme, socket),
   };
+}
+
+/**
+ * The address of a socket's peer, e.g. `tls://[::1]:51234`. Always built through
+ * unparseHostPort: an IPv6 host needs its brackets, or the address cannot be parsed back (and
+ * the Server could not tell the peer's host from its port).
+ */
+export function peerAddressOf(scheme: string, socket: Pick<Socket, 'remoteAddress' | 'remotePort'>): string {
+  return unparseAddress(scheme, unparseHostPort(socket.remoteAddress ?? '?', socket.remotePort));
 }
 
 export const ipAddressing = {

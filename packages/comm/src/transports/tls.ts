@@ -6,7 +6,7 @@ import { connect as tlsConnect, createServer, type ConnectionOptions, type TLSSo
 import type { ConfigurableComm, ListenOptions, Listener, TlsOptions } from '../comm';
 import { TlsError } from '../errors';
 import type { Backend, BackendConnectOptions } from '../registry';
-import { IpListener, codedError, hostPortForConnect, ipAddressing, socketAddresses } from './ip';
+import { IpListener, codedError, hostPortForConnect, ipAddressing, peerAddressOf, socketAddresses } from './ip';
 import { StreamComm } from './stream-comm';
 
 export function requireTlsMaterial(scheme: string, options: TlsOptions): void {
@@ -96,7 +96,7 @@ export const tlsBackend: Backend = {
     server.on('tlsClientError', (err, socket) => {
       options.onHandshakeError?.(
         new TlsError(`TLS negotiation failed: ${err.message}`, { cause: err }),
-        `tls://${socket.remoteAddress}:${socket.remotePort}`,
+        peerAddressOf('tls', socket),
         tlsPeerSentData(err),
       );
     });

@@ -3,7 +3,7 @@
 // dd frames (prelude + frames). Large messages are sent as WebSocket fragments (prelude, then
 // each frame) so payloads are not copied into one buffer; the receiver gets them reassembled.
 
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { STATUS_CODES, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -13,11 +13,12 @@ import { decodeFrames, encodeFrames } from '../codec';
 import type { ConfigurableComm, ListenOptions, Listener } from '../comm';
 import { unparseAddress, unparseHostPort } from '../addressing';
 import type { Backend, BackendConnectOptions } from '../registry';
-import { IpListener, codedError, hostPortForConnect, ipAddressing } from './ip';
+import { IpListener, codedError, hostPortForConnect, ipAddressing, peerAddressOf, socketAddresses } from './ip';
 import { clientTlsOptions, requireTlsMaterial, serverTlsOptions, tlsPeerSentData, unauthorizedReason } from './tls';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { TlsError } from '../errors';
+import { notADdServerError } from '../handshake';
 
 /** Header carrying the reason a wss:// upgrade was refused. */
 const REFUSAL_HEADER = 'x-dd-refused';
@@ -118,11 +119,32 @@ export class WsComm extends BaseComm {
   }
 }
 
-function wsAddresses(scheme: string, socket: Socket): { local: string; peer: string } {
-  return {
-    local: unparseAddress(scheme, unparseHostPort(socket.localAddress ?? '?', socket.localPort)),
-    peer: unparseAddress(scheme, unparseHostPort(socket.remoteAddress ?? '?', socket.remotePort)),
-  };
+/**
+ * Statuses to the WebSocket upgrade that mean "there, but not able to answer now": a proxy whose
+ * dd server is not up (yet) or a server that is overloaded. connect() retries these as it
+ * retries a refused TCP connection.
+ */
+const RETRYABLE_UPGRADE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+
+/** E.g. "HTTP 404 Not Found". */
+function describeStatus(response: IncomingMessage): string {
+  const status = response.statusCode ?? 0;
+  const text = response.statusMessage !== undefined && response.statusMessage !== '' ? response.statusMessage : STATUS_CODES[status];
+  return text === undefined ? `HTTP ${status}` : `HTTP ${status} ${text}`;
+}
+
+/** The error for an upgrade answered with anything but 101 Switching Protocols. */
+function upgradeFailedError(address: string, response: IncomingMessage): Error {
+  const reason = response.headers[REFUSAL_HEADER];
+  // A dd wss:// server that rejects the client certificate says why (see verifyClient below).
+  if (typeof reason === 'string') return new TlsError(`${address} refused the connection: ${reason}`);
+  const status = describeStatus(response);
+  if (RETRYABLE_UPGRADE_STATUSES.has(response.statusCode ?? 0)) {
+    return codedError(`${address} answered the WebSocket upgrade with ${status}`, 'ECONNREFUSED');
+  }
+  // Anything else (404, 400 or 426 from an ordinary HTTP server, a redirect, a 500) comes from
+  // something that is not a dd server: fail at once rather than retry until the timeout.
+  return notADdServerError(address, `${status} to the WebSocket upgrade`);
 }
 
 function maxPayload(limits: Partial<FrameLimits> | undefined): number {
@@ -150,7 +172,8 @@ function makeWsBackend(scheme: 'ws' | 'wss'): Backend {
     connect(location: string, options: BackendConnectOptions): Promise<ConfigurableComm> {
       const [host, port] = hostPortForConnect(scheme, location);
       if (secure) requireTlsMaterial(scheme, options);
-      const url = `${scheme}://${unparseHostPort(host, port)}/`;
+      const address = unparseAddress(scheme, unparseHostPort(host, port));
+      const url = `${address}/`;
       return new Promise((resolve, reject) => {
         const ws = new WebSocket(url, {
           perMessageDeflate: false,
@@ -168,18 +191,15 @@ function makeWsBackend(scheme: 'ws' | 'wss'): Backend {
         });
         ws.once('unexpected-response', (_req, response) => {
           clearTimeout(timer);
-          const reason = response.headers[REFUSAL_HEADER];
           ws.terminate();
           response.resume();
-          reject(typeof reason === 'string'
-            ? new TlsError(`${url} refused the connection: ${reason}`)
-            : codedError(`${url} answered the WebSocket upgrade with HTTP ${response.statusCode}`, 'ECONNREFUSED'));
+          reject(upgradeFailedError(address, response));
         });
         ws.once('open', () => {
           clearTimeout(timer);
           ws.removeAllListeners('error');
           const socket = (ws as unknown as { _socket: Socket })._socket;
-          const { local, peer } = wsAddresses(scheme, socket);
+          const { local, peer } = socketAddresses(scheme, socket);
           resolve(new WsComm(ws, local, peer, options.limits));
         });
       });
@@ -204,14 +224,14 @@ function makeWsBackend(scheme: 'ws' | 'wss'): Backend {
       });
       wss.on('error', () => {});
       wss.on('connection', (ws, req) => {
-        const { local, peer } = wsAddresses(scheme, req.socket);
+        const { local, peer } = socketAddresses(scheme, req.socket);
         onComm(new WsComm(ws, local, peer, options.limits));
       });
       if (secure) {
         http.on('tlsClientError', (err: Error, socket: TLSSocket) => {
           options.onHandshakeError?.(
             new TlsError(`TLS negotiation failed: ${err.message}`, { cause: err }),
-            unparseAddress(scheme, unparseHostPort(socket.remoteAddress ?? '?', socket.remotePort)),
+            peerAddressOf(scheme, socket),
             tlsPeerSentData(err),
           );
         });
