@@ -46,6 +46,8 @@ export interface SpillStats {
   unspilled: number;
   /** Values that could not be serialized and stay in memory. */
   unspillable: number;
+  /** Writes that failed (a full disk, the spill folder gone); their values stayed in memory. */
+  writeFailures: number;
   /** Time spent writing and reading, ms. */
   diskMs: number;
 }
@@ -60,6 +62,9 @@ export class SpillStore implements DataStore {
   private pinnedBytes = 0;
   private slowBytes = 0;
   private fileCounter = 0;
+  /** When the last write failure was logged (warnWriteFailure), and failures since then. */
+  private lastWriteWarning: number | undefined;
+  private unwarnedWriteFailures = 0;
   /** Disk writes/reads not yet reported (bounded: a worker serving only peers may never report). */
   private diskActivity: StartStop[] = [];
   private dir: string | undefined;
@@ -68,7 +73,7 @@ export class SpillStore implements DataStore {
   targetBytes: number;
   private readonly sharedMemory: boolean;
   private readonly onRelease: ((bytes: number) => void) | undefined;
-  readonly stats: SpillStats = { spilled: 0, unspilled: 0, unspillable: 0, diskMs: 0 };
+  readonly stats: SpillStats = { spilled: 0, unspilled: 0, unspillable: 0, writeFailures: 0, diskMs: 0 };
 
   constructor(options: SpillStoreOptions) {
     this.directoryOption = options.directory;
@@ -183,7 +188,9 @@ export class SpillStore implements DataStore {
    */
   evict(): number {
     for (const [key, entry] of this.fast) {
-      if (this.spillOne(key, entry)) return entry.nbytes;
+      const outcome = this.spillOne(key, entry);
+      if (outcome === 'spilled') return entry.nbytes;
+      if (outcome === 'write-failed') return -1;
     }
     return -1;
   }
@@ -194,12 +201,17 @@ export class SpillStore implements DataStore {
     for (const [key, entry] of this.fast) {
       if (this.fastBytes + this.pinnedBytes <= bytes) return;
       if (key === keep) continue;
-      this.spillOne(key, entry);
+      // The next write would most likely fail the same way (a full disk): try again next time.
+      if (this.spillOne(key, entry) === 'write-failed') return;
     }
   }
 
-  /** Writes one value out; false (and pinned in memory) if it cannot be serialized. */
-  private spillOne(key: string, entry: { value: unknown; nbytes: number }): boolean {
+  /**
+   * Writes one value out. 'unspillable': it cannot be serialized, and stays in memory for good.
+   * 'write-failed': its file could not be written (a full disk, the spill folder gone); it stays
+   * in memory, and a later eviction tries again, as the reference's does.
+   */
+  private spillOne(key: string, entry: { value: unknown; nbytes: number }): 'spilled' | 'unspillable' | 'write-failed' {
     let frames: Uint8Array[];
     const t = performance.now();
     try {
@@ -211,13 +223,23 @@ export class SpillStore implements DataStore {
       this.pinnedBytes += entry.nbytes;
       this.stats.unspillable++;
       this.logger.warn(`cannot spill ${key} to disk; keeping it in memory: ${(err as Error)?.message ?? String(err)}`);
-      return false;
+      return 'unspillable';
     }
-    const file = path.join(this.directory, `${++this.fileCounter}.dd`);
     const start = Date.now();
-    // The packed layout (prelude, then the frames) written piece by piece: the frames of a large
-    // value are views of it, and joining them first would copy all of it once more.
-    writeAll(file, [encodePrelude(frames), ...frames]);
+    let file: string | undefined;
+    try {
+      file = path.join(this.directory, `${++this.fileCounter}.dd`);
+      // The packed layout (prelude, then the frames) written piece by piece: the frames of a large
+      // value are views of it, and joining them first would copy all of it once more.
+      writeAll(file, [encodePrelude(frames), ...frames]);
+    } catch (err) {
+      // As the reference does when spilling fails: the value stays in memory, and the worker
+      // goes on (the memory monitor's pause and terminate thresholds still apply).
+      if (file !== undefined) removePartialFile(file);
+      this.stats.writeFailures++;
+      this.warnWriteFailure(key, err);
+      return 'write-failed';
+    }
     this.noteDisk('disk-write', start);
     this.stats.diskMs += performance.now() - t;
     this.fast.delete(key);
@@ -226,7 +248,23 @@ export class SpillStore implements DataStore {
     this.slowBytes += entry.nbytes;
     this.stats.spilled++;
     this.onRelease?.(entry.nbytes);
-    return true;
+    return 'spilled';
+  }
+
+  /**
+   * One warning per minute at most: a full disk fails every value the store tries to spill, and a
+   * warning each would bury the log. The next warning says how many failed meanwhile.
+   */
+  private warnWriteFailure(key: string, err: unknown): void {
+    const now = Date.now();
+    if (this.lastWriteWarning !== undefined && now - this.lastWriteWarning >= 0 && now - this.lastWriteWarning < WRITE_WARNING_INTERVAL_MS) {
+      this.unwarnedWriteFailures++;
+      return;
+    }
+    const more = this.unwarnedWriteFailures > 0 ? ` (${this.unwarnedWriteFailures} more values could not be written since the last warning)` : '';
+    this.lastWriteWarning = now;
+    this.unwarnedWriteFailures = 0;
+    this.logger.warn(`cannot write ${key} to disk; keeping it in memory: ${(err as Error)?.message ?? String(err)}${more}`);
   }
 
   private readBack(key: string, s: Spilled): unknown {
@@ -294,6 +332,15 @@ function checkIsDirectory(dir: string): void {
   if (!stat.isDirectory()) throw new LocalDirectoryError(dir, notADirectoryError(dir));
 }
 
+/** What a failed write left behind, if anything; whatever is in the way stays (it is not ours). */
+function removePartialFile(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    // Never created (ENOENT), or not a file.
+  }
+}
+
 function writeAll(file: string, pieces: Uint8Array[]): void {
   const fd = fs.openSync(file, 'w');
   try {
@@ -305,6 +352,9 @@ function writeAll(file: string, pieces: Uint8Array[]): void {
     fs.closeSync(fd);
   }
 }
+
+/** At most one warning about failed spill writes per this many ms. */
+const WRITE_WARNING_INTERVAL_MS = 60_000;
 
 /** Small files are not worth shared memory (each SharedArrayBuffer is its own mapping). */
 const SHARED_READ_MIN_BYTES = 64 * 1024;

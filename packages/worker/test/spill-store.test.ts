@@ -116,19 +116,18 @@ describe('SpillStore', () => {
 });
 
 describe('SpillStore: a spill directory that cannot be made', () => {
-  /** What spilling one value into `directory` throws (the value stays in the store, in memory). */
-  function spillError(directory: string): unknown {
-    const store = new SpillStore({ directory, targetBytes: 0, logger: { warn: () => {} } });
-    try {
-      store.set('a', 'kept');
-    } catch (err) {
-      expect(store.get('a')).toBe('kept');
-      return err;
-    }
-    throw new Error(`spilling into ${directory} did not fail`);
+  /** The warning of spilling one value into `directory`; the value must stay readable, in memory. */
+  function spillWarning(directory: string): string {
+    const warnings: string[] = [];
+    const store = new SpillStore({ directory, targetBytes: 0, logger: { warn: (m: string) => warnings.push(m) } });
+    store.set('a', 'kept');
+    expect(store.get('a')).toBe('kept');
+    expect(store.stats).toMatchObject({ spilled: 0, writeFailures: 1 });
+    expect(warnings).toHaveLength(1);
+    return warnings[0]!;
   }
 
-  test('fails with LocalDirectoryError naming it and the cause, and never makes its parents', () => {
+  test('keeps the value in memory and warns with a LocalDirectoryError naming it and the cause; never makes its parents', () => {
     const removed = path.join(dir, 'removed'); // the local directory, removed under the worker
     const file = path.join(dir, 'a-file');
     fs.writeFileSync(file, 'x');
@@ -143,16 +142,46 @@ describe('SpillStore: a spill directory that cannot be made', () => {
     fs.mkdirSync(unwritable, 0o500);
     if (process.getuid?.() !== 0) cases.push([path.join(unwritable, 'storage'), /EACCES/]); // root may write anyway
     for (const [directory, cause] of cases) {
-      const err = spillError(directory);
-      expect(err).toBeInstanceOf(LocalDirectoryError);
-      expect((err as LocalDirectoryError).directory).toBe(directory);
-      expect((err as Error).message).toContain(`Worker: cannot use local directory ${directory}: `);
-      expect((err as Error).message).toMatch(cause);
+      const warning = spillWarning(directory);
+      expect(warning).toContain(`cannot write a to disk; keeping it in memory: Worker: cannot use local directory ${directory}: `);
+      expect(warning).toMatch(cause);
     }
     expect(fs.existsSync(removed)).toBe(false);
     expect(fs.existsSync(path.join(dir, 'nowhere'))).toBe(false);
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
   }, 10_000);
+
+  test('the directory itself fails with LocalDirectoryError', () => {
+    const store = new SpillStore({ directory: path.join(dir, 'removed', 'storage'), targetBytes: 0 });
+    expect(() => store.directory).toThrow(LocalDirectoryError);
+  });
+
+  test('files that cannot be written (a full disk): values stay in memory and spill once writes work again; one warning a minute, the next saying how many failed meanwhile', () => {
+    const warnings: string[] = [];
+    const store = new SpillStore({ directory: dir, targetBytes: 0, logger: { warn: (m: string) => warnings.push(m) } });
+    // The store names its files 1.dd, 2.dd, ...: directories in their place make every write fail.
+    for (let i = 1; i <= 6; i++) fs.mkdirSync(path.join(dir, `${i}.dd`));
+    const now = jest.spyOn(Date, 'now');
+    try {
+      now.mockReturnValue(1_000_000);
+      for (let i = 0; i < 5; i++) store.set(`k${i}`, `value ${i}`);
+      now.mockReturnValue(1_000_000 + 61_000);
+      store.set('k5', 'value 5');
+    } finally {
+      now.mockRestore();
+    }
+    // Each set tried the least recently used value once, and stopped at its failure.
+    expect(store.stats).toMatchObject({ spilled: 0, writeFailures: 6 });
+    for (let i = 0; i <= 5; i++) expect(store.get(`k${i}`)).toBe(`value ${i}`);
+    // Once files can be written again, the values spill as before.
+    for (let i = 1; i <= 6; i++) fs.rmdirSync(path.join(dir, `${i}.dd`));
+    store.set('k6', 'value 6');
+    expect(store.stats.spilled).toBeGreaterThan(0);
+    expect(store.get('k0')).toBe('value 0');
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/^cannot write k0 to disk; keeping it in memory: .*EISDIR/);
+    expect(warnings[1]).toMatch(/^cannot write k0 to disk; keeping it in memory: .*EISDIR.* \(4 more values could not be written since the last warning\)$/);
+  });
 
   test('fails at once where Node\'s recursive mkdir would spin forever (under /proc)', () => {
     if (!fs.existsSync('/proc/self')) return;
@@ -162,12 +191,16 @@ describe('SpillStore: a spill directory that cannot be made', () => {
     const spillStore = path.join(__dirname, '..', 'dist', 'spill-store.js');
     const script = `
       const { SpillStore } = require(${JSON.stringify(spillStore)});
-      const store = new SpillStore({ directory: '/proc/forbidden/storage', targetBytes: 0 });
-      try { store.set('a', 'x'); console.log('no error'); } catch (err) { console.log(err.name + ': ' + err.message); }`;
+      const store = new SpillStore({ directory: '/proc/forbidden/storage', targetBytes: 0, logger: { warn: (m) => console.log(m) } });
+      store.set('a', 'x');
+      console.log(store.get('a'));`;
     const started = Date.now();
     const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 5_000, killSignal: 'SIGKILL' });
     expect({ signal: child.signal, stderr: child.stderr }).toEqual({ signal: null, stderr: '' });
-    expect(child.stdout.trim()).toBe("LocalDirectoryError: Worker: cannot use local directory /proc/forbidden/storage: ENOENT: no such file or directory, mkdir '/proc/forbidden/storage'");
+    expect(child.stdout.trim().split('\n')).toEqual([
+      "cannot write a to disk; keeping it in memory: Worker: cannot use local directory /proc/forbidden/storage: ENOENT: no such file or directory, mkdir '/proc/forbidden/storage'",
+      'x',
+    ]);
     expect(Date.now() - started).toBeLessThan(5_000);
   }, 15_000);
 });
