@@ -2,6 +2,8 @@
 // results exceed its memory limit several times spills them to disk and serves them back to a
 // dependent task, a peer and the client; a worker paused by memory pressure gets no new work.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Scheduler } from '@dd/scheduler';
 import { SpillStore, Worker } from '@dd/worker';
 import { Client, wait } from '../src/index';
@@ -89,6 +91,22 @@ test('results several times the memory limit spill to disk and come back for a d
     expect(store.stats.unspilled).toBeGreaterThan(unspilled);
     expect(store.stats.unspillable).toBe(0);
     expect(store.memoryBytes).toBeLessThanOrEqual(target);
+  });
+});
+
+test('a spilled dependency that cannot be read back fails its dependent with why; the worker goes on', async () => {
+  const limit = 4 * 2 ** 20;
+  const size = 256 * 1024;
+  await withCluster([{ name: 'small', memoryLimit: limit, memory: { target: 0.6, spill: false, pause: false } }], async ({ workers, client }) => {
+    const store = workers[0]!.data as SpillStore;
+    const xs = client.map(make, range(32), range(32).map(() => size));
+    await wait(xs);
+    expect(store.isSpilled(xs[0]!.key)).toBe(true);
+    for (const f of fs.readdirSync(store.directory)) fs.rmSync(path.join(store.directory, f));
+
+    const dependent = client.submit(firstBytes, [xs[0]!]);
+    await expect(dependent.result({ timeout: 10_000 })).rejects.toThrow(/cannot read spilled data of .* back from/);
+    expect(await client.submit((x: number) => x + 1, 1).result({ timeout: 10_000 })).toBe(2);
   });
 });
 

@@ -682,17 +682,26 @@ export class Worker {
       };
     } else {
       const deps = new Map<Key, unknown>();
-      let missing: string | undefined;
-      for (const dep of ts.dependencies) {
-        if (!this.data.has(dep.key)) missing = dep.key;
-        deps.set(dep.key, this.data.get(dep.key));
+      let failure: WireError | undefined;
+      try {
+        for (const dep of ts.dependencies) {
+          if (!this.data.has(dep.key)) {
+            failure = { name: 'Error', message: `cannot execute ${key}: dependency ${dep.key} is not in memory` };
+            break;
+          }
+          deps.set(dep.key, this.data.get(dep.key));
+        }
+      } catch (err) {
+        // A spilled dependency that cannot be read back: the task fails with why, as in the
+        // reference, instead of the rejection escaping this un-awaited call and ending the process.
+        failure = wireError(err);
       }
-      if (missing !== undefined) {
+      if (failure !== undefined) {
         const now = Date.now();
         event = {
           type: 'execute-failure',
           key,
-          exception: { name: 'Error', message: `cannot execute ${key}: dependency ${missing} is not in memory` },
+          exception: failure,
           start: now,
           stop: now,
           stimulusId: this.nextStimulus('execute-failure'),
