@@ -815,7 +815,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   async #runFetch(batch: Map<Key, Array<{ resolve(v: unknown): void; reject(e: unknown): void }>>): Promise<void> {
     let data: Map<Key, unknown>;
     try {
-      data = await this.#gatherKeys([...batch.keys()]);
+      data = await this.#fetchFinished([...batch.keys()], true);
     } catch (err) {
       for (const ws of batch.values()) for (const w of ws) w.reject(err);
       return;
@@ -824,8 +824,51 @@ export class Client implements FutureOwner, AsyncDisposable {
       const v = data.get(key);
       if (v instanceof Unsendable) for (const w of ws) w.reject(new RemoteError(v.error, { key }));
       else if (data.has(key)) for (const w of ws) w.resolve(v);
-      else for (const w of ws) w.reject(new FutureLostError(key, 'no worker holds its data'));
+      else for (const w of ws) w.reject(this.#notFetchedError(key));
     }
+  }
+
+  /** Why a key's value could not be fetched: its state's error if it failed meanwhile (lost, cancelled, erred). */
+  #notFetchedError(key: Key): Error {
+    const st = this.#states.get(key);
+    if (st !== undefined && st.status !== 'finished' && st.status !== 'pending' && st.error !== undefined) return st.error;
+    return new FutureLostError(key, 'no worker holds its data');
+  }
+
+  /**
+   * The values of finished keys. A key that no worker holds any more (its holder died after the
+   * task finished) is being computed again by the scheduler, so its state goes back to pending,
+   * the scheduler is asked to report on the key (at once if it is already back in memory), and
+   * once it is finished again it is fetched again: the reference's gather "reschedules" missing
+   * keys the same way. A key that cannot be computed again (scattered data) comes back lost or
+   * cancelled from that report instead. `timeoutMs` bounds each wait for a recomputation.
+   */
+  async #fetchFinished(keys: Key[], direct: boolean, timeoutMs?: number): Promise<Map<Key, unknown>> {
+    const out = await this.#gatherKeys(keys, direct);
+    let missing = keys.filter((k) => !out.has(k));
+    for (let round = 0; missing.length > 0 && round < MAX_GATHER_RESCHEDULES && this.#status === 'running'; round++) {
+      const states: FutureState[] = [];
+      for (const key of missing) {
+        const st = this.#states.get(key);
+        // Released, cancelled or failed meanwhile, or still being scattered: nothing to wait for.
+        if (st === undefined || st.status !== 'finished' || st.scattering !== undefined) continue;
+        st.reset();
+        states.push(st);
+        this.#queueKeys('desire', key);
+      }
+      if (states.length === 0) break;
+      this.#flush();
+      await withTimeout(this.#waitStates(states, false), timeoutMs, 'gather (waiting for lost results to be computed again)');
+      const again: Key[] = [];
+      for (const st of states) {
+        if (st.status !== 'finished') continue;
+        if (st.hasInline) out.set(st.key, st.inline);
+        else again.push(st.key);
+      }
+      if (again.length > 0) for (const [k, v] of await this.#gatherKeys(again, direct)) out.set(k, v);
+      missing = again.filter((k) => !out.has(k));
+    }
+    return out;
   }
 
   /** Values of keys from the workers holding them (flow 4), falling back to the scheduler's gather. */
@@ -895,7 +938,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       else if (st.value !== undefined) cached.set(st.key, await st.value);
       else need.push(st.key);
     }
-    const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, options.direct ?? true);
+    const data = need.length === 0 ? new Map<Key, unknown>() : await this.#fetchFinished(need, options.direct ?? true, options.timeout);
     return substituteFutures(futures, (f) => {
       const st = f._state;
       if (st.status !== 'finished') {
@@ -910,7 +953,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
       if (data.has(f.key)) return v;
       if (errors === 'skip') return SKIP;
-      throw new FutureLostError(f.key, 'no worker holds its data');
+      throw this.#notFetchedError(f.key);
     }) as Gathered<T>;
   }
 
@@ -1496,6 +1539,13 @@ export class Client implements FutureOwner, AsyncDisposable {
 }
 
 const EMPTY: ClientOptions = Object.freeze({});
+
+/**
+ * How many times one gather waits for lost results to be computed again before it gives up on
+ * them (each wait ends when the scheduler reports the key again; a task whose workers keep dying
+ * fails with KilledWorker on the scheduler's side first).
+ */
+const MAX_GATHER_RESCHEDULES = 5;
 
 /** The type of `gather(x)`: x with every Future<T> replaced by T. */
 export type Gathered<T> =

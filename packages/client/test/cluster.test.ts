@@ -3,6 +3,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asCompleted, CancelledError, Client, Future, ref, RemoteError, wait } from '../src/index';
+import type { Worker } from '@dd/worker';
 import { until, withCluster, workerKeys } from './harness';
 import { inc, add, sleepThen } from './task-functions';
 
@@ -376,6 +377,26 @@ describe('cluster end to end', () => {
       expect(await client.gather(fs)).toEqual(Array.from({ length: 30 }, (_, i) => i * 2));
       const info = await client.schedulerInfo();
       expect(Object.keys(info.workers)).toEqual([workers[0]!.address]);
+    });
+  });
+
+  test('gathering finished results whose holder has left waits for the scheduler to compute them again, as the reference reschedules', async () => {
+    await withCluster({ nWorkers: 2 }, async ({ client, workers }) => {
+      const [leaving, staying] = workers as [Worker, Worker];
+      const slowBytes = async (ms: number, n: number): Promise<Uint8Array> => {
+        await new Promise((r) => setTimeout(r, ms));
+        return new Uint8Array(n).fill(7);
+      };
+      const onLeaving = client.options({ workers: [leaving.address], allowOtherWorkers: true, pure: false });
+      const f = onLeaving.submit(slowBytes, 300, 1000);
+      const g = onLeaving.submit(slowBytes, 300, 2000);
+      await wait([f, g]); // finished, not fetched
+      await leaving.close(); // the scheduler computes both again on the other worker; the client hears nothing
+      const [viaGather, viaResult] = await Promise.all([client.gather([f]), g.result()]);
+      expect(viaGather[0]!.byteLength).toBe(1000);
+      expect(viaResult.byteLength).toBe(2000);
+      expect([f.status, g.status]).toEqual(['finished', 'finished']);
+      expect((await client.whoHas([f, g]))[f.key]).toEqual([staying.address]);
     });
   });
 
