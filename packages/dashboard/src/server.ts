@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Collector, type CollectorOptions, type Snapshot } from './collector';
@@ -88,7 +89,7 @@ export class DashboardServer {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
     this.http.on('upgrade', (req, socket, head) => {
       if (urlPath(req) !== '/eventstream') {
-        socket.destroy();
+        refuseUpgrade(socket, 404, 'Not Found', `no WebSocket at ${urlPath(req)}; the live updates are at /eventstream\n`);
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.addClient(ws, req));
@@ -328,4 +329,14 @@ function redirect(res: ServerResponse, to: string): void {
 
 function notFound(res: ServerResponse, why: string): void {
   send(res, 404, 'text/plain; charset=utf-8', `${why}\n`);
+}
+
+/**
+ * Answers an upgrade request that no WebSocket serves with a plain HTTP error, as the ws library
+ * does for its own refusals, instead of closing the connection without a word.
+ */
+function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
+  socket.on('error', () => socket.destroy()); // a peer gone meanwhile: nothing to tell it
+  const head = [`HTTP/1.1 ${status} ${reason}`, 'Connection: close', 'Content-Type: text/plain; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }

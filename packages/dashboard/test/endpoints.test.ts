@@ -139,6 +139,25 @@ describe('dashboard HTTP endpoints', () => {
     expect(head.status).toBe(200);
   });
 
+  test('a WebSocket upgrade anywhere but /eventstream gets a 404 saying where the live updates are', async () => {
+    for (const path of ['/status', '/nope']) {
+      const ws = new WebSocket(`${c.url.replace('http', 'ws')}${path}`);
+      const answer = await new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
+        ws.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        });
+        ws.once('open', () => reject(new Error(`${path} was upgraded`)));
+        ws.once('error', reject);
+      });
+      ws.terminate();
+      expect(answer).toEqual({ status: 404, body: `no WebSocket at ${path}; the live updates are at /eventstream\n` });
+    }
+    expect((await get(`${c.url}/status`)).status).toBe(200);
+  });
+
   test('/eventstream pushes snapshots and new task-stream records', async () => {
     const ws = new WebSocket(`${c.url.replace('http', 'ws')}/eventstream?history=100000`);
     const msgs: EventStreamMessage[] = [];
