@@ -94,8 +94,8 @@ type ResultOf<F> = F extends (...args: any[]) => infer R ? Awaited<R> : unknown;
 
 /**
  * Tasks going out as one update-graph. `sealed`: a cancel was requested after these were queued,
- * so tasks queued later go in a new batch (they must reach the scheduler after that cancel, these
- * before it).
+ * so tasks queued later go in a new batch (a resubmission of a cancelled key waits for the cancel,
+ * and must not hold back what was queued before it).
  */
 interface GraphBatch {
   kind: 'graph';
@@ -222,10 +222,14 @@ export class Client implements FutureOwner, AsyncDisposable {
   readonly #cancelling = new Map<Key, Promise<void>>();
   /** States a cancel() in flight is for: a submission of their key makes a new state. */
   readonly #cancelRequested = new WeakSet<FutureState>();
-  /** Tasks queued before a cancel() of their key: they go out as they would have, not after it. */
-  readonly #queuedBeforeCancel = new WeakSet<TaskDefinition>();
   /** Stream barriers waiting for the scheduler's answer, by id (#streamBarrier). */
   readonly #barriers = new Map<number, () => void>();
+  /**
+   * States a fetch took back to pending because no worker held their result any more (see
+   * #refetchLost); releasing the last Future of one while it waits cancels it, since the scheduler
+   * will not report a key nobody wants.
+   */
+  readonly #recomputing = new WeakSet<FutureState>();
   #nextBarrier = 0;
   /** How the link was made, to make it again after the scheduler went away. */
   #reconnectWith: ReconnectWith | undefined;
@@ -587,7 +591,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     if (this.#cancelling.size > 0) {
       for (const task of tasks) {
         const cancelling = this.#cancelling.get(task.key);
-        if (cancelling !== undefined && !this.#queuedBeforeCancel.has(task)) return cancelling;
+        if (cancelling !== undefined) return cancelling;
       }
     }
     for (const task of tasks) {
@@ -641,6 +645,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     const state = this.#states.get(key);
     if (state !== undefined) {
       this.#states.delete(key);
+      if (state.status === 'pending' && this.#recomputing.has(state)) state.cancel('its last Future was released while its lost result was being computed again');
       if (state.scattering !== undefined) {
         // The scheduler learns about scattered keys at the end of scatter: release after that.
         void state.scattering.then(() => {
@@ -813,18 +818,30 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   async #runFetch(batch: Map<Key, Array<{ resolve(v: unknown): void; reject(e: unknown): void }>>): Promise<void> {
-    let data: Map<Key, unknown>;
-    try {
-      data = await this.#fetchFinished([...batch.keys()], true);
-    } catch (err) {
-      for (const ws of batch.values()) for (const w of ws) w.reject(err);
-      return;
-    }
-    for (const [key, ws] of batch) {
+    const settle = (key: Key, data: Map<Key, unknown>): void => {
+      const ws = batch.get(key)!;
       const v = data.get(key);
       if (v instanceof Unsendable) for (const w of ws) w.reject(new RemoteError(v.error, { key }));
       else if (data.has(key)) for (const w of ws) w.resolve(v);
       else for (const w of ws) w.reject(this.#notFetchedError(key));
+    };
+    const keys = [...batch.keys()];
+    let missing: Key[];
+    try {
+      const data = await this.#gatherKeys(keys);
+      missing = keys.filter((k) => !data.has(k));
+      // What was found does not wait for the others to be computed again.
+      for (const key of keys) if (data.has(key)) settle(key, data);
+    } catch (err) {
+      for (const ws of batch.values()) for (const w of ws) w.reject(err);
+      return;
+    }
+    if (missing.length === 0) return;
+    try {
+      const data = await this.#refetchLost(missing, true);
+      for (const key of missing) settle(key, data);
+    } catch (err) {
+      for (const key of missing) for (const w of batch.get(key)!) w.reject(err);
     }
   }
 
@@ -836,29 +853,41 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   /**
-   * The values of finished keys. A key that no worker holds any more (its holder died after the
-   * task finished) is being computed again by the scheduler, so its state goes back to pending,
-   * the scheduler is asked to report on the key (at once if it is already back in memory), and
+   * The values of finished keys that a fetch found on no worker: their holder died after the task
+   * finished, and the scheduler is computing them again. Each one's state goes back to pending,
+   * the scheduler is asked to report on the key (at once if it is back in memory already), and
    * once it is finished again it is fetched again: the reference's gather "reschedules" missing
    * keys the same way. A key that cannot be computed again (scattered data) comes back lost or
-   * cancelled from that report instead. `timeoutMs` bounds each wait for a recomputation.
+   * cancelled from that report instead; one another fetch took back to pending is waited for
+   * alike. `deadline` (Date.now() time) bounds the waiting, for a gather or result() timeout.
    */
-  async #fetchFinished(keys: Key[], direct: boolean, timeoutMs?: number): Promise<Map<Key, unknown>> {
-    const out = await this.#gatherKeys(keys, direct);
-    let missing = keys.filter((k) => !out.has(k));
+  async #refetchLost(keys: Key[], direct: boolean, deadline?: { at: number; timeoutMs: number }): Promise<Map<Key, unknown>> {
+    const out = new Map<Key, unknown>();
+    let missing = keys;
     for (let round = 0; missing.length > 0 && round < MAX_GATHER_RESCHEDULES && this.#status === 'running'; round++) {
       const states: FutureState[] = [];
       for (const key of missing) {
         const st = this.#states.get(key);
-        // Released, cancelled or failed meanwhile, or still being scattered: nothing to wait for.
-        if (st === undefined || st.status !== 'finished' || st.scattering !== undefined) continue;
-        st.reset();
+        // Released or still being scattered: nothing the scheduler will report for this client.
+        if (st === undefined || st.scattering !== undefined) continue;
+        if (st.status === 'finished') {
+          st.reset();
+          this.#recomputing.add(st);
+          this.#queueKeys('desire', key);
+        } else if (st.status !== 'pending') {
+          continue; // failed, cancelled or lost meanwhile: the caller rejects with its error
+        }
         states.push(st);
-        this.#queueKeys('desire', key);
       }
       if (states.length === 0) break;
       this.#flush();
-      await withTimeout(this.#waitStates(states, false), timeoutMs, 'gather (waiting for lost results to be computed again)');
+      const waiting = this.#waitStates(states, false);
+      if (deadline === undefined) await waiting;
+      else {
+        const left = deadline.at - Date.now();
+        if (left <= 0) throw new TimeoutError(`timed out after ${deadline.timeoutMs} ms waiting for a lost result to be computed again`);
+        await withTimeout(waiting, left, 'a lost result to be computed again');
+      }
       const again: Key[] = [];
       for (const st of states) {
         if (st.status !== 'finished') continue;
@@ -929,6 +958,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     const fs = collectFutures(futures);
     for (const f of fs) if (f.client !== this) throw new TypeError(`future ${f.key} belongs to another client`);
     const states = [...new Set(fs.map((f) => f._state))];
+    const deadline = options.timeout === undefined ? undefined : { at: Date.now() + options.timeout, timeoutMs: options.timeout };
     await withTimeout(this.#waitStates(states, errors === 'raise'), options.timeout, 'gather');
     const need: Key[] = [];
     const cached = new Map<Key, unknown>();
@@ -938,7 +968,10 @@ export class Client implements FutureOwner, AsyncDisposable {
       else if (st.value !== undefined) cached.set(st.key, await st.value);
       else need.push(st.key);
     }
-    const data = need.length === 0 ? new Map<Key, unknown>() : await this.#fetchFinished(need, options.direct ?? true, options.timeout);
+    const direct = options.direct ?? true;
+    const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, direct);
+    const lost = need.filter((k) => !data.has(k));
+    if (lost.length > 0) for (const [k, v] of await this.#refetchLost(lost, direct, deadline)) data.set(k, v);
     return substituteFutures(futures, (f) => {
       const st = f._state;
       if (st.status !== 'finished') {
@@ -1108,8 +1141,15 @@ export class Client implements FutureOwner, AsyncDisposable {
     const fs = isFuture(futures) ? [futures] : collectFutures(futures);
     if (fs.length === 0) return;
     this.#checkRunning();
-    const keys = [...new Set(fs.map((f) => f.key))];
-    const states = [...new Set(fs.map((f) => f._state))];
+    // The same key submitted from now on is a new computation (#reusable), sent after the cancel.
+    for (const f of fs) this.#cancelRequested.add(f._state);
+    // Tasks not sent yet are cancelled here, with their queued dependents: the scheduler never
+    // hears of them, and the cancel does not wait for what holds them back (a scatter, maybe
+    // one that waits for workers).
+    const unsent = this.#cancelQueued(new Set(fs.map((f) => f.key)));
+    const keys = [...new Set(fs.map((f) => f.key))].filter((key) => !unsent.has(key));
+    const states = [...new Set(fs.map((f) => f._state))].filter((st) => !unsent.has(st.key));
+    if (keys.length === 0) return;
     // Marked before the rpc: the echo comes on the stream, which may deliver before the reply.
     const now = Date.now();
     if (this.#cancelEchoes.size > 10_000) {
@@ -1117,20 +1157,12 @@ export class Client implements FutureOwner, AsyncDisposable {
     }
     const echo = { at: now };
     for (const key of keys) this.#cancelEchoes.set(key, echo);
-    // The same key submitted from now on is a new computation (#reusable), sent after the cancel.
-    for (const st of states) this.#cancelRequested.add(st);
-    const cancelled = new Set(keys);
-    const queued = new Set<TaskDefinition>();
-    for (const o of this.#outgoing) {
-      if (o.kind !== 'graph') continue;
-      o.sealed = true;
-      for (const t of o.tasks) {
-        if (!cancelled.has(t.key)) continue;
-        this.#queuedBeforeCancel.add(t);
-        queued.add(t);
-      }
-    }
-    const call = this.#untilSubmissionsRead(queued).then(() => this.#call('cancel', { client: this.id, keys, force: options.force ?? false }));
+    // What is queued now goes before the cancel; a resubmission of a key goes after it, in a new
+    // batch (held back by #cancelling until the rpc is done).
+    for (const o of this.#outgoing) if (o.kind === 'graph') o.sealed = true;
+    // The rpc travels on another connection than the stream, so it could reach the scheduler
+    // before the tasks it cancels, find nothing to cancel, and let them run: a stream barrier first.
+    const call = this.#streamBarrier().then(() => this.#call('cancel', { client: this.id, keys, force: options.force ?? false }));
     const settled = call.then(
       () => {},
       () => {},
@@ -1159,26 +1191,59 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   /**
-   * Resolves once the scheduler has read every submission made so far, `queued` ones included
-   * (tasks not sent yet, e.g. held back until a scatter they depend on is registered). A cancel
-   * goes after that: its rpc travels on another connection than the stream, so it could reach
-   * the scheduler before the tasks it cancels, find nothing to cancel, and let them run.
+   * Takes the queued (unsent) tasks of `keys` out of the outgoing queue, with every queued task
+   * that depends on one of them and every queued graph task that only they needed, and cancels
+   * their futures, as the scheduler would have. Returns the keys taken out.
    */
-  async #untilSubmissionsRead(queued: ReadonlySet<TaskDefinition>): Promise<void> {
-    while (queued.size > 0 && this.#status === 'running') {
-      if (this.#reconnecting !== undefined) {
-        await this.#reconnecting;
-        continue;
+  #cancelQueued(keys: ReadonlySet<Key>): Set<Key> {
+    const graphs = this.#outgoing.filter((o): o is GraphBatch => o.kind === 'graph');
+    // Dropped key -> the cancelled key it depended on (itself if it was cancelled).
+    const dropped = new Map<Key, Key>();
+    // Until nothing changes: a graph's tasks need not come in dependency order.
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const batch of graphs) {
+        for (const t of batch.tasks) {
+          if (dropped.has(t.key)) continue;
+          const because = keys.has(t.key) ? t.key : t.dependencies.find((d) => dropped.has(d));
+          if (because === undefined) continue;
+          dropped.set(t.key, dropped.get(because) ?? because);
+          changed = true;
+        }
       }
-      this.#flush();
-      // #flush stops at the first batch that must wait; everything after it waits too.
-      const first = this.#outgoing[0];
-      if (first === undefined || !this.#outgoing.some((o) => o.kind === 'graph' && o.tasks.some((t) => queued.has(t)))) break;
-      const pending = first.kind === 'graph' ? this.#pendingBeforeSending(first.tasks) : undefined;
-      if (pending === undefined) break;
-      await pending;
     }
-    if (this.#status === 'running') await this.#streamBarrier();
+    if (dropped.size === 0) return new Set();
+    // Graph intermediates that only dropped tasks needed go too (and nothing else: what no wanted
+    // key needed before stays as it was).
+    const byKey = new Map<Key, TaskDefinition>();
+    for (const batch of graphs) for (const t of batch.tasks) byKey.set(t.key, t);
+    const closure = (roots: Key[], skip: ReadonlyMap<Key, Key>): Set<Key> => {
+      const seen = new Set<Key>();
+      const stack = roots.filter((k) => !skip.has(k));
+      while (stack.length > 0) {
+        const k = stack.pop()!;
+        if (seen.has(k) || skip.has(k)) continue;
+        seen.add(k);
+        for (const d of byKey.get(k)?.dependencies ?? []) stack.push(d);
+      }
+      return seen;
+    };
+    const wanted = graphs.flatMap((batch) => batch.keys);
+    const neededBefore = closure(wanted, new Map());
+    const neededAfter = closure(wanted, dropped);
+    for (const k of neededBefore) if (!neededAfter.has(k) && !dropped.has(k) && byKey.has(k)) dropped.set(k, k);
+    for (const batch of graphs) {
+      batch.tasks = batch.tasks.filter((t) => !dropped.has(t.key));
+      batch.keys = batch.keys.filter((k) => !dropped.has(k));
+    }
+    this.#outgoing = this.#outgoing.filter((o) => o.kind !== 'graph' || o.tasks.length > 0 || o.keys.length > 0);
+    for (const [key, because] of dropped) {
+      const st = this.#states.get(key);
+      if (st === undefined) continue;
+      this.#states.delete(key);
+      st.cancel(because === key ? 'cancelled by the client' : `its dependency ${because} was cancelled`);
+    }
+    return new Set(dropped.keys());
   }
 
   /**
@@ -1519,6 +1584,9 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
     }
     this.#status = 'closed';
+    // A cancel or restart waiting for its barrier goes on to its rpc, which then fails: closed.
+    for (const resolve of this.#barriers.values()) resolve();
+    this.#barriers.clear();
     for (const st of this.#states.values()) if (st.status === 'pending') st.cancel('the client closed');
     this.#states.clear();
     this.#forgotten.clear();

@@ -154,7 +154,7 @@ export function isFuture(value: unknown): value is Future {
 }
 
 export interface ResultOptions {
-  /** Milliseconds to wait for the task before rejecting with a TimeoutError. */
+  /** Milliseconds to wait for the result (the task, and fetching its value) before rejecting with a TimeoutError. */
   timeout?: number;
 }
 
@@ -199,7 +199,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
   /** The value; rejects with RemoteError, CancelledError, FutureLostError or TimeoutError. */
   async result(options: ResultOptions = {}): Promise<T> {
     const state = this._state;
-    if (state.status === 'pending') await withTimeout(state.wait(), options.timeout, this.key);
+    const timeoutMs = options.timeout;
+    // One deadline for the whole call: waiting for the task, and fetching its value (which may
+    // wait for the task to be computed again if its holder died).
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const bounded = <V>(promise: Promise<V>): Promise<V> =>
+      deadline === undefined ? promise : withTimeout(promise, Math.max(0, deadline - Date.now()), this.key, timeoutMs);
+    if (state.status === 'pending') await bounded(state.wait());
     for (;;) {
       switch (state.status) {
         case 'finished': {
@@ -208,11 +214,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
             state.value = undefined;
             throw err;
           });
-          return (await state.value) as T;
+          return (await bounded(state.value)) as T;
         }
         case 'pending':
           // Reset by retry() between the wake-up and now.
-          await withTimeout(state.wait(), options.timeout, this.key);
+          await bounded(state.wait());
           continue;
         default:
           throw state.error ?? new Error(`future ${this.key} is ${state.status}`);
@@ -280,11 +286,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 }
 
-/** Resolves/rejects like `promise`, or rejects with TimeoutError after `ms` (if given). */
-export function withTimeout<T>(promise: Promise<T>, ms: number | undefined, what: string): Promise<T> {
+/**
+ * Resolves/rejects like `promise`, or rejects with TimeoutError after `ms` (if given); `totalMs`:
+ * the timeout to name in the message when `ms` is only what is left of it.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number | undefined, what: string, totalMs = ms): Promise<T> {
   if (ms === undefined || ms === Infinity) return promise;
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    const timer = setTimeout(() => reject(new TimeoutError(`timed out after ${totalMs} ms waiting for ${what}`)), ms);
     promise.then(
       (v) => {
         clearTimeout(timer);

@@ -6,6 +6,9 @@ import { FakeScheduler, WORKER, withFake } from './fake-scheduler';
 import { inc, add } from './task-functions';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !cond(); await tick()) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+}
 
 describe('Client with a fake scheduler', () => {
   test('submit returns a Future at once; await gives the value', async () => {
@@ -303,78 +306,94 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
-  test('a cancel reaches the scheduler after the tasks it cancels, also ones held back until a scatter is stored', async () => {
+  /** A fake whose workers' update-data waits until `storeData()`: a scatter held in progress. */
+  function holdScatters(fake: FakeScheduler): { storeData: () => void; order: string[] } {
+    const hooks = fake as unknown as {
+      onWorkerCall(op: string, args: Record<string, unknown>): unknown;
+      onCall(op: string, args: Record<string, unknown>): unknown;
+      onStream(msg: { op: string }): void;
+    };
+    const onWorkerCall = hooks.onWorkerCall.bind(fake);
+    const onCall = hooks.onCall.bind(fake);
+    const onStream = hooks.onStream.bind(fake);
+    let storeData: () => void = () => {};
+    const stored = new Promise<void>((resolve) => (storeData = resolve));
+    const order: string[] = [];
+    hooks.onWorkerCall = async (op, args) => {
+      if (op === 'update-data') await stored;
+      return onWorkerCall(op, args);
+    };
+    hooks.onCall = (op, args) => {
+      if (op === 'cancel') order.push(`cancel ${(args['keys'] as string[]).join(',')}`);
+      return onCall(op, args);
+    };
+    hooks.onStream = (msg) => {
+      if (msg.op === 'update-graph') order.push(`update-graph ${(msg as unknown as { keys: string[] }).keys.join(',')}`);
+      onStream(msg);
+    };
+    return { storeData, order };
+  }
+
+  test('a cancel of tasks not sent yet (held back until a scatter is stored) cancels them here, with their dependents, without waiting', async () => {
     await withFake(async (client, fake) => {
       fake.auto = false;
-      const hooks = fake as unknown as {
-        onWorkerCall(op: string, args: Record<string, unknown>): unknown;
-        onCall(op: string, args: Record<string, unknown>): unknown;
-      };
-      const onWorkerCall = hooks.onWorkerCall.bind(fake);
-      const onCall = hooks.onCall.bind(fake);
-      let storeData: () => void = () => {};
-      const stored = new Promise<void>((resolve) => (storeData = resolve));
-      hooks.onWorkerCall = async (op, args) => {
-        if (op === 'update-data') await stored;
-        return onWorkerCall(op, args);
-      };
-      const graphsAtCancel: string[][] = [];
-      hooks.onCall = (op, args) => {
-        if (op === 'cancel') graphsAtCancel.push(fake.ops('update-graph').flatMap((m) => (m.op === 'update-graph' ? m.keys : [])));
-        return onCall(op, args);
-      };
-
+      const { storeData, order } = holdScatters(fake);
       const data = client.scatter(41);
-      const f = client.submit(inc, data);
+      const held = client.submit(inc, data);
+      const dependent = client.submit(inc, held);
+      const other = client.submit(inc, 5); // queued in the same batch, needs no scatter
       await tick();
-      expect(fake.ops('update-graph')).toHaveLength(0); // held back: the scheduler does not know the data yet
-      const cancelling = client.cancel([f]);
-      await tick();
-      expect(fake.calls.filter((c) => c.op === 'cancel')).toHaveLength(0);
+      expect(order).toEqual([]); // held back: the scheduler does not know the data yet
+      await client.cancel([held]); // does not wait for the scatter
+      expect([held.status, dependent.status]).toEqual(['cancelled', 'cancelled']);
+      await expect(dependent.result()).rejects.toThrow(`its dependency ${held.key} was cancelled`);
+      expect(order).toEqual([]); // no cancel rpc: the scheduler never heard of them
       storeData();
-      await cancelling;
-      expect(graphsAtCancel).toEqual([[f.key]]); // the task went out first, so the cancel found it
-      expect(f.status).toBe('cancelled');
+      await until(() => order.length > 0, 5_000, 'the rest of the queue to go out');
+      expect(order).toEqual([`update-graph ${other.key}`]);
       fake.run();
-      expect(fake.runs).toBe(0);
+      expect(fake.runs).toBe(1);
+      expect(await other.result({ timeout: 5_000 })).toBe(6);
     });
   });
 
-  test('submitting a key again while its cancel waits for earlier tasks to go out: those go before the cancel, the new one after', async () => {
+  test('a key cancelled before it was sent can be submitted again at once', async () => {
     await withFake(async (client, fake) => {
       fake.auto = false;
-      const hooks = fake as unknown as { onWorkerCall(op: string, args: Record<string, unknown>): unknown; onCall(op: string, args: Record<string, unknown>): unknown };
-      const onWorkerCall = hooks.onWorkerCall.bind(fake);
-      const onCall = hooks.onCall.bind(fake);
-      let storeData: () => void = () => {};
-      const stored = new Promise<void>((resolve) => (storeData = resolve));
-      hooks.onWorkerCall = async (op, args) => {
-        if (op === 'update-data') await stored;
-        return onWorkerCall(op, args);
-      };
-      const order: string[] = [];
-      hooks.onCall = (op, args) => {
-        if (op === 'cancel') order.push('cancel');
-        return onCall(op, args);
-      };
-      const onStream = (fake as unknown as { onStream(msg: { op: string }): void }).onStream.bind(fake);
-      (fake as unknown as { onStream(msg: { op: string }): void }).onStream = (msg) => {
-        if (msg.op === 'update-graph') order.push('update-graph');
-        onStream(msg);
-      };
-
+      const { storeData, order } = holdScatters(fake);
       const data = client.scatter(1);
       const held = client.submit(inc, data);
       const cancelling = client.cancel([held]);
-      const again = client.submit(inc, data); // the same key, in the same tick: a new computation
+      const again = client.submit(inc, data); // the same key: a new computation
       expect(again.key).toBe(held.key);
-      storeData();
       await cancelling;
-      await tick();
-      expect(order).toEqual(['update-graph', 'cancel', 'update-graph']);
       expect(held.status).toBe('cancelled');
+      storeData();
+      await until(() => order.length > 0, 5_000, 'the resubmission to go out');
+      expect(order).toEqual([`update-graph ${again.key}`]);
       fake.run();
       expect(await again.result({ timeout: 5_000 })).toBe(2);
+    });
+  });
+
+  test('a cancel of sent tasks goes after a stream barrier; closing the client meanwhile rejects it instead of leaving it pending', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const hooks = fake as unknown as { onStream(msg: { op: string }): void };
+      const onStream = hooks.onStream.bind(fake);
+      let barriers = 0;
+      hooks.onStream = (msg) => {
+        if (msg.op === 'stream-barrier') barriers++; // never answered, as by a scheduler gone quiet
+        else onStream(msg);
+      };
+      const f = client.submit(inc, 1);
+      await tick();
+      const cancelling = client.cancel([f]);
+      await tick();
+      expect(barriers).toBe(1);
+      expect(fake.calls.filter((c) => c.op === 'cancel')).toHaveLength(0);
+      await client.close();
+      await expect(cancelling).rejects.toThrow(/closed/);
     });
   });
 

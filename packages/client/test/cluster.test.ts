@@ -392,11 +392,27 @@ describe('cluster end to end', () => {
       const g = onLeaving.submit(slowBytes, 300, 2000);
       await wait([f, g]); // finished, not fetched
       await leaving.close(); // the scheduler computes both again on the other worker; the client hears nothing
-      const [viaGather, viaResult] = await Promise.all([client.gather([f]), g.result()]);
+      // Two fetches of each at once: the second waits for the same recomputation as the first.
+      const [viaGather, viaGather2, viaResult, viaResult2] = await Promise.all([client.gather([f]), client.gather([f, g]), g.result(), f.result()]);
       expect(viaGather[0]!.byteLength).toBe(1000);
+      expect(viaGather2.map((v) => v.byteLength)).toEqual([1000, 2000]);
       expect(viaResult.byteLength).toBe(2000);
+      expect(viaResult2.byteLength).toBe(1000);
       expect([f.status, g.status]).toEqual(['finished', 'finished']);
       expect((await client.whoHas([f, g]))[f.key]).toEqual([staying.address]);
+    });
+  });
+
+  test('result({ timeout }) bounds the wait for a lost result to be computed again, and gather({ timeout }) too', async () => {
+    await withCluster({ nWorkers: 1 }, async ({ client, workers }) => {
+      const f = client.submit((n: number) => new Uint8Array(n), 1000);
+      await wait([f]);
+      await workers[0]!.close(); // no worker left to compute it again
+      const started = Date.now();
+      await expect(f.result({ timeout: 300 })).rejects.toThrow(/timed out after 300 ms/);
+      await expect(client.gather([f], { timeout: 300 })).rejects.toThrow(/timed out after 300 ms/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(f.status).toBe('pending'); // waiting for a worker, like any task
     });
   });
 
