@@ -337,6 +337,9 @@ function notFound(res: ServerResponse, why: string): void {
  */
 function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
   socket.on('error', () => socket.destroy()); // a peer gone meanwhile: nothing to tell it
+  // Destroyed once written: the server allows half-open sockets, so end() alone would keep this
+  // one (and close()) waiting for a peer that never closes its side.
+  socket.once('finish', () => socket.destroy());
   const head = [`HTTP/1.1 ${status} ${reason}`, 'Connection: close', 'Content-Type: text/plain; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }

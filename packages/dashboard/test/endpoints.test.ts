@@ -1,6 +1,7 @@
+import { connect } from 'node:net';
 import parsePrometheus from 'parse-prometheus-text-format';
 import WebSocket from 'ws';
-import type { EventStreamMessage } from '../src/index';
+import { DashboardServer, type EventStreamMessage } from '../src/index';
 import { slowInc, startCluster, until, type TestCluster } from './cluster';
 
 jest.setTimeout(30_000);
@@ -156,6 +157,25 @@ describe('dashboard HTTP endpoints', () => {
       expect(answer).toEqual({ status: 404, body: `no WebSocket at ${path}; the live updates are at /eventstream\n` });
     }
     expect((await get(`${c.url}/status`)).status).toBe(200);
+  });
+
+  test('a refused upgrade does not keep the server open: close() finishes while the peer keeps its side open', async () => {
+    const dashboard = await DashboardServer.start(c.scheduler, { port: 0 });
+    const sock = connect({ port: dashboard.port, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      let answer = '';
+      sock.on('data', (b: Buffer) => (answer += b.toString('latin1')));
+      const ended = new Promise<void>((resolve) => sock.once('end', () => resolve()));
+      await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+      sock.write('GET /nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      await ended;
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 404 Not Found');
+      const closing = dashboard.close().then(() => 'closed');
+      expect(await Promise.race([closing, new Promise((resolve) => setTimeout(() => resolve('still open after 3 s'), 3000))])).toBe('closed');
+    } finally {
+      sock.destroy();
+      await dashboard.close();
+    }
   });
 
   test('/eventstream pushes snapshots and new task-stream records', async () => {

@@ -92,6 +92,7 @@ export class MemoryMonitor {
       const goal = (fractions.target === false ? fractions.spill : fractions.target) * limit;
       let freed = 0;
       let count = 0;
+      const writeFailures = store.stats.writeFailures;
       while (memory - freed > goal) {
         const n = store.evict();
         if (n < 0) break;
@@ -101,6 +102,9 @@ export class MemoryMonitor {
       const now = Date.now();
       if (count > 0) {
         this.o.logger.debug?.(`process memory ${formatBytes(memory)} above ${pct(fractions.spill)} of ${formatBytes(limit)}: spilled ${count} values (${formatBytes(freed)})`);
+      } else if (store.stats.writeFailures > writeFailures) {
+        // There is data to spill but its file could not be written: the store warns about that
+        // (once a minute), and "nothing left to spill" would be wrong.
       } else if (now - this.lastSpillWarning > 5_000) {
         this.lastSpillWarning = now;
         this.o.logger.warn(`process memory ${formatBytes(memory)} is above ${pct(fractions.spill)} of the limit ${formatBytes(limit)} but there is no data left to spill (${formatBytes(store.memoryBytes)} managed in memory)`);

@@ -331,6 +331,27 @@ describe('MemoryMonitor', () => {
     expect(warnings.some((w) => /resuming/.test(w))).toBe(true);
   });
 
+  test('when spill files cannot be written, only the store warns (throttled), not "no data left to spill"', () => {
+    const storeWarnings: string[] = [];
+    const store = new SpillStore({ directory: dir, targetBytes: Infinity, logger: { warn: (m: string) => storeWarnings.push(m) } });
+    for (let i = 0; i < 3; i++) store.set(`k${i}`, i, 100);
+    for (let i = 1; i <= 10; i++) fs.mkdirSync(path.join(dir, `${i}.dd`)); // every write fails
+    const { m, warnings } = monitor(store);
+    const now = jest.spyOn(Date, 'now');
+    try {
+      for (let t = 0; t < 5; t++) {
+        now.mockReturnValue(1_000_000 + t * 6_000); // past the monitor's 5 s warning interval each time
+        m.check(750);
+      }
+    } finally {
+      now.mockRestore();
+    }
+    expect(store.stats.writeFailures).toBe(5); // one failed write per check: the round stops there
+    expect(store.spilledBytes).toBe(0);
+    expect(warnings.filter((w) => /no data left to spill/.test(w))).toEqual([]);
+    expect(storeWarnings).toHaveLength(1);
+  });
+
   test('above spill it collects garbage first (at most once a second), and spills only if memory stays high', () => {
     const store = new SpillStore({ directory: dir, targetBytes: Infinity });
     for (let i = 0; i < 5; i++) store.set(`k${i}`, i, 100);
