@@ -50,6 +50,25 @@ describe('delayed', () => {
     });
   });
 
+  test('cancelling computed graphs before they are sent drops their tasks, but not what another graph still needs', async () => {
+    await withFake(async (client, fake) => {
+      const x = delayed(inc)(1);
+      const y = delayed(add)(x, 1);
+      const z = delayed(add)(x, 2);
+      const w = delayed(inc)(100);
+      const v = delayed(add)(w, 1);
+      const [fy, fz] = client.compute([y, z]);
+      const fv = client.compute(v);
+      await client.cancel([fy!, fv]); // in the same tick: nothing was sent yet
+      expect([fy!.status, fv.status]).toEqual(['cancelled', 'cancelled']);
+      expect(await fz!).toBe(4);
+      const sent = graphs(fake);
+      expect(sent.flatMap((m) => m.tasks.map((t) => t.key)).sort()).toEqual([x.key, z.key].sort());
+      expect(sent.flatMap((m) => m.keys)).toEqual([z.key]);
+      expect(fake.calls.filter((c) => c.op === 'cancel')).toEqual([]);
+    });
+  });
+
   test('compute of an array gives Futures; shared parts are sent once', async () => {
     await withFake(async (client, fake) => {
       const x = delayed(inc)(1);
