@@ -99,6 +99,8 @@ type ResultOf<F> = F extends (...args: any[]) => infer R ? Awaited<R> : unknown;
  */
 interface GraphBatch {
   kind: 'graph';
+  /** Unique per client (FutureState.queuedIn). */
+  id: number;
   userPriority: number | undefined;
   fifoTimeoutMs: number | undefined;
   tasks: TaskDefinition[];
@@ -224,6 +226,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   readonly #cancelRequested = new WeakSet<FutureState>();
   /** Stream barriers waiting for the scheduler's answer, by id (#streamBarrier). */
   readonly #barriers = new Map<number, () => void>();
+  #batchIds = 0;
   /**
    * States a fetch took back to pending because no worker held their result any more (see
    * #refetchLost); releasing the last Future of one while it waits cancels it, since the scheduler
@@ -410,7 +413,7 @@ export class Client implements FutureOwner, AsyncDisposable {
           if (st.status === 'finished') st.dependencies = undefined;
         });
       }
-      this.#queueTask(def, opts.priority, opts.fifoTimeout);
+      state.queuedIn = this.#queueTask(def, opts.priority, opts.fifoTimeout).id;
     }
     return this.#makeFuture(key, state);
   }
@@ -472,7 +475,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   _submitGraph(tasks: readonly TaskDefinition[], wanted: readonly Key[], deps: readonly Future[], opts: ClientOptions): Future[] {
     this.#checkRunning();
     this.#checkDependencies(deps as Future[]);
-    let fresh = false;
+    const freshStates: FutureState[] = [];
     const states = wanted.map((key) => {
       let state = this.#states.get(key);
       if (!this.#reusable(state)) {
@@ -480,14 +483,15 @@ export class Client implements FutureOwner, AsyncDisposable {
         this.#states.set(key, state);
         state.userPriority = opts.priority;
         state.fifoTimeoutMs = opts.fifoTimeout;
-        fresh = true;
+        freshStates.push(state);
       }
       return state;
     });
-    if (fresh) {
+    if (freshStates.length > 0) {
       const batch = this.#graphBatch(opts.priority, opts.fifoTimeout);
       for (const t of tasks) batch.tasks.push(t);
       for (const k of new Set(wanted)) batch.keys.push(k);
+      for (const st of freshStates) st.queuedIn = batch.id;
       this.#scheduleFlush();
     }
     return wanted.map((key, i) => this.#makeFuture(key, states[i]!));
@@ -502,18 +506,20 @@ export class Client implements FutureOwner, AsyncDisposable {
     return out.length > 0 ? out[out.length - 1] : undefined;
   }
 
-  #queueTask(def: TaskDefinition, userPriority: number | undefined, fifoTimeoutMs: number | undefined): void {
+  /** Queues a task; returns the batch it went in. */
+  #queueTask(def: TaskDefinition, userPriority: number | undefined, fifoTimeoutMs: number | undefined): GraphBatch {
     const batch = this.#graphBatch(userPriority, fifoTimeoutMs);
     batch.tasks.push(def);
     batch.keys.push(def.key);
     this.#scheduleFlush();
+    return batch;
   }
 
   /** The batch that tasks with these options join: the last one queued if it fits, else a new one. */
   #graphBatch(userPriority: number | undefined, fifoTimeoutMs: number | undefined): GraphBatch {
     const last = this.#lastOutgoing();
     if (last !== undefined && last.kind === 'graph' && !last.sealed && last.userPriority === userPriority && last.fifoTimeoutMs === fifoTimeoutMs) return last;
-    const batch: GraphBatch = { kind: 'graph', userPriority, fifoTimeoutMs, tasks: [], keys: [], sealed: false };
+    const batch: GraphBatch = { kind: 'graph', id: ++this.#batchIds, userPriority, fifoTimeoutMs, tasks: [], keys: [], sealed: false };
     this.#outgoing.push(batch);
     return batch;
   }
@@ -818,14 +824,16 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   async #runFetch(batch: Map<Key, Array<{ resolve(v: unknown): void; reject(e: unknown): void }>>): Promise<void> {
+    const keys = [...batch.keys()];
+    // The states as they are now: a close or a release may take them out of #states meanwhile.
+    const states = new Map(keys.map((key) => [key, this.#states.get(key)]));
     const settle = (key: Key, data: Map<Key, unknown>): void => {
       const ws = batch.get(key)!;
       const v = data.get(key);
       if (v instanceof Unsendable) for (const w of ws) w.reject(new RemoteError(v.error, { key }));
       else if (data.has(key)) for (const w of ws) w.resolve(v);
-      else for (const w of ws) w.reject(this.#notFetchedError(key));
+      else for (const w of ws) w.reject(this.#notFetchedError(key, states.get(key)));
     };
-    const keys = [...batch.keys()];
     let missing: Key[];
     try {
       const data = await this.#gatherKeys(keys);
@@ -836,18 +844,20 @@ export class Client implements FutureOwner, AsyncDisposable {
       for (const ws of batch.values()) for (const w of ws) w.reject(err);
       return;
     }
-    if (missing.length === 0) return;
-    try {
-      const data = await this.#refetchLost(missing, true);
-      for (const key of missing) settle(key, data);
-    } catch (err) {
-      for (const key of missing) for (const w of batch.get(key)!) w.reject(err);
-    }
+    // Each lost key on its own: one computed again quickly does not wait for another.
+    await Promise.all(
+      missing.map(async (key) => {
+        try {
+          settle(key, await this.#refetchLost([key], true));
+        } catch (err) {
+          for (const w of batch.get(key)!) w.reject(err);
+        }
+      }),
+    );
   }
 
   /** Why a key's value could not be fetched: its state's error if it failed meanwhile (lost, cancelled, erred). */
-  #notFetchedError(key: Key): Error {
-    const st = this.#states.get(key);
+  #notFetchedError(key: Key, st = this.#states.get(key)): Error {
     if (st !== undefined && st.status !== 'finished' && st.status !== 'pending' && st.error !== undefined) return st.error;
     return new FutureLostError(key, 'no worker holds its data');
   }
@@ -886,7 +896,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       else {
         const left = deadline.at - Date.now();
         if (left <= 0) throw new TimeoutError(`timed out after ${deadline.timeoutMs} ms waiting for a lost result to be computed again`);
-        await withTimeout(waiting, left, 'a lost result to be computed again');
+        await withTimeout(waiting, left, 'a lost result to be computed again', deadline.timeoutMs);
       }
       const again: Key[] = [];
       for (const st of states) {
@@ -958,20 +968,26 @@ export class Client implements FutureOwner, AsyncDisposable {
     const fs = collectFutures(futures);
     for (const f of fs) if (f.client !== this) throw new TypeError(`future ${f.key} belongs to another client`);
     const states = [...new Set(fs.map((f) => f._state))];
+    // One deadline for the whole call: waiting for the tasks, and fetching their values (which
+    // may wait for lost ones to be computed again).
     const deadline = options.timeout === undefined ? undefined : { at: Date.now() + options.timeout, timeoutMs: options.timeout };
     await withTimeout(this.#waitStates(states, errors === 'raise'), options.timeout, 'gather');
-    const need: Key[] = [];
-    const cached = new Map<Key, unknown>();
-    for (const st of states) {
-      if (st.status !== 'finished') continue;
-      if (st.hasInline) cached.set(st.key, st.inline);
-      else if (st.value !== undefined) cached.set(st.key, await st.value);
-      else need.push(st.key);
-    }
-    const direct = options.direct ?? true;
-    const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, direct);
-    const lost = need.filter((k) => !data.has(k));
-    if (lost.length > 0) for (const [k, v] of await this.#refetchLost(lost, direct, deadline)) data.set(k, v);
+    const fetching = (async () => {
+      const need: Key[] = [];
+      const cached = new Map<Key, unknown>();
+      for (const st of states) {
+        if (st.status !== 'finished') continue;
+        if (st.hasInline) cached.set(st.key, st.inline);
+        else if (st.value !== undefined) cached.set(st.key, await st.value);
+        else need.push(st.key);
+      }
+      const direct = options.direct ?? true;
+      const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, direct);
+      const lost = need.filter((k) => !data.has(k));
+      if (lost.length > 0) for (const [k, v] of await this.#refetchLost(lost, direct, deadline)) data.set(k, v);
+      return { cached, data };
+    })();
+    const { cached, data } = deadline === undefined ? await fetching : await withTimeout(fetching, Math.max(0, deadline.at - Date.now()), 'gather', deadline.timeoutMs);
     return substituteFutures(futures, (f) => {
       const st = f._state;
       if (st.status !== 'finished') {
@@ -1191,35 +1207,45 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   /**
-   * Takes the queued (unsent) tasks of `keys` out of the outgoing queue, with every queued task
-   * that depends on one of them and every queued graph task that only they needed, and cancels
-   * their futures, as the scheduler would have. Returns the keys taken out.
+   * Cancels here, without the scheduler, the futures of `keys` whose task was not sent yet (its
+   * batch is still queued: this tick's submissions, or ones held back until a scatter is stored)
+   * or whose data is still being scattered: their tasks leave the queue, with every queued task
+   * that depends on them and every queued graph intermediate that only they needed, and their
+   * futures are cancelled, dependents too, as the scheduler would have. Returns the keys taken out.
    */
   #cancelQueued(keys: ReadonlySet<Key>): Set<Key> {
     const graphs = this.#outgoing.filter((o): o is GraphBatch => o.kind === 'graph');
+    const queuedIds = new Set(graphs.map((batch) => batch.id));
+    const unsent = (key: Key): boolean => {
+      const st = this.#states.get(key);
+      return st !== undefined && (st.scattering !== undefined || (st.queuedIn !== 0 && queuedIds.has(st.queuedIn)));
+    };
     // Dropped key -> the cancelled key it depended on (itself if it was cancelled).
     const dropped = new Map<Key, Key>();
-    // Until nothing changes: a graph's tasks need not come in dependency order.
+    for (const key of keys) if (unsent(key)) dropped.set(key, key);
+    if (dropped.size === 0) return new Set();
+    // Dependents, until nothing changes (a graph's tasks need not come in dependency order). A
+    // queued copy of a task the scheduler already has (graphs resend their parts) is not dropped:
+    // the scheduler cancels what depends on it.
     for (let changed = true; changed; ) {
       changed = false;
       for (const batch of graphs) {
         for (const t of batch.tasks) {
-          if (dropped.has(t.key)) continue;
-          const because = keys.has(t.key) ? t.key : t.dependencies.find((d) => dropped.has(d));
+          if (dropped.has(t.key) || (this.#states.has(t.key) && !unsent(t.key))) continue;
+          const because = t.dependencies.find((d) => dropped.has(d));
           if (because === undefined) continue;
-          dropped.set(t.key, dropped.get(because) ?? because);
+          dropped.set(t.key, dropped.get(because)!);
           changed = true;
         }
       }
     }
-    if (dropped.size === 0) return new Set();
-    // Graph intermediates that only dropped tasks needed go too (and nothing else: what no wanted
-    // key needed before stays as it was).
+    // Graph intermediates that only dropped tasks needed go too; what a Future of this client or
+    // a queued wanted key still needs stays, and so does what nothing needed before.
     const byKey = new Map<Key, TaskDefinition>();
     for (const batch of graphs) for (const t of batch.tasks) byKey.set(t.key, t);
-    const closure = (roots: Key[], skip: ReadonlyMap<Key, Key>): Set<Key> => {
+    const closure = (skip: ReadonlyMap<Key, Key>): Set<Key> => {
       const seen = new Set<Key>();
-      const stack = roots.filter((k) => !skip.has(k));
+      const stack = [...graphs.flatMap((batch) => batch.keys), ...this.#states.keys()];
       while (stack.length > 0) {
         const k = stack.pop()!;
         if (seen.has(k) || skip.has(k)) continue;
@@ -1228,10 +1254,8 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
       return seen;
     };
-    const wanted = graphs.flatMap((batch) => batch.keys);
-    const neededBefore = closure(wanted, new Map());
-    const neededAfter = closure(wanted, dropped);
-    for (const k of neededBefore) if (!neededAfter.has(k) && !dropped.has(k) && byKey.has(k)) dropped.set(k, k);
+    const neededAfter = closure(dropped);
+    for (const k of closure(new Map())) if (byKey.has(k) && !neededAfter.has(k) && !dropped.has(k)) dropped.set(k, k);
     for (const batch of graphs) {
       batch.tasks = batch.tasks.filter((t) => !dropped.has(t.key));
       batch.keys = batch.keys.filter((k) => !dropped.has(k));
@@ -1242,6 +1266,10 @@ export class Client implements FutureOwner, AsyncDisposable {
       if (st === undefined) continue;
       this.#states.delete(key);
       st.cancel(because === key ? 'cancelled by the client' : `its dependency ${because} was cancelled`);
+      // The scatter still registers the data for this client: release it once it has.
+      st.scattering?.then(() => {
+        if (!this.#states.has(key)) this.#queueKeys('release', key);
+      });
     }
     return new Set(dropped.keys());
   }
@@ -1283,7 +1311,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     }
     const resubmit = order.filter((st) => st.definition !== undefined);
     for (const st of resubmit) this.#queueKeys('release', st.key);
-    for (const st of resubmit) this.#queueTask(st.definition!, st.userPriority, st.fifoTimeoutMs);
+    for (const st of resubmit) st.queuedIn = this.#queueTask(st.definition!, st.userPriority, st.fifoTimeoutMs).id;
     this.#flush();
   }
 

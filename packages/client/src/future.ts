@@ -48,6 +48,12 @@ export class FutureState {
   dependencies: FutureState[] | undefined;
   /** Scatter in progress: releases wait until the scheduler knows the key. */
   scattering: Promise<void> | undefined;
+  /**
+   * The id of the outgoing batch this state's task was queued in (0: none); while that batch is
+   * still queued, the scheduler has not heard of the task, and a cancel needs no rpc. An id, not
+   * the batch: a batch holds every task definition of a map.
+   */
+  queuedIn = 0;
   private deferred: Deferred | undefined;
   private callbacks: Array<() => void> | undefined;
 

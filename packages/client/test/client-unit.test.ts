@@ -357,6 +357,23 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('cancelling data still being scattered: it and its held-back dependents are cancelled here; the data is released once stored', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const { storeData, order } = holdScatters(fake);
+      const data = client.scatter(7);
+      const dependent = client.submit(inc, data);
+      await tick();
+      await client.cancel([data]);
+      expect([data.status, dependent.status]).toEqual(['cancelled', 'cancelled']);
+      await expect(dependent.result()).rejects.toThrow(`its dependency ${data.key} was cancelled`);
+      storeData();
+      await until(() => fake.ops('client-releases-keys').some((m) => m.op === 'client-releases-keys' && m.keys.includes(data.key)), 5_000, 'the stored data to be released');
+      expect(order).toEqual([]); // neither the dependent nor a cancel rpc went out
+      expect(fake.wanted.has(data.key)).toBe(false);
+    });
+  });
+
   test('a key cancelled before it was sent can be submitted again at once', async () => {
     await withFake(async (client, fake) => {
       fake.auto = false;

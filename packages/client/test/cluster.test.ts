@@ -403,16 +403,43 @@ describe('cluster end to end', () => {
     });
   });
 
-  test('result({ timeout }) bounds the wait for a lost result to be computed again, and gather({ timeout }) too', async () => {
+  test('result({ timeout }) bounds the wait for a lost result to be computed again, and gather({ timeout }) too; closing the client then cancels', async () => {
     await withCluster({ nWorkers: 1 }, async ({ client, workers }) => {
-      const f = client.submit((n: number) => new Uint8Array(n), 1000);
-      await wait([f]);
-      await workers[0]!.close(); // no worker left to compute it again
+      const make = (n: number) => new Uint8Array(n);
+      const f = client.submit(make, 1000);
+      const g = client.submit(make, 2000);
+      await wait([f, g]);
+      await workers[0]!.close(); // no worker left to compute them again
       const started = Date.now();
       await expect(f.result({ timeout: 300 })).rejects.toThrow(/timed out after 300 ms/);
-      await expect(client.gather([f], { timeout: 300 })).rejects.toThrow(/timed out after 300 ms/);
+      await expect(client.gather([g], { timeout: 300 })).rejects.toThrow(/timed out after 300 ms/);
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(f.status).toBe('pending'); // waiting for a worker, like any task
+      expect([f.status, g.status]).toEqual(['pending', 'pending']); // waiting for a worker, like any task
+      const waiting = expect(f.result()).rejects.toThrow(/the client closed/);
+      await client.close();
+      await waiting;
+    });
+  });
+
+  test('lost results fetched together do not wait for each other to be computed again', async () => {
+    await withCluster({ workers: [{ nthreads: 2, name: 'leaving' }, { nthreads: 2, name: 'staying' }] }, async ({ client, workers }) => {
+      const [leaving] = workers as [Worker, Worker];
+      // Quick on the first worker; computed again on the other one, it takes `slowMs`.
+      const bytes = async (slowMs: number, n: number): Promise<Uint8Array> => {
+        const { getWorker } = require('@dd/client');
+        if (getWorker().name !== 'leaving') await new Promise((r) => setTimeout(r, slowMs));
+        return new Uint8Array(n);
+      };
+      const onLeaving = client.options({ workers: ['leaving'], allowOtherWorkers: true, pure: false });
+      const quick = onLeaving.submit(bytes, 500, 10); // beyond the gather's own short retries
+      const slow = onLeaving.submit(bytes, 3_000, 20);
+      await wait([quick, slow]);
+      await leaving.close();
+      // One batch of fetches (same tick): the quick one must not wait for the slow one.
+      const [q, s2] = [quick.result({ timeout: 2_000 }), slow.result()];
+      expect((await q).byteLength).toBe(10);
+      expect(slow.status).toBe('pending'); // still being computed again
+      expect((await s2).byteLength).toBe(20);
     });
   });
 

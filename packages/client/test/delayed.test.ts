@@ -69,6 +69,33 @@ describe('delayed', () => {
     });
   });
 
+  test('cancelling a queued graph keeps what another Future holds, and a part already sent is cancelled by rpc', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const x = delayed(inc)(1);
+      const fx = client.compute(x);
+      await new Promise((r) => setImmediate(r)); // sent
+      fake.run();
+      expect(await fx).toBe(2);
+      // A graph resends its parts: x goes again inside y's graph, queued with it.
+      const fy = client.compute(delayed(add)(x, 1));
+      await client.cancel([fy]);
+      expect(fy.status).toBe('cancelled');
+      expect(fx.status).toBe('finished');
+      expect(await fx).toBe(2);
+      expect(fake.calls.filter((c) => c.op === 'cancel')).toEqual([]);
+
+      // A key the scheduler has, queued again in another graph, is cancelled by rpc.
+      const s = delayed(inc)(10);
+      const fs = client.compute(s);
+      await new Promise((r) => setImmediate(r)); // sent, not run
+      client.compute(delayed(add)(s, 1));
+      await client.cancel([fs]);
+      expect(fake.calls.filter((c) => c.op === 'cancel').map((c) => c.args?.['keys'])).toEqual([[s.key]]);
+      expect(fs.status).toBe('cancelled');
+    });
+  });
+
   test('compute of an array gives Futures; shared parts are sent once', async () => {
     await withFake(async (client, fake) => {
       const x = delayed(inc)(1);
