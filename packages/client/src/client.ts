@@ -233,6 +233,8 @@ export class Client implements FutureOwner, AsyncDisposable {
    * will not report a key nobody wants.
    */
   readonly #recomputing = new WeakSet<FutureState>();
+  /** How many times in a row a fetch found no holder of a state's result (#rescheduleLost). */
+  readonly #refetches = new WeakMap<FutureState, number>();
   #nextBarrier = 0;
   /** How the link was made, to make it again after the scheduler went away. */
   #reconnectWith: ReconnectWith | undefined;
@@ -827,33 +829,49 @@ export class Client implements FutureOwner, AsyncDisposable {
     const keys = [...batch.keys()];
     // The states as they are now: a close or a release may take them out of #states meanwhile.
     const states = new Map(keys.map((key) => [key, this.#states.get(key)]));
-    const settle = (key: Key, data: Map<Key, unknown>): void => {
-      const ws = batch.get(key)!;
-      const v = data.get(key);
-      if (v instanceof Unsendable) for (const w of ws) w.reject(new RemoteError(v.error, { key }));
-      else if (data.has(key)) for (const w of ws) w.resolve(v);
-      else for (const w of ws) w.reject(this.#notFetchedError(key, states.get(key)));
-    };
-    let missing: Key[];
+    let data: Map<Key, unknown>;
     try {
-      const data = await this.#gatherKeys(keys);
-      missing = keys.filter((k) => !data.has(k));
-      // What was found does not wait for the others to be computed again.
-      for (const key of keys) if (data.has(key)) settle(key, data);
+      data = await this.#gatherKeys(keys);
     } catch (err) {
       for (const ws of batch.values()) for (const w of ws) w.reject(err);
       return;
     }
-    // Each lost key on its own: one computed again quickly does not wait for another.
-    await Promise.all(
-      missing.map(async (key) => {
-        try {
-          settle(key, await this.#refetchLost([key], true));
-        } catch (err) {
-          for (const w of batch.get(key)!) w.reject(err);
-        }
-      }),
-    );
+    const missing: Key[] = [];
+    for (const key of keys) {
+      const ws = batch.get(key)!;
+      const v = data.get(key);
+      if (v instanceof Unsendable) for (const w of ws) w.reject(new RemoteError(v.error, { key }));
+      else if (data.has(key)) {
+        this.#refetches.delete(states.get(key)!);
+        for (const w of ws) w.resolve(v);
+      } else missing.push(key);
+    }
+    if (missing.length === 0) return;
+    // Lost results: all computed again at once, and each fetched as soon as it is back (through
+    // _fetchValue, so those back in the same tick share one gather), none waiting for another.
+    const waiting = new Map(this.#rescheduleLost(missing).map((st) => [st.key, st]));
+    for (const key of missing) {
+      const ws = batch.get(key)!;
+      const st = waiting.get(key);
+      if (st === undefined) {
+        for (const w of ws) w.reject(this.#notFetchedError(key, states.get(key)));
+        continue;
+      }
+      void st
+        .wait()
+        .then(() => {
+          if (st.status !== 'finished') throw this.#notFetchedError(key, st);
+          return st.hasInline ? st.inline : this._fetchValue(key);
+        })
+        .then(
+          (v) => {
+            for (const w of ws) w.resolve(v);
+          },
+          (err: unknown) => {
+            for (const w of ws) w.reject(err);
+          },
+        );
+    }
   }
 
   /** Why a key's value could not be fetched: its state's error if it failed meanwhile (lost, cancelled, erred). */
@@ -863,34 +881,46 @@ export class Client implements FutureOwner, AsyncDisposable {
   }
 
   /**
-   * The values of finished keys that a fetch found on no worker: their holder died after the task
-   * finished, and the scheduler is computing them again. Each one's state goes back to pending,
-   * the scheduler is asked to report on the key (at once if it is back in memory already), and
-   * once it is finished again it is fetched again: the reference's gather "reschedules" missing
-   * keys the same way. A key that cannot be computed again (scattered data) comes back lost or
-   * cancelled from that report instead; one another fetch took back to pending is waited for
-   * alike. `deadline` (Date.now() time) bounds the waiting, for a gather or result() timeout.
+   * Finished keys that a fetch found on no worker: their holder died after the task finished, and
+   * the scheduler is computing them again. Each one's state goes back to pending and the scheduler
+   * is asked to report on the key (at once if it is back in memory already), as the reference's
+   * gather "reschedules" missing keys. Returns the states to wait for, also those another fetch
+   * took back to pending already. Left out: released keys, keys still being scattered, states
+   * that failed meanwhile (lost, cancelled or erred: the caller rejects with their error), and
+   * states computed again MAX_GATHER_RESCHEDULES times without a fetch that found them.
+   */
+  #rescheduleLost(keys: Key[]): FutureState[] {
+    const states: FutureState[] = [];
+    for (const key of keys) {
+      const st = this.#states.get(key);
+      if (st === undefined || st.scattering !== undefined) continue;
+      if (st.status === 'finished') {
+        const rounds = (this.#refetches.get(st) ?? 0) + 1;
+        if (rounds > MAX_GATHER_RESCHEDULES) continue;
+        this.#refetches.set(st, rounds);
+        st.reset();
+        this.#recomputing.add(st);
+        this.#queueKeys('desire', key);
+      } else if (st.status !== 'pending') {
+        continue;
+      }
+      states.push(st);
+    }
+    if (states.length > 0) this.#flush();
+    return states;
+  }
+
+  /**
+   * For gather: the values of `keys`, finished keys that a fetch found on no worker, once the
+   * scheduler has computed them again (#rescheduleLost). `deadline` (Date.now() time) bounds the
+   * waiting, for the gather's timeout.
    */
   async #refetchLost(keys: Key[], direct: boolean, deadline?: { at: number; timeoutMs: number }): Promise<Map<Key, unknown>> {
     const out = new Map<Key, unknown>();
     let missing = keys;
-    for (let round = 0; missing.length > 0 && round < MAX_GATHER_RESCHEDULES && this.#status === 'running'; round++) {
-      const states: FutureState[] = [];
-      for (const key of missing) {
-        const st = this.#states.get(key);
-        // Released or still being scattered: nothing the scheduler will report for this client.
-        if (st === undefined || st.scattering !== undefined) continue;
-        if (st.status === 'finished') {
-          st.reset();
-          this.#recomputing.add(st);
-          this.#queueKeys('desire', key);
-        } else if (st.status !== 'pending') {
-          continue; // failed, cancelled or lost meanwhile: the caller rejects with its error
-        }
-        states.push(st);
-      }
+    while (missing.length > 0 && this.#status === 'running') {
+      const states = this.#rescheduleLost(missing);
       if (states.length === 0) break;
-      this.#flush();
       const waiting = this.#waitStates(states, false);
       if (deadline === undefined) await waiting;
       else {
@@ -905,6 +935,7 @@ export class Client implements FutureOwner, AsyncDisposable {
         else again.push(st.key);
       }
       if (again.length > 0) for (const [k, v] of await this.#gatherKeys(again, direct)) out.set(k, v);
+      for (const k of again) if (out.has(k)) this.#refetches.delete(this.#states.get(k)!);
       missing = again.filter((k) => !out.has(k));
     }
     return out;
@@ -1157,14 +1188,17 @@ export class Client implements FutureOwner, AsyncDisposable {
     const fs = isFuture(futures) ? [futures] : collectFutures(futures);
     if (fs.length === 0) return;
     this.#checkRunning();
+    // A Future of an earlier computation of its key (cancelled or lost, then submitted again) has
+    // nothing left to cancel: the key's current computation belongs to the newer Futures.
+    const live = fs.filter((f) => this.#states.get(f.key) === f._state);
     // The same key submitted from now on is a new computation (#reusable), sent after the cancel.
-    for (const f of fs) this.#cancelRequested.add(f._state);
+    for (const f of live) this.#cancelRequested.add(f._state);
     // Tasks not sent yet are cancelled here, with their queued dependents: the scheduler never
     // hears of them, and the cancel does not wait for what holds them back (a scatter, maybe
     // one that waits for workers).
-    const unsent = this.#cancelQueued(new Set(fs.map((f) => f.key)));
-    const keys = [...new Set(fs.map((f) => f.key))].filter((key) => !unsent.has(key));
-    const states = [...new Set(fs.map((f) => f._state))].filter((st) => !unsent.has(st.key));
+    const unsent = this.#cancelQueued(new Set(live.map((f) => f.key)));
+    const keys = [...new Set(live.map((f) => f.key))].filter((key) => !unsent.has(key));
+    const states = [...new Set(live.map((f) => f._state))].filter((st) => !unsent.has(st.key));
     if (keys.length === 0) return;
     // Marked before the rpc: the echo comes on the stream, which may deliver before the reply.
     const now = Date.now();
@@ -1227,35 +1261,41 @@ export class Client implements FutureOwner, AsyncDisposable {
     // Dependents, until nothing changes (a graph's tasks need not come in dependency order). A
     // queued copy of a task the scheduler already has (graphs resend their parts) is not dropped:
     // the scheduler cancels what depends on it.
-    for (let changed = true; changed; ) {
+    const withDependencies: TaskDefinition[] = [];
+    for (const batch of graphs) for (const t of batch.tasks) if (t.dependencies.length > 0) withDependencies.push(t);
+    for (let changed = withDependencies.length > 0; changed; ) {
       changed = false;
-      for (const batch of graphs) {
-        for (const t of batch.tasks) {
-          if (dropped.has(t.key) || (this.#states.has(t.key) && !unsent(t.key))) continue;
-          const because = t.dependencies.find((d) => dropped.has(d));
-          if (because === undefined) continue;
-          dropped.set(t.key, dropped.get(because)!);
-          changed = true;
-        }
+      for (const t of withDependencies) {
+        if (dropped.has(t.key)) continue;
+        const because = t.dependencies.find((d) => dropped.has(d));
+        if (because === undefined || (this.#states.has(t.key) && !unsent(t.key))) continue;
+        dropped.set(t.key, dropped.get(because)!);
+        changed = true;
       }
     }
     // Graph intermediates that only dropped tasks needed go too; what a Future of this client or
-    // a queued wanted key still needs stays, and so does what nothing needed before.
-    const byKey = new Map<Key, TaskDefinition>();
-    for (const batch of graphs) for (const t of batch.tasks) byKey.set(t.key, t);
-    const closure = (skip: ReadonlyMap<Key, Key>): Set<Key> => {
-      const seen = new Set<Key>();
-      const stack = [...graphs.flatMap((batch) => batch.keys), ...this.#states.keys()];
-      while (stack.length > 0) {
-        const k = stack.pop()!;
-        if (seen.has(k) || skip.has(k)) continue;
-        seen.add(k);
-        for (const d of byKey.get(k)?.dependencies ?? []) stack.push(d);
-      }
-      return seen;
-    };
-    const neededAfter = closure(dropped);
-    for (const k of closure(new Map())) if (byKey.has(k) && !neededAfter.has(k) && !dropped.has(k)) dropped.set(k, k);
+    // a queued wanted key still needs stays, and so does what nothing needed before. Only queued
+    // tasks can be such intermediates, so only they are walked (and not at all when no queued
+    // task has dependencies: a map's tasks).
+    if (withDependencies.length > 0) {
+      const byKey = new Map<Key, TaskDefinition>();
+      for (const batch of graphs) for (const t of batch.tasks) byKey.set(t.key, t);
+      const roots: Key[] = graphs.flatMap((batch) => batch.keys);
+      for (const k of byKey.keys()) if (this.#states.has(k)) roots.push(k);
+      const closure = (skip: ReadonlyMap<Key, Key>): Set<Key> => {
+        const seen = new Set<Key>();
+        const stack = [...roots];
+        while (stack.length > 0) {
+          const k = stack.pop()!;
+          if (seen.has(k) || skip.has(k)) continue;
+          seen.add(k);
+          for (const d of byKey.get(k)?.dependencies ?? []) stack.push(d);
+        }
+        return seen;
+      };
+      const neededAfter = closure(dropped);
+      for (const k of closure(new Map())) if (byKey.has(k) && !neededAfter.has(k) && !dropped.has(k)) dropped.set(k, k);
+    }
     for (const batch of graphs) {
       batch.tasks = batch.tasks.filter((t) => !dropped.has(t.key));
       batch.keys = batch.keys.filter((k) => !dropped.has(k));
