@@ -374,6 +374,22 @@ describe('Client with a fake scheduler', () => {
     });
   });
 
+  test('cancelling an old Future again leaves the new computation of its key alone, sent or not', async () => {
+    await withFake(async (client, fake) => {
+      fake.auto = false;
+      const a = client.submit(inc, 1);
+      await a.cancel(); // not sent yet: cancelled here
+      const b = client.submit(inc, 1); // the same pure key: a new computation, queued
+      await a.cancel();
+      expect(b.status).toBe('pending');
+      await tick(); // b is sent
+      await a.cancel();
+      expect(fake.calls.filter((c) => c.op === 'cancel')).toEqual([]);
+      fake.run();
+      expect(await b.result({ timeout: 5_000 })).toBe(2);
+    });
+  });
+
   test('a key cancelled before it was sent can be submitted again at once', async () => {
     await withFake(async (client, fake) => {
       fake.auto = false;
