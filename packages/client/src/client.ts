@@ -1677,9 +1677,9 @@ export class Client implements FutureOwner, AsyncDisposable {
 const EMPTY: ClientOptions = Object.freeze({});
 
 /**
- * How many times one gather waits for lost results to be computed again before it gives up on
- * them (each wait ends when the scheduler reports the key again; a task whose workers keep dying
- * fails with KilledWorker on the scheduler's side first).
+ * How many times in a row a result is waited for to be computed again, after fetches that found
+ * no worker holding it, before the fetch gives up with FutureLostError (a task whose workers keep
+ * dying fails with KilledWorker on the scheduler's side first).
  */
 const MAX_GATHER_RESCHEDULES = 5;
 
