@@ -229,7 +229,7 @@ export class Client implements FutureOwner, AsyncDisposable {
   #batchIds = 0;
   /**
    * States a fetch took back to pending because no worker held their result any more (see
-   * #refetchLost); releasing the last Future of one while it waits cancels it, since the scheduler
+   * #rescheduleLost); releasing the last Future of one while it waits cancels it, since the scheduler
    * will not report a key nobody wants.
    */
   readonly #recomputing = new WeakSet<FutureState>();
@@ -857,21 +857,28 @@ export class Client implements FutureOwner, AsyncDisposable {
         for (const w of ws) w.reject(this.#notFetchedError(key, states.get(key)));
         continue;
       }
-      void st
-        .wait()
-        .then(() => {
-          if (st.status !== 'finished') throw this.#notFetchedError(key, st);
-          return st.hasInline ? st.inline : this._fetchValue(key);
-        })
-        .then(
-          (v) => {
-            for (const w of ws) w.resolve(v);
-          },
-          (err: unknown) => {
-            for (const w of ws) w.reject(err);
-          },
-        );
+      this.#fetchWhenBack(st).then(
+        (v) => {
+          for (const w of ws) w.resolve(v);
+        },
+        (err: unknown) => {
+          for (const w of ws) w.reject(err);
+        },
+      );
     }
+  }
+
+  /**
+   * The value of a state's key once the scheduler has computed it again (#rescheduleLost):
+   * fetched through _fetchValue, so keys back in the same tick share one gather, and none waits
+   * for another. Waits on the state's one deferred, so a caller that stops waiting (a timeout)
+   * leaves nothing behind.
+   */
+  #fetchWhenBack(st: FutureState): Promise<unknown> {
+    return st.wait().then(() => {
+      if (st.status !== 'finished') throw this.#notFetchedError(st.key, st);
+      return st.hasInline ? st.inline : this._fetchValue(st.key);
+    });
   }
 
   /** Why a key's value could not be fetched: its state's error if it failed meanwhile (lost, cancelled, erred). */
@@ -908,37 +915,6 @@ export class Client implements FutureOwner, AsyncDisposable {
     }
     if (states.length > 0) this.#flush();
     return states;
-  }
-
-  /**
-   * For gather: the values of `keys`, finished keys that a fetch found on no worker, once the
-   * scheduler has computed them again (#rescheduleLost). `deadline` (Date.now() time) bounds the
-   * waiting, for the gather's timeout.
-   */
-  async #refetchLost(keys: Key[], direct: boolean, deadline?: { at: number; timeoutMs: number }): Promise<Map<Key, unknown>> {
-    const out = new Map<Key, unknown>();
-    let missing = keys;
-    while (missing.length > 0 && this.#status === 'running') {
-      const states = this.#rescheduleLost(missing);
-      if (states.length === 0) break;
-      const waiting = this.#waitStates(states, false);
-      if (deadline === undefined) await waiting;
-      else {
-        const left = deadline.at - Date.now();
-        if (left <= 0) throw new TimeoutError(`timed out after ${deadline.timeoutMs} ms waiting for a lost result to be computed again`);
-        await withTimeout(waiting, left, 'a lost result to be computed again', deadline.timeoutMs);
-      }
-      const again: Key[] = [];
-      for (const st of states) {
-        if (st.status !== 'finished') continue;
-        if (st.hasInline) out.set(st.key, st.inline);
-        else again.push(st.key);
-      }
-      if (again.length > 0) for (const [k, v] of await this.#gatherKeys(again, direct)) out.set(k, v);
-      for (const k of again) if (out.has(k)) this.#refetches.delete(this.#states.get(k)!);
-      missing = again.filter((k) => !out.has(k));
-    }
-    return out;
   }
 
   /** Values of keys from the workers holding them (flow 4), falling back to the scheduler's gather. */
@@ -1001,7 +977,7 @@ export class Client implements FutureOwner, AsyncDisposable {
     const states = [...new Set(fs.map((f) => f._state))];
     // One deadline for the whole call: waiting for the tasks, and fetching their values (which
     // may wait for lost ones to be computed again).
-    const deadline = options.timeout === undefined ? undefined : { at: Date.now() + options.timeout, timeoutMs: options.timeout };
+    const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout;
     await withTimeout(this.#waitStates(states, errors === 'raise'), options.timeout, 'gather');
     const fetching = (async () => {
       const need: Key[] = [];
@@ -1012,13 +988,14 @@ export class Client implements FutureOwner, AsyncDisposable {
         else if (st.value !== undefined) cached.set(st.key, await st.value);
         else need.push(st.key);
       }
-      const direct = options.direct ?? true;
-      const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, direct);
-      const lost = need.filter((k) => !data.has(k));
-      if (lost.length > 0) for (const [k, v] of await this.#refetchLost(lost, direct, deadline)) data.set(k, v);
-      return { cached, data };
+      const data = need.length === 0 ? new Map<Key, unknown>() : await this.#gatherKeys(need, options.direct ?? true);
+      // Lost results, once computed again, are fetched as result() fetches them (direct).
+      const failed = new Map<Key, unknown>();
+      const lost = this.#rescheduleLost(need.filter((k) => !data.has(k)));
+      await Promise.all(lost.map((st) => this.#fetchWhenBack(st).then((v) => data.set(st.key, v), (err: unknown) => failed.set(st.key, err))));
+      return { cached, data, failed };
     })();
-    const { cached, data } = deadline === undefined ? await fetching : await withTimeout(fetching, Math.max(0, deadline.at - Date.now()), 'gather', deadline.timeoutMs);
+    const { cached, data, failed } = deadline === undefined ? await fetching : await withTimeout(fetching, Math.max(0, deadline - Date.now()), 'gather', options.timeout);
     return substituteFutures(futures, (f) => {
       const st = f._state;
       if (st.status !== 'finished') {
@@ -1033,7 +1010,7 @@ export class Client implements FutureOwner, AsyncDisposable {
       }
       if (data.has(f.key)) return v;
       if (errors === 'skip') return SKIP;
-      throw this.#notFetchedError(f.key);
+      throw failed.get(f.key) ?? this.#notFetchedError(f.key);
     }) as Gathered<T>;
   }
 
