@@ -841,8 +841,7 @@ export class Scheduler {
   async gather(keys: Key[]): Promise<GatherReply> {
     const data: Record<Key, unknown> = {};
     // Held but impossible to send (GetDataReply.unsendable): not missing, not worth another holder.
-    const unsendable: Record<Key, WireError> = {};
-    let anyUnsendable = false;
+    let unsendable: Record<Key, WireError> | undefined;
     const tried = new Map<Key, Set<Address>>();
     let remaining = [...new Set(keys)];
     for (let round = 0; round < 3 && remaining.length > 0; round++) {
@@ -884,10 +883,8 @@ export class Scheduler {
             const cannot = reply?.status === 'OK' && isObj(reply.unsendable) ? reply.unsendable : undefined;
             for (const k of wkeys) {
               if (got !== undefined && k in got) data[k] = got[k];
-              else if (cannot !== undefined && k in cannot) {
-                unsendable[k] = cannot[k]!;
-                anyUnsendable = true;
-              } else {
+              else if (cannot !== undefined && k in cannot) (unsendable ??= {})[k] = cannot[k]!;
+              else {
                 next.push(k);
                 if (got !== undefined && !this.closing) {
                   // The worker answered but lacks the key: correct who_has.
@@ -903,7 +900,7 @@ export class Scheduler {
       );
       remaining = next;
     }
-    const extra = anyUnsendable ? { unsendable } : {};
+    const extra = unsendable !== undefined ? { unsendable } : {};
     if (remaining.length > 0) return { status: 'missing', keys: remaining, ...extra };
     return { status: 'OK', data, ...extra };
   }
